@@ -1,0 +1,1 @@
+"""The Tessera service: organiser API, guest pages and the check-in hub (Litestar)."""

@@ -1,0 +1,1 @@
+"""Bookings: created pending, confirmed (which issues tickets) or cancelled (which revokes them)."""

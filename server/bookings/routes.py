@@ -1,0 +1,135 @@
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from litestar import Controller, Request, Response, get, post
+from litestar.params import QueryParameter
+from litestar.params import FromPath, FromQuery, JSONBody
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.bookings import service
+from server.bookings.models import Booking
+from server.bookings.schemas import (
+    BookingCreate,
+    BookingItemOut,
+    BookingOut,
+    Buyer,
+    Holder,
+    TicketOut,
+)
+from server.http import Body, DbSession, organiser_guard, Limit, Offset, Page, created, page
+from server.tickets.models import Ticket
+from server.tickets.service import Issuer, TicketIssuer, tickets_of
+
+__all__ = ["BookingController", "booking_out", "ticket_out"]
+
+StatusFilter = Literal["pending", "confirmed", "cancelled"]
+
+
+class BookingController(Controller):
+    path = "/api/v1"
+    tags = ["bookings"]
+    guards = [organiser_guard]
+    security = [{"organiser": []}]
+
+    @post(
+        "/events/{event_id:str}/bookings",
+        dto=Body[BookingCreate],
+        return_dto=None,
+        summary="Create a booking (pending, or confirmed with `confirm: true`)",
+    )
+    async def create_booking(
+        self,
+        request: Request,
+        event_id: FromPath[str],
+        data: JSONBody[BookingCreate],
+        db_session: DbSession,
+        issuer: Issuer,
+    ) -> Response[BookingOut]:
+        booking = await service.create_booking(db_session, event_id, data, issuer)
+        body = await _out(db_session, booking, issuer)
+        return created(body, request, f"/api/v1/bookings/{booking.id}")
+
+    @get("/events/{event_id:str}/bookings", summary="List an event's bookings")
+    async def list_bookings(
+        self,
+        event_id: FromPath[str],
+        db_session: DbSession,
+        issuer: Issuer,
+        status: FromQuery[StatusFilter | None] = None,
+        q: Annotated[str | None, QueryParameter(max_length=200)] = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[BookingOut]:
+        bookings, total = await service.list_bookings(
+            db_session, event_id, status=status, q=q, limit=limit, offset=offset
+        )
+        tickets = await tickets_of(db_session, [b.id for b in bookings])
+        items = [booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer) for b in bookings]
+        return page(items, total, limit, offset)
+
+    @get("/bookings/{booking_id:str}", summary="Read a booking with its tickets")
+    async def get_booking(
+        self, booking_id: FromPath[str], db_session: DbSession, issuer: Issuer
+    ) -> BookingOut:
+        booking = await service.get_booking(db_session, booking_id)
+        return await _out(db_session, booking, issuer)
+
+    @post("/bookings/{booking_id:str}/confirm", status_code=200, summary="Confirm a booking")
+    async def confirm_booking(
+        self, booking_id: FromPath[str], db_session: DbSession, issuer: Issuer
+    ) -> BookingOut:
+        booking = await service.confirm_booking(db_session, booking_id, issuer)
+        return await _out(db_session, booking, issuer)
+
+    @post("/bookings/{booking_id:str}/cancel", status_code=200, summary="Cancel a booking")
+    async def cancel_booking(
+        self, booking_id: FromPath[str], db_session: DbSession, issuer: Issuer
+    ) -> BookingOut:
+        booking = await service.cancel_booking(db_session, booking_id)
+        return await _out(db_session, booking, issuer)
+
+
+async def _out(session: AsyncSession, booking: Booking, issuer: Issuer) -> BookingOut:
+    return booking_out(booking, await tickets_of(session, [booking.id]), issuer)
+
+
+def booking_out(booking: Booking, tickets: list[Ticket], issuer: Issuer) -> BookingOut:
+    return BookingOut(
+        id=booking.id,
+        event_id=booking.event_id,
+        reference=booking.reference,
+        status=booking.status,  # type: ignore[arg-type]
+        buyer=Buyer(
+            name=booking.buyer_name, email=booking.buyer_email, language=booking.buyer_language
+        ),  # type: ignore[arg-type]
+        items=[
+            BookingItemOut(
+                ticket_type_id=item.ticket_type_id,
+                quantity=item.quantity,
+                holders=[Holder(**h) for h in item.holders],
+            )
+            for item in booking.items
+        ],
+        external_ref=booking.external_ref,
+        tickets=[ticket_out(t, issuer) for t in tickets],
+        created_at=booking.created_at,
+        confirmed_at=booking.confirmed_at,
+        cancelled_at=booking.cancelled_at,
+    )
+
+
+def ticket_out(ticket: Ticket, issuer: Issuer) -> TicketOut:
+    return TicketOut(
+        id=ticket.id,
+        code=ticket.code,
+        status=ticket.status,  # type: ignore[arg-type]
+        blocked=ticket.blocked,
+        ticket_type_id=ticket.ticket_type_id,
+        holder_name=ticket.holder_name,
+        holder_email=ticket.holder_email,
+        seat=ticket.seat,
+        version=ticket.version,
+        token=ticket.token,
+        link=issuer.link_url(ticket.link),
+    )

@@ -1,0 +1,222 @@
+"""Bookings: create (pending), confirm (capacity + tickets, atomically), cancel (revokes tickets).
+
+Capacity counts confirmed tickets. Confirm raises each ticket type's `confirmed_count` with one
+conditional UPDATE (`... WHERE confirmed_count + n <= capacity`): on PostgreSQL concurrent confirms
+queue on the row and re-check the condition, on SQLite writers are serialised, so the last seats
+are never sold twice. A pending booking holds nothing.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import func, or_, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.ids import booking_reference, new_id
+from server.bookings.models import Booking, BookingItem, BookingStatus
+from server.bookings.schemas import BookingCreate
+from server.db import utcnow
+from server.errors import BodyInvalid, CapacityExceeded, Conflict, FieldError, InvalidState, NotFound
+from server.events.models import TicketType
+from server.events.service import get_event
+from server.tickets.service import TicketIssuer, issue_tickets, revoke_booking_tickets
+
+__all__ = [
+    "cancel_booking",
+    "confirm_booking",
+    "create_booking",
+    "get_booking",
+    "list_bookings",
+]
+
+
+async def create_booking(
+    session: AsyncSession, event_id: str, data: BookingCreate, issuer: TicketIssuer
+) -> Booking:
+    """A pending booking (confirmed at once with `confirm: true`).
+
+    Raises Conflict naming the existing booking when `external_ref` is already used in the event.
+    """
+    await get_event(session, event_id)
+    await _check_ticket_types(session, event_id, data)
+    if data.external_ref is not None:
+        await _refuse_taken_ref(session, event_id, data.external_ref)
+    booking = Booking(
+        id=new_id(),
+        event_id=event_id,
+        reference=await _free_reference(session),
+        status=BookingStatus.PENDING,
+        buyer_name=data.buyer.name,
+        buyer_email=data.buyer.email,
+        buyer_language=data.buyer.language,
+        external_ref=data.external_ref,
+        items=[
+            BookingItem(
+                id=new_id(),
+                position=position,
+                ticket_type_id=item.ticket_type_id,
+                quantity=item.quantity,
+                holders=[_holder_dict(h) for h in item.holders or []],
+            )
+            for position, item in enumerate(data.items)
+        ],
+    )
+    try:
+        async with session.begin_nested():
+            session.add(booking)
+    except IntegrityError:
+        # Lost a race for the same external_ref: report the winner.
+        await _refuse_taken_ref(session, event_id, data.external_ref or "")
+        raise
+    if data.confirm:
+        await confirm_booking(session, booking.id, issuer)
+    return booking
+
+
+async def confirm_booking(session: AsyncSession, booking_id: str, issuer: TicketIssuer) -> Booking:
+    """Confirm and issue tickets; confirming a confirmed booking changes nothing."""
+    won = await session.execute(
+        update(Booking)
+        .where(Booking.id == booking_id, Booking.status == BookingStatus.PENDING)
+        .values(status=BookingStatus.CONFIRMED, confirmed_at=utcnow())
+    )
+    booking = await get_booking(session, booking_id)
+    if won.rowcount == 0:
+        if booking.status == BookingStatus.CONFIRMED:
+            return booking
+        raise InvalidState(f"booking is {booking.status}", id=booking.id, status=booking.status)
+    await session.refresh(booking)
+    for item in booking.items:
+        await _take_capacity(session, item.ticket_type_id, item.quantity)
+    await issue_tickets(session, booking, booking.buyer_name, issuer)
+    return booking
+
+
+async def cancel_booking(session: AsyncSession, booking_id: str) -> Booking:
+    """Cancel; a confirmed booking gives its seats back and its tickets are revoked."""
+    booking = await get_booking(session, booking_id, for_update=True)
+    if booking.status == BookingStatus.CANCELLED:
+        return booking
+    was_confirmed = booking.status == BookingStatus.CONFIRMED
+    booking.status = BookingStatus.CANCELLED
+    booking.cancelled_at = utcnow()
+    await session.flush()
+    if was_confirmed:
+        for item in booking.items:
+            await session.execute(
+                update(TicketType)
+                .where(TicketType.id == item.ticket_type_id)
+                .values(confirmed_count=TicketType.confirmed_count - item.quantity)
+            )
+        await revoke_booking_tickets(session, booking)
+    return booking
+
+
+async def get_booking(
+    session: AsyncSession, booking_id: str, *, for_update: bool = False
+) -> Booking:
+    query = select(Booking).where(Booking.id == booking_id)
+    if for_update:
+        query = query.with_for_update()
+    booking = await session.scalar(query)
+    if booking is None:
+        raise NotFound("booking", booking_id)
+    return booking
+
+
+async def list_bookings(
+    session: AsyncSession,
+    event_id: str,
+    *,
+    status: str | None,
+    q: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Booking], int]:
+    await get_event(session, event_id)
+    where = [Booking.event_id == event_id]
+    if status is not None:
+        where.append(Booking.status == status)
+    if q:
+        pattern = f"%{_escape_like(q.strip().lower())}%"
+        where.append(
+            or_(
+                func.lower(Booking.reference).like(pattern, escape="\\"),
+                func.lower(Booking.buyer_name).like(pattern, escape="\\"),
+                func.lower(Booking.buyer_email).like(pattern, escape="\\"),
+                func.lower(Booking.external_ref).like(pattern, escape="\\"),
+            )
+        )
+    total = await session.scalar(select(func.count()).select_from(Booking).where(*where))
+    rows = await session.scalars(
+        select(Booking).where(*where).order_by(Booking.created_at, Booking.id).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def _take_capacity(session: AsyncSession, ticket_type_id: str, quantity: int) -> None:
+    taken = await session.execute(
+        update(TicketType)
+        .where(
+            TicketType.id == ticket_type_id,
+            or_(
+                TicketType.capacity.is_(None),
+                TicketType.confirmed_count + quantity <= TicketType.capacity,
+            ),
+        )
+        .values(confirmed_count=TicketType.confirmed_count + quantity)
+    )
+    if taken.rowcount == 0:
+        ticket_type = await session.get(TicketType, ticket_type_id)
+        remaining = None
+        if ticket_type is not None and ticket_type.capacity is not None:
+            remaining = max(ticket_type.capacity - ticket_type.confirmed_count, 0)
+        raise CapacityExceeded(
+            f"not enough places left in ticket type {ticket_type_id}: "
+            f"{quantity} asked, {remaining} remaining",
+            ticket_type_id=ticket_type_id,
+            remaining=remaining,
+        )
+
+
+async def _check_ticket_types(session: AsyncSession, event_id: str, data: BookingCreate) -> None:
+    wanted = {item.ticket_type_id for item in data.items}
+    known = set(
+        await session.scalars(
+            select(TicketType.id).where(TicketType.event_id == event_id, TicketType.id.in_(wanted))
+        )
+    )
+    errors = [
+        FieldError(f"items[{i}].ticket_type_id", "no such ticket type in this event")
+        for i, item in enumerate(data.items)
+        if item.ticket_type_id not in known
+    ]
+    if errors:
+        raise BodyInvalid(errors)
+
+
+async def _refuse_taken_ref(session: AsyncSession, event_id: str, external_ref: str) -> None:
+    existing = await session.scalar(
+        select(Booking.id).where(Booking.event_id == event_id, Booking.external_ref == external_ref)
+    )
+    if existing is not None:
+        raise Conflict(
+            f"external_ref {external_ref!r} is already used by booking {existing}",
+            id=existing,
+            resource="booking",
+        )
+
+
+async def _free_reference(session: AsyncSession) -> str:
+    while True:
+        reference = booking_reference()
+        if await session.scalar(select(Booking.id).where(Booking.reference == reference)) is None:
+            return reference
+
+
+def _holder_dict(holder: object) -> dict[str, str]:
+    return {k: v for k in ("name", "email", "seat") if (v := getattr(holder, k)) is not None}
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")

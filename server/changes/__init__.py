@@ -1,0 +1,1 @@
+"""The per-event change log that scanners follow (ARCHITECTURE §5)."""

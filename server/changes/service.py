@@ -1,0 +1,73 @@
+"""Append to the change log inside the caller's transaction.
+
+Invariant: for each event, `seq` runs 1, 2, 3, ... without gaps, and a change with a higher `seq`
+never becomes visible before a lower one. Both follow from taking the next `seq` by incrementing
+`event.change_seq` in the same transaction: the UPDATE row-locks the event (PostgreSQL) or holds the
+write lock (SQLite) until commit, so writers of one event commit in `seq` order and a rolled-back
+transaction gives its number back.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.changes.models import Change
+from server.events.models import Event
+
+__all__ = ["ChangeKind", "append_changes", "changes_since", "head"]
+
+
+class ChangeKind:
+    TICKET_ISSUED = "ticket.issued"
+    TICKET_UPDATED = "ticket.updated"
+    TICKET_REISSUED = "ticket.reissued"
+    TICKET_REVOKED = "ticket.revoked"
+    TICKET_BLOCKED = "ticket.blocked"
+    TICKET_UNBLOCKED = "ticket.unblocked"
+    TICKET_TYPE_UPDATED = "ticket_type.updated"
+    KEYS_CHANGED = "keys.changed"
+
+
+async def append_changes(
+    session: AsyncSession, event_id: str, changes: list[tuple[str, dict[str, Any]]]
+) -> int:
+    """Append `(kind, payload)` changes in order; returns the new head `seq`."""
+    if not changes:
+        return await head(session, event_id)
+    new_head = (
+        await session.execute(
+            update(Event)
+            .where(Event.id == event_id)
+            .values(change_seq=Event.change_seq + len(changes))
+            .returning(Event.change_seq)
+        )
+    ).scalar_one()
+    first = new_head - len(changes) + 1
+    await session.execute(
+        insert(Change),
+        [
+            {"event_id": event_id, "seq": first + i, "kind": kind, "payload": payload}
+            for i, (kind, payload) in enumerate(changes)
+        ],
+    )
+    return int(new_head)
+
+
+async def head(session: AsyncSession, event_id: str) -> int:
+    value = await session.scalar(select(Event.change_seq).where(Event.id == event_id))
+    return int(value or 0)
+
+
+async def changes_since(
+    session: AsyncSession, event_id: str, since: int, limit: int
+) -> list[Change]:
+    rows = await session.scalars(
+        select(Change)
+        .where(Change.event_id == event_id, Change.seq > since)
+        .order_by(Change.seq)
+        .limit(limit)
+    )
+    return list(rows)

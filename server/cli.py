@@ -1,0 +1,192 @@
+"""`tessera`: serve, migrate, demo data, organiser tokens and signing keys."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from server.config import Settings, SettingsError
+
+__all__ = ["main"]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "run"):
+        parser.print_help()
+        return 2
+    try:
+        settings = Settings.from_env()
+    except SettingsError as exc:
+        print(f"tessera: {exc}", file=sys.stderr)
+        return 2
+    return int(args.run(settings, args) or 0)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tessera", description=__doc__)
+    sub = parser.add_subparsers(title="commands")
+
+    serve = sub.add_parser("serve", help="run the HTTP and websocket service with uvicorn")
+    serve.add_argument("--host", help="listen address (default TESSERA_HOST)")
+    serve.add_argument("--port", type=int, help="listen port (default TESSERA_PORT)")
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.set_defaults(run=_serve)
+
+    migrate = sub.add_parser("migrate", help="apply database migrations")
+    migrate.set_defaults(run=_async(_migrate))
+
+    demo = sub.add_parser("demo", help="create the demo event and bookings (idempotent)")
+    demo.set_defaults(run=_async(_demo))
+
+    token = sub.add_parser("token", help="organiser API tokens").add_subparsers(title="token")
+    create = token.add_parser("create", help="create a token; prints the secret alone on stdout")
+    create.add_argument("--name", required=True)
+    create.add_argument("--read-only", action="store_true", help="refused any change (403)")
+    create.set_defaults(run=_async(_token_create))
+    token.add_parser("list", help="list tokens (never their secrets)").set_defaults(
+        run=_async(_token_list)
+    )
+    revoke = token.add_parser("revoke", help="revoke a token by id, or all tokens of a name")
+    revoke.add_argument("token")
+    revoke.set_defaults(run=_async(_token_revoke))
+
+    keys = sub.add_parser("keys", help="ticket signing keys").add_subparsers(title="keys")
+    keys.add_parser("list", help="list keys and their state").set_defaults(run=_async(_keys_list))
+    keys.add_parser("rotate", help="generate a key that signs from now on").set_defaults(
+        run=_async(_keys_rotate)
+    )
+    retire = keys.add_parser("retire", help="stop accepting tickets signed by KID")
+    retire.add_argument("kid")
+    retire.set_defaults(run=_async(_keys_retire))
+    return parser
+
+
+def _async(
+    command: Callable[[Any, Settings, argparse.Namespace], Awaitable[int | None]],
+) -> Callable[[Settings, argparse.Namespace], int]:
+    def run(settings: Settings, args: argparse.Namespace) -> int:
+        async def wrapper() -> int | None:
+            from server.db import Database
+
+            database = Database(settings.database_url)
+            try:
+                return await command(database, settings, args)
+            finally:
+                await database.dispose()
+
+        try:
+            return int(asyncio.run(wrapper()) or 0)
+        except Exception as exc:
+            from server.errors import DomainError
+
+            if isinstance(exc, DomainError):
+                print(f"tessera: {exc.detail}", file=sys.stderr)
+                return 1
+            raise
+
+    return run
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from server.logs import configure_logging
+
+    settings = settings.replace(
+        host=args.host or settings.host, port=args.port or settings.port
+    )
+    configure_logging()
+    uvicorn.run(
+        "server.app:app_from_env",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        workers=args.workers,
+        access_log=False,
+        log_config=None,
+        ws_per_message_deflate=False,
+        lifespan="on",
+        env_file=None,
+    )
+    return 0
+
+
+async def _migrate(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.db.migrate import migrate
+
+    await migrate(database)
+    print(f"migrated {settings.database_url}", file=sys.stderr)
+
+
+async def _demo(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.demo import seed_demo
+
+    await seed_demo(database, settings)
+
+
+async def _token_create(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.auth.service import create_token
+
+    async with database.transaction() as session:
+        _, secret = await create_token(session, args.name, read_only=args.read_only)
+    print(secret)
+
+
+async def _token_list(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.auth.service import list_tokens
+
+    async with database.transaction(read_only=True) as session:
+        tokens = await list_tokens(session)
+    print(f"{'id':<17} {'name':<24} {'access':<10} {'created':<20} revoked")
+    for t in tokens:
+        print(
+            f"{t.id:<17} {t.name[:24]:<24} {'read-only' if t.read_only else 'full':<10} "
+            f"{t.created_at:%Y-%m-%d %H:%M:%S}  {t.revoked_at or '-'}"
+        )
+
+
+async def _token_revoke(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.auth.service import revoke_token
+
+    async with database.transaction() as session:
+        count = await revoke_token(session, args.token)
+    print(f"revoked {count} token(s)", file=sys.stderr)
+
+
+async def _keys_list(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.keys.service import Keystore, list_keys
+
+    keystore = Keystore(settings.keys_path)
+    async with database.transaction(read_only=True) as session:
+        keys = await list_keys(session)
+    signing = next(
+        (k.kid for k in reversed(keys) if k.retired_at is None and keystore.read(k.kid)), None
+    )
+    print(f"{'kid':<10} {'state':<10} {'created':<20} private key here")
+    for k in keys:
+        state = "retired" if k.retired_at else ("signing" if k.kid == signing else "verifying")
+        has_private = "yes" if keystore.path(k.kid).exists() else "no"
+        print(f"{k.kid:<10} {state:<10} {k.created_at:%Y-%m-%d %H:%M:%S}  {has_private}")
+
+
+async def _keys_rotate(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.keys.service import Keystore, rotate_key
+
+    async with database.transaction() as session:
+        key = await rotate_key(session, Keystore(settings.keys_path))
+    print(key.kid)
+
+
+async def _keys_retire(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.keys.service import Keystore, retire_key
+
+    async with database.transaction() as session:
+        key = await retire_key(session, Keystore(settings.keys_path), args.kid)
+    print(f"retired {key.kid}", file=sys.stderr)
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,109 @@
+"""Settings: every `TESSERA_*` environment variable is read here and nowhere else (ARCHITECTURE §11).
+
+A bad value stops the start with one line naming the variable; `create_app(settings)` receives the
+result, and tests build their own.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Annotated
+from urllib.parse import urlsplit
+
+import msgspec
+
+__all__ = ["ENV_PREFIX", "SettingsError", "Settings", "async_database_url"]
+
+ENV_PREFIX = "TESSERA_"
+
+Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
+
+
+class SettingsError(ValueError):
+    """A setting that cannot start the service; `str()` is the one line shown to the operator."""
+
+
+class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    database_url: str = "sqlite+aiosqlite:///var/tessera.db"
+    host: str = "127.0.0.1"
+    port: Port = 8000
+    base_url: str | None = None  # public base of guest links; defaults to http://HOST:PORT
+    keys_dir: str = "keys"
+    redis_url: str | None = None
+    smtp_url: str | None = None
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
+    max_import_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 20 * 1024 * 1024
+    access_log: bool = True
+
+    def __post_init__(self) -> None:
+        _check_database_url(self.database_url)
+        if self.base_url is not None:
+            _check_http_url("base_url", self.base_url)
+        for name in ("redis_url", "smtp_url"):
+            value = getattr(self, name)
+            if value is not None and not urlsplit(value).scheme:
+                raise ValueError(f"{name}: not a URL: {value!r}")
+
+    @property
+    def public_base_url(self) -> str:
+        """The base of every absolute link Tessera hands out, without a trailing slash."""
+        return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.keys_dir)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Settings from `TESSERA_*` variables; raises SettingsError naming the first bad one."""
+        env = os.environ if env is None else env
+        raw = {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+        known = set(cls.__struct_fields__)
+        for key in raw:
+            if key not in known:
+                raise SettingsError(f"{ENV_PREFIX}{key.upper()}: unknown setting")
+        try:
+            return msgspec.convert(raw, cls, strict=False)
+        except msgspec.ValidationError as exc:
+            raise SettingsError(_one_line(exc)) from None
+
+    def replace(self, **changes: object) -> Settings:
+        return msgspec.structs.replace(self, **changes)
+
+
+def _one_line(exc: msgspec.ValidationError) -> str:
+    """Name the variable in msgspec's message: "Expected `int`, got `str` - at `$.port`"."""
+    text = str(exc)
+    if " - at `$." in text:
+        message, _, where = text.rpartition(" - at `$.")
+        name = where.rstrip("`").split(".")[0].split("[")[0]
+        return f"{ENV_PREFIX}{name.upper()}: {message}"
+    # __post_init__ failures read "name: message"
+    name, sep, message = text.partition(": ")
+    if sep and name in Settings.__struct_fields__:
+        return f"{ENV_PREFIX}{name.upper()}: {message}"
+    return f"{ENV_PREFIX}*: {text}"
+
+
+def _check_database_url(url: str) -> None:
+    scheme = urlsplit(url).scheme
+    if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
+        raise ValueError(f"database_url: expected a sqlite:/// or postgresql:// URL, got {url!r}")
+
+
+def _check_http_url(name: str, url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError(f"{name}: expected an http(s) URL, got {url!r}")
+
+
+def async_database_url(url: str) -> str:
+    """The SQLAlchemy URL with its async driver: plain `sqlite://` and `postgresql://` are accepted."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in ("sqlite", "sqlite+pysqlite"):
+        return f"sqlite+aiosqlite{sep}{rest}"
+    if scheme in ("postgresql", "postgres", "postgresql+psycopg", "postgresql+psycopg2"):
+        return f"postgresql+asyncpg{sep}{rest}"
+    return url

@@ -1,0 +1,20 @@
+"""Imports every domain's models so that `Base.metadata` is complete (Alembic, tests)."""
+
+from server.auth.models import ApiToken
+from server.bookings.models import Booking, BookingItem
+from server.changes.models import Change
+from server.events.models import Event, TicketType
+from server.keys.models import SigningKey
+from server.tickets.models import Ticket, TicketLink
+
+__all__ = [
+    "ApiToken",
+    "Booking",
+    "BookingItem",
+    "Change",
+    "Event",
+    "SigningKey",
+    "Ticket",
+    "TicketLink",
+    "TicketType",
+]

@@ -1,0 +1,111 @@
+"""`tessera demo`: an idempotent demo event with confirmed bookings, and a demo organiser token."""
+
+from __future__ import annotations
+
+import os
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from sqlalchemy import select
+
+from server.auth.service import create_token, find_active_token
+from server.bookings.models import Booking
+from server.bookings.routes import booking_out
+from server.bookings.schemas import BookingCreate, BookingItemIn, Buyer, Holder
+from server.bookings.service import create_booking
+from server.config import Settings
+from server.db import Database
+from server.events.models import Event, TicketType
+from server.events.schemas import EventCreate, TicketTypeCreate
+from server.events.service import create_event, create_ticket_type
+from server.keys.service import KeyRing, Keystore, ensure_signing_key
+from server.tickets.service import TicketIssuer, tickets_of
+
+__all__ = ["DEMO_SLUG", "seed_demo"]
+
+DEMO_SLUG = "tessera-demo-night"
+DEMO_TOKEN_FILE = Path("var/demo-token")
+DEMO_BOOKINGS = [
+    ("demo-1", Buyer(name="Camille Martin", email="camille@example.org", language="fr"), 2),
+    ("demo-2", Buyer(name="Jonas Weber", email="jonas@example.org", language="de"), 1),
+    ("demo-3", Buyer(name="Ada Lovelace", email="ada@example.org", language="en"), 3),
+]
+
+
+async def seed_demo(database: Database, settings: Settings) -> None:
+    """Create what is missing of the demo, then print its token, docs URL and bookings."""
+    keyring = KeyRing(Keystore(settings.keys_path))
+    async with database.transaction() as session:
+        await ensure_signing_key(session, keyring.keystore)
+        event = await session.scalar(select(Event).where(Event.slug == DEMO_SLUG))
+        if event is None:
+            event = await create_event(session, _demo_event())
+            event.slug = DEMO_SLUG
+        ticket_type = await session.scalar(
+            select(TicketType).where(TicketType.event_id == event.id).limit(1)
+        )
+        if ticket_type is None:
+            ticket_type = await create_ticket_type(
+                session, event.id, TicketTypeCreate(name="Standard", capacity=500)
+            )
+        issuer = TicketIssuer(await keyring.keys(session), settings.public_base_url)
+        for ref, buyer, quantity in DEMO_BOOKINGS:
+            exists = await session.scalar(
+                select(Booking.id).where(Booking.event_id == event.id, Booking.external_ref == ref)
+            )
+            if exists is None:
+                holders = [Holder(seat=f"A{n + 1}") for n in range(quantity)]
+                item = BookingItemIn(ticket_type.id, quantity, holders)
+                data = BookingCreate(buyer=buyer, items=[item], external_ref=ref, confirm=True)
+                await create_booking(session, event.id, data, issuer)
+        token = await _demo_token(session)
+        bookings = list(
+            await session.scalars(
+                select(Booking).where(Booking.event_id == event.id).order_by(Booking.created_at)
+            )
+        )
+        tickets = await tickets_of(session, [b.id for b in bookings])
+        _print_demo(settings, event, token, [booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer) for b in bookings])
+
+
+def _demo_event() -> EventCreate:
+    start = (datetime.now(UTC) + timedelta(days=30)).replace(hour=18, minute=0, second=0, microsecond=0)
+    return EventCreate(
+        name="Tessera Demo Night",
+        starts_at=start,
+        ends_at=start + timedelta(hours=5),
+        timezone="Europe/Paris",
+        venue="Salle Pleyel, 252 rue du Faubourg Saint-Honoré, Paris",
+        languages=["fr", "en", "de"],
+    )
+
+
+async def _demo_token(session: object) -> str:
+    """The demo organiser token, kept in var/demo-token (0600) so a second run reuses it."""
+    if DEMO_TOKEN_FILE.exists():
+        secret = DEMO_TOKEN_FILE.read_text().strip()
+        if await find_active_token(session, secret) is not None:  # type: ignore[arg-type]
+            return secret
+    _, secret = await create_token(session, "demo")  # type: ignore[arg-type]
+    DEMO_TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
+    descriptor = os.open(DEMO_TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(descriptor, "w") as handle:
+        handle.write(secret + "\n")
+    return secret
+
+
+def _print_demo(settings: Settings, event: Event, token: str, bookings: list) -> None:
+    base = settings.public_base_url
+    out = sys.stdout
+    print("", file=out)
+    print("Tessera demo", file=out)
+    print(f"  API docs        {base}/schema", file=out)
+    print(f"  organiser token {token}", file=out)
+    print(f"  demo event      {event.name} ({event.id})", file=out)
+    print(f"  try             curl -H 'Authorization: Bearer {token}' {base}/api/v1/events", file=out)
+    for booking in bookings:
+        print(f"  booking {booking.reference} {booking.buyer.name} ({booking.status})", file=out)
+        for ticket in booking.tickets:
+            print(f"    ticket {ticket.code}  {ticket.link}", file=out)
+    print("", file=out)

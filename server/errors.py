@@ -1,0 +1,94 @@
+"""Domain errors: services raise these with a stable code; `app.py` maps them to HTTP in one table.
+
+No HTTP status lives here: a service says what went wrong, the edge decides how to say it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "BodyInvalid",
+    "CapacityExceeded",
+    "Conflict",
+    "DomainError",
+    "FieldError",
+    "Forbidden",
+    "InvalidState",
+    "MalformedBody",
+    "NotFound",
+    "Unauthenticated",
+    "UnsupportedMediaType",
+]
+
+
+class DomainError(Exception):
+    code = "error"
+    title = "Error"
+
+    def __init__(self, detail: str, **extra: Any) -> None:
+        super().__init__(detail)
+        self.detail = detail
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    title = "Not found"
+
+    def __init__(self, resource: str, resource_id: str) -> None:
+        super().__init__(f"no {resource} with id {resource_id!r}", resource=resource, id=resource_id)
+
+
+class Conflict(DomainError):
+    """The request clashes with an existing resource, named in `extra` (e.g. its `id`)."""
+
+    code = "conflict"
+    title = "Conflict"
+
+
+class CapacityExceeded(Conflict):
+    code = "capacity_exceeded"
+    title = "Capacity exceeded"
+
+
+class InvalidState(Conflict):
+    code = "invalid_state"
+    title = "Not allowed in the current state"
+
+
+class Unauthenticated(DomainError):
+    code = "unauthenticated"
+    title = "Authentication required"
+
+
+class Forbidden(DomainError):
+    code = "forbidden"
+    title = "Forbidden"
+
+
+class MalformedBody(DomainError):
+    code = "malformed_body"
+    title = "Malformed request body"
+
+
+class UnsupportedMediaType(DomainError):
+    code = "unsupported_media_type"
+    title = "Unsupported media type"
+
+
+class FieldError(dict[str, str]):
+    """One entry of a 422's `errors`: `{"field": "items[0].quantity", "message": "..."}`."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(field=field, message=message)
+
+
+class BodyInvalid(DomainError):
+    code = "validation_failed"
+    title = "Validation failed"
+
+    def __init__(self, errors: list[FieldError]) -> None:
+        fields = ", ".join(e["field"] for e in errors)
+        super().__init__(f"{len(errors)} invalid field(s): {fields}")
+        self.errors = errors

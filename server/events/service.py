@@ -1,0 +1,159 @@
+"""Events and ticket types: create, read, list, change."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+import msgspec
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.ids import EVENT_ID_LENGTH, new_id
+from server.errors import BodyInvalid, FieldError, NotFound
+from server.events.models import Event, TicketType
+from server.events.schemas import (
+    EventCreate,
+    EventOut,
+    EventPatch,
+    TicketTypeCreate,
+    TicketTypeOut,
+)
+
+__all__ = [
+    "create_event",
+    "create_ticket_type",
+    "event_out",
+    "get_event",
+    "list_events",
+    "list_ticket_types",
+    "ticket_type_out",
+    "update_event",
+]
+
+
+async def create_event(session: AsyncSession, data: EventCreate) -> Event:
+    event_id = new_id(EVENT_ID_LENGTH)
+    event = Event(
+        id=event_id,
+        slug=await _free_slug(session, _slugify(data.name), event_id),
+        name=data.name,
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        timezone=data.timezone,
+        venue=data.venue,
+        languages=list(data.languages),
+        branding={},
+        change_seq=0,
+    )
+    session.add(event)
+    await session.flush()
+    return event
+
+
+async def get_event(session: AsyncSession, event_id: str, *, for_update: bool = False) -> Event:
+    query = select(Event).where(Event.id == event_id)
+    if for_update:
+        query = query.with_for_update()
+    event = await session.scalar(query)
+    if event is None:
+        raise NotFound("event", event_id)
+    return event
+
+
+async def list_events(session: AsyncSession, limit: int, offset: int) -> tuple[list[Event], int]:
+    total = await session.scalar(select(func.count()).select_from(Event))
+    rows = await session.scalars(
+        select(Event).order_by(Event.starts_at, Event.id).limit(limit).offset(offset)
+    )
+    return list(rows), int(total or 0)
+
+
+async def update_event(session: AsyncSession, event_id: str, patch: EventPatch) -> Event:
+    event = await get_event(session, event_id, for_update=True)
+    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+    starts_at = changes.get("starts_at", event.starts_at)
+    ends_at = changes.get("ends_at", event.ends_at)
+    if ends_at is not None and ends_at <= starts_at:
+        raise BodyInvalid([FieldError("ends_at", "ends_at must be after starts_at")])
+    for name, value in changes.items():
+        setattr(event, name, list(value) if name == "languages" else value)
+    await session.flush()
+    return event
+
+
+async def create_ticket_type(
+    session: AsyncSession, event_id: str, data: TicketTypeCreate
+) -> TicketType:
+    await get_event(session, event_id)
+    ticket_type = TicketType(
+        id=new_id(),
+        event_id=event_id,
+        name=data.name,
+        persons=data.persons,
+        capacity=data.capacity,
+        confirmed_count=0,
+        valid_from=data.valid_from,
+        valid_until=data.valid_until,
+    )
+    session.add(ticket_type)
+    await session.flush()
+    return ticket_type
+
+
+async def list_ticket_types(session: AsyncSession, event_id: str) -> list[TicketType]:
+    await get_event(session, event_id)
+    rows = await session.scalars(
+        select(TicketType)
+        .where(TicketType.event_id == event_id)
+        .order_by(TicketType.created_at, TicketType.id)
+    )
+    return list(rows)
+
+
+def in_zone(moment: datetime | None, zone: str) -> datetime | None:
+    """`moment` shown in the event's zone: the offset tells the wall-clock time at the venue."""
+    return None if moment is None else moment.astimezone(ZoneInfo(zone))
+
+
+def event_out(event: Event) -> EventOut:
+    return EventOut(
+        id=event.id,
+        slug=event.slug,
+        name=event.name,
+        starts_at=in_zone(event.starts_at, event.timezone),  # type: ignore[arg-type]
+        ends_at=in_zone(event.ends_at, event.timezone),
+        timezone=event.timezone,
+        venue=event.venue,
+        languages=list(event.languages),
+        created_at=event.created_at,
+        updated_at=event.updated_at,
+    )
+
+
+def ticket_type_out(ticket_type: TicketType) -> TicketTypeOut:
+    capacity = ticket_type.capacity
+    return TicketTypeOut(
+        id=ticket_type.id,
+        event_id=ticket_type.event_id,
+        name=ticket_type.name,
+        persons=ticket_type.persons,
+        capacity=capacity,
+        confirmed=ticket_type.confirmed_count,
+        remaining=None if capacity is None else max(capacity - ticket_type.confirmed_count, 0),
+        valid_from=ticket_type.valid_from,
+        valid_until=ticket_type.valid_until,
+    )
+
+
+def _slugify(name: str) -> str:
+    ascii_name = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode()
+    slug = re.sub(r"[^a-z0-9]+", "-", ascii_name.lower()).strip("-")[:60].strip("-")
+    return slug or "event"
+
+
+async def _free_slug(session: AsyncSession, base: str, event_id: str) -> str:
+    taken = await session.scalar(select(func.count()).where(Event.slug == base))
+    return base if not taken else f"{base}-{event_id.lower()[:6]}"

@@ -1,0 +1,1 @@
+"""E-tickets: issued on confirm, signed, changed without reissue, reissued, blocked, revoked."""

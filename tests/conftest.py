@@ -1,0 +1,166 @@
+"""Fixtures shared by every test: real SQLite and PostgreSQL databases, the app, an organiser.
+
+Every database test runs twice, on SQLite and on PostgreSQL (parametrised `backend`). Each test
+session migrates a SQLite template file once and creates its own PostgreSQL database
+(`tessera_t_<random>`) that it drops at the end; each test then gets a copy of the template, or the
+PostgreSQL database emptied, so tests never see each other's rows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import shutil
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from server.app import create_app
+from server.auth.service import create_token
+from server.config import Settings
+from server.db import Database
+from server.db.migrate import migrate
+
+BACKENDS = ["sqlite", "postgresql"]
+POSTGRES_ADMIN_URL = os.environ.get("TESSERA_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
+
+
+def _pg_url(database: str) -> str:
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+async def _create_pg_database() -> str:
+    name = f"tessera_t_{secrets.token_hex(6)}"
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await admin.close()
+    database = Database(_pg_url(name))
+    await migrate(database)
+    await database.dispose()
+    return name
+
+
+async def _drop_pg_database(name: str) -> None:
+    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    finally:
+        await admin.close()
+
+
+async def _empty_pg_database(name: str) -> None:
+    connection = await asyncpg.connect(_pg_url(name))
+    try:
+        tables = await connection.fetch(
+            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+            "AND tablename <> 'alembic_version'"
+        )
+        if tables:
+            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
+            await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+    finally:
+        await connection.close()
+
+
+@pytest.fixture(scope="session")
+def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("template") / "tessera.db"
+
+    async def build() -> None:
+        database = Database(f"sqlite:///{path}")
+        await migrate(database)
+        await database.dispose()
+
+    asyncio.run(build())
+    return path
+
+
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    name = asyncio.run(_create_pg_database())
+    yield name
+    asyncio.run(_drop_pg_database(name))
+
+
+@pytest.fixture(params=BACKENDS)
+def backend(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
+
+
+@pytest.fixture
+def database_url(backend: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    if backend == "sqlite":
+        target = tmp_path / "tessera.db"
+        shutil.copyfile(request.getfixturevalue("sqlite_template"), target)
+        return f"sqlite:///{target}"
+    name = request.getfixturevalue("pg_database")
+    asyncio.run(_empty_pg_database(name))
+    return _pg_url(name)
+
+
+@pytest.fixture
+def settings(database_url: str, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=database_url,
+        keys_dir=str(tmp_path / "keys"),
+        base_url="https://tickets.test",
+        access_log=False,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app, base_url="https://tickets.test") as test_client:
+        yield test_client
+
+
+async def _create_token(settings: Settings, *, read_only: bool = False) -> str:
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction() as session:
+            _, secret = await create_token(session, "tests", read_only=read_only)
+    finally:
+        await database.dispose()
+    return secret
+
+
+@pytest.fixture
+async def organiser_token(settings: Settings) -> str:
+    return await _create_token(settings)
+
+
+@pytest.fixture
+async def read_only_token(settings: Settings) -> str:
+    return await _create_token(settings, read_only=True)
+
+
+@pytest.fixture
+async def api(
+    client: AsyncTestClient[Litestar], organiser_token: str
+) -> AsyncTestClient[Litestar]:
+    """The test client carrying a full-access organiser token."""
+    client.headers["Authorization"] = f"Bearer {organiser_token}"
+    return client
+
+
+def problem_of(response: Any) -> dict[str, Any]:
+    """The problem+json body of an error answer, checked to be one."""
+    assert response.headers["content-type"].startswith("application/problem+json"), response.text
+    body = response.json()
+    assert body["status"] == response.status_code
+    assert {"type", "title", "status", "detail"} <= set(body)
+    return dict(body)
