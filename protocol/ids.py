@@ -42,7 +42,7 @@ def booking_reference() -> str:
 
 
 def normalize_code(typed: str) -> str:
-    """Canonical form of a code typed or read by a scanner: upper case, no blanks, misreadings mapped.
+    """Canonical form of a typed or scanned code: upper case, no blanks, misreadings mapped.
 
     ``k7qh m2px``, ``K7QH-M2PX`` and ``K7QHM2PX`` all become ``K7QH-M2PX``.
     """

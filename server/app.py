@@ -101,5 +101,3 @@ def app_from_env() -> Litestar:
     """The uvicorn factory used by `tessera serve`: settings from the environment."""
     configure_logging()
     return create_app(Settings.from_env())
-
-

@@ -97,9 +97,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
     from server.logs import configure_logging
 
-    settings = settings.replace(
-        host=args.host or settings.host, port=args.port or settings.port
-    )
+    settings = settings.replace(host=args.host or settings.host, port=args.port or settings.port)
     configure_logging()
     uvicorn.run(
         "server.app:app_from_env",
@@ -188,5 +186,7 @@ async def _keys_retire(database: Any, settings: Settings, args: argparse.Namespa
     async with database.transaction() as session:
         key = await retire_key(session, Keystore(settings.keys_path), args.kid)
     print(f"retired {key.kid}", file=sys.stderr)
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

@@ -1,4 +1,4 @@
-"""Settings: every `TESSERA_*` environment variable is read here and nowhere else (ARCHITECTURE §11).
+"""Settings: every `TESSERA_*` variable is read here and nowhere else (ARCHITECTURE §11).
 
 A bad value stops the start with one line naming the variable; `create_app(settings)` receives the
 result, and tests build their own.
@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-__all__ = ["ENV_PREFIX", "SettingsError", "Settings", "async_database_url"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "async_database_url"]
 
 ENV_PREFIX = "TESSERA_"
 
@@ -100,7 +100,7 @@ def _check_http_url(name: str, url: str) -> None:
 
 
 def async_database_url(url: str) -> str:
-    """The SQLAlchemy URL with its async driver: plain `sqlite://` and `postgresql://` are accepted."""
+    """The SQLAlchemy URL with its async driver; plain `sqlite://`, `postgresql://` are accepted."""
     scheme, sep, rest = url.partition("://")
     if scheme in ("sqlite", "sqlite+pysqlite"):
         return f"sqlite+aiosqlite{sep}{rest}"

@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.service import create_token, find_active_token
 from server.bookings.models import Booking
@@ -66,11 +67,21 @@ async def seed_demo(database: Database, settings: Settings) -> None:
             )
         )
         tickets = await tickets_of(session, [b.id for b in bookings])
-        _print_demo(settings, event, token, [booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer) for b in bookings])
+        _print_demo(
+            settings,
+            event,
+            token,
+            [
+                booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer)
+                for b in bookings
+            ],
+        )
 
 
 def _demo_event() -> EventCreate:
-    start = (datetime.now(UTC) + timedelta(days=30)).replace(hour=18, minute=0, second=0, microsecond=0)
+    start = (datetime.now(UTC) + timedelta(days=30)).replace(
+        hour=18, minute=0, second=0, microsecond=0
+    )
     return EventCreate(
         name="Tessera Demo Night",
         starts_at=start,
@@ -81,18 +92,28 @@ def _demo_event() -> EventCreate:
     )
 
 
-async def _demo_token(session: object) -> str:
+async def _demo_token(session: AsyncSession) -> str:
     """The demo organiser token, kept in var/demo-token (0600) so a second run reuses it."""
-    if DEMO_TOKEN_FILE.exists():
-        secret = DEMO_TOKEN_FILE.read_text().strip()
-        if await find_active_token(session, secret) is not None:  # type: ignore[arg-type]
-            return secret
-    _, secret = await create_token(session, "demo")  # type: ignore[arg-type]
+    secret = _read_demo_token()
+    if secret and await find_active_token(session, secret) is not None:
+        return secret
+    _, secret = await create_token(session, "demo")
+    _write_demo_token(secret)
+    return secret
+
+
+def _read_demo_token() -> str | None:
+    try:
+        return DEMO_TOKEN_FILE.read_text().strip()
+    except FileNotFoundError:
+        return None
+
+
+def _write_demo_token(secret: str) -> None:
     DEMO_TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(DEMO_TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(secret + "\n")
-    return secret
 
 
 def _print_demo(settings: Settings, event: Event, token: str, bookings: list) -> None:
@@ -103,7 +124,9 @@ def _print_demo(settings: Settings, event: Event, token: str, bookings: list) ->
     print(f"  API docs        {base}/schema", file=out)
     print(f"  organiser token {token}", file=out)
     print(f"  demo event      {event.name} ({event.id})", file=out)
-    print(f"  try             curl -H 'Authorization: Bearer {token}' {base}/api/v1/events", file=out)
+    print(
+        f"  try             curl -H 'Authorization: Bearer {token}' {base}/api/v1/events", file=out
+    )
     for booking in bookings:
         print(f"  booking {booking.reference} {booking.buyer.name} ({booking.status})", file=out)
         for ticket in booking.tickets:

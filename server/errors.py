@@ -37,7 +37,9 @@ class NotFound(DomainError):
     title = "Not found"
 
     def __init__(self, resource: str, resource_id: str) -> None:
-        super().__init__(f"no {resource} with id {resource_id!r}", resource=resource, id=resource_id)
+        super().__init__(
+            f"no {resource} with id {resource_id!r}", resource=resource, id=resource_id
+        )
 
 
 class Conflict(DomainError):

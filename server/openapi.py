@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-import msgspec
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
 from litestar.openapi.spec import Schema
 
@@ -21,9 +20,11 @@ class StrictStructSchemaPlugin(StructSchemaPlugin):
         result = super().to_openapi_schema(field_definition, schema_creator)
         config = getattr(field_definition.type_, "__struct_config__", None)
         if config is not None and config.forbid_unknown_fields:
-            target = schema_creator.schema_registry.from_reference(result).schema if hasattr(
-                result, "ref"
-            ) else result
+            target = (
+                schema_creator.schema_registry.from_reference(result).schema
+                if hasattr(result, "ref")
+                else result
+            )
             if isinstance(target, Schema):
                 target.additional_properties = False
         return result

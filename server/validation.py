@@ -22,7 +22,7 @@ T = TypeVar("T")
 
 
 def decode_json_body(raw: bytes, target: type[T]) -> T:
-    """Decode `raw` JSON into `target`; raises MalformedBody (not JSON) or BodyInvalid (not valid)."""
+    """Decode `raw` JSON into `target`; raises MalformedBody (not JSON) or BodyInvalid."""
     try:
         return msgspec.json.decode(raw, type=target, strict=True)
     except msgspec.ValidationError as exc:
@@ -76,7 +76,9 @@ def collect_errors(value: Any, target: Any, path: str) -> Iterator[FieldError]:
         yield error
 
 
-def _struct_errors(value: dict[str, Any], struct: type[msgspec.Struct], path: str) -> Iterator[FieldError]:
+def _struct_errors(
+    value: dict[str, Any], struct: type[msgspec.Struct], path: str
+) -> Iterator[FieldError]:
     info = msgspec.inspect.type_info(struct)
     assert isinstance(info, msgspec.inspect.StructType)
     fields = {f.encode_name: f for f in info.fields}

@@ -149,9 +149,7 @@ async def read_only_token(settings: Settings) -> str:
 
 
 @pytest.fixture
-async def api(
-    client: AsyncTestClient[Litestar], organiser_token: str
-) -> AsyncTestClient[Litestar]:
+async def api(client: AsyncTestClient[Litestar], organiser_token: str) -> AsyncTestClient[Litestar]:
     """The test client carrying a full-access organiser token."""
     client.headers["Authorization"] = f"Bearer {organiser_token}"
     return client

@@ -42,7 +42,9 @@ class BookingItem(Base):
     __tablename__ = "booking_item"
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)
-    booking_id: Mapped[str] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"), index=True)
+    booking_id: Mapped[str] = mapped_column(
+        ForeignKey("booking.id", ondelete="CASCADE"), index=True
+    )
     position: Mapped[int] = mapped_column(Integer)
     ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_type.id"), index=True)
     quantity: Mapped[int] = mapped_column(Integer)

@@ -3,8 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, Request, Response, get, post
-from litestar.params import QueryParameter
-from litestar.params import FromPath, FromQuery, JSONBody
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings import service
@@ -17,9 +16,9 @@ from server.bookings.schemas import (
     Holder,
     TicketOut,
 )
-from server.http import Body, DbSession, organiser_guard, Limit, Offset, Page, created, page
+from server.http import Body, DbSession, Limit, Offset, Page, created, organiser_guard, page
 from server.tickets.models import Ticket
-from server.tickets.service import Issuer, TicketIssuer, tickets_of
+from server.tickets.service import Issuer, tickets_of
 
 __all__ = ["BookingController", "booking_out", "ticket_out"]
 
@@ -65,7 +64,9 @@ class BookingController(Controller):
             db_session, event_id, status=status, q=q, limit=limit, offset=offset
         )
         tickets = await tickets_of(db_session, [b.id for b in bookings])
-        items = [booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer) for b in bookings]
+        items = [
+            booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer) for b in bookings
+        ]
         return page(items, total, limit, offset)
 
     @get("/bookings/{booking_id:str}", summary="Read a booking with its tickets")

@@ -16,7 +16,14 @@ from protocol.ids import booking_reference, new_id
 from server.bookings.models import Booking, BookingItem, BookingStatus
 from server.bookings.schemas import BookingCreate
 from server.db import utcnow
-from server.errors import BodyInvalid, CapacityExceeded, Conflict, FieldError, InvalidState, NotFound
+from server.errors import (
+    BodyInvalid,
+    CapacityExceeded,
+    Conflict,
+    FieldError,
+    InvalidState,
+    NotFound,
+)
 from server.events.models import TicketType
 from server.events.service import get_event
 from server.tickets.service import TicketIssuer, issue_tickets, revoke_booking_tickets
@@ -149,7 +156,11 @@ async def list_bookings(
         )
     total = await session.scalar(select(func.count()).select_from(Booking).where(*where))
     rows = await session.scalars(
-        select(Booking).where(*where).order_by(Booking.created_at, Booking.id).limit(limit).offset(offset)
+        select(Booking)
+        .where(*where)
+        .order_by(Booking.created_at, Booking.id)
+        .limit(limit)
+        .offset(offset)
     )
     return list(rows), int(total or 0)
 

@@ -1,4 +1,4 @@
-"""Database: engine and sessions (SQLite in WAL mode or PostgreSQL), the declarative base, migrations."""
+"""Database: engine and sessions (SQLite in WAL mode or PostgreSQL), base, migrations."""
 
 from server.db.base import Base, UTCDateTime, utcnow
 from server.db.engine import Database

@@ -27,7 +27,7 @@ def utcnow() -> datetime:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """An aware datetime stored as UTC; SQLite keeps no offset, so it is normalised on the way in."""
+    """An aware datetime stored as UTC; SQLite keeps no offset, so it is normalised going in."""
 
     impl = DateTime(timezone=True)
     cache_ok = True

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, JSONBody
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.events import service
 from server.events.schemas import (
@@ -12,7 +11,7 @@ from server.events.schemas import (
     TicketTypeCreate,
     TicketTypeOut,
 )
-from server.http import Body, DbSession, organiser_guard, Limit, Offset, Page, created, page
+from server.http import Body, DbSession, Limit, Offset, Page, created, organiser_guard, page
 
 __all__ = ["EventController"]
 
@@ -54,7 +53,11 @@ class EventController(Controller):
         summary="Create a ticket type",
     )
     async def create_ticket_type(
-        self, request: Request, event_id: FromPath[str], data: JSONBody[TicketTypeCreate], db_session: DbSession
+        self,
+        request: Request,
+        event_id: FromPath[str],
+        data: JSONBody[TicketTypeCreate],
+        db_session: DbSession,
     ) -> Response[TicketTypeOut]:
         ticket_type = await service.create_ticket_type(db_session, event_id, data)
         location = f"/api/v1/events/{event_id}/ticket-types/{ticket_type.id}"

@@ -41,9 +41,9 @@ class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 class EventPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: Name | UnsetType = UNSET
     starts_at: AwareDatetime | UnsetType = UNSET
-    ends_at: AwareDatetime | None | UnsetType = UNSET
+    ends_at: AwareDatetime | UnsetType | None = UNSET
     timezone: TimeZone | UnsetType = UNSET
-    venue: LongText | None | UnsetType = UNSET
+    venue: LongText | UnsetType | None = UNSET
     languages: Languages | UnsetType = UNSET
 
     def __post_init__(self) -> None:

@@ -1,1 +1,1 @@
-"""Signing keys: the keystore directory (private halves) and the `signing_key` table (public halves)."""
+"""Signing keys: the keystore directory (private halves) and the `signing_key` table (public)."""

@@ -20,7 +20,9 @@ class Ticket(Base):
 
     id: Mapped[str] = mapped_column(String(16), primary_key=True)  # the token's `jti`
     event_id: Mapped[str] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
-    booking_id: Mapped[str] = mapped_column(ForeignKey("booking.id", ondelete="CASCADE"), index=True)
+    booking_id: Mapped[str] = mapped_column(
+        ForeignKey("booking.id", ondelete="CASCADE"), index=True
+    )
     ticket_type_id: Mapped[str] = mapped_column(ForeignKey("ticket_type.id"), index=True)
     position: Mapped[int] = mapped_column(Integer)
     code: Mapped[str] = mapped_column(String(16), unique=True)
