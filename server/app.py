@@ -15,6 +15,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.routes import BookingController
+from server.checkin.fanout import MemoryFanout
 from server.config import Settings
 from server.db import Database
 from server.events.routes import EventController
@@ -57,14 +58,17 @@ async def readyz(state: State) -> Response[dict[str, Any]]:
 def create_app(settings: Settings) -> Litestar:
     database = Database(settings.database_url)
     keyring = KeyRing(Keystore(settings.keys_path))
+    fanout = MemoryFanout()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
         async with database.transaction() as session:
             await ensure_signing_key(session, keyring.keystore)
+        await fanout.start()
         try:
             yield
         finally:
+            await fanout.stop()
             await database.dispose()
 
     api = [EventController, BookingController]
@@ -75,7 +79,9 @@ def create_app(settings: Settings) -> Litestar:
             "db_session": Provide(provide_db_session),
             "issuer": Provide(provide_issuer),
         },
-        state=State({"settings": settings, "database": database, "keyring": keyring}),
+        state=State(
+            {"settings": settings, "database": database, "keyring": keyring, "fanout": fanout}
+        ),
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[AccessLogMiddleware] if settings.access_log else [],
