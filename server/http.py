@@ -13,6 +13,7 @@ from litestar.di import NamedDependency
 from litestar.dto import DTOConfig, MsgspecDTO
 from litestar.handlers.base import BaseRouteHandler
 from litestar.params import QueryParameter
+from litestar.typing import FieldDefinition
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Forbidden, Unauthenticated, UnsupportedMediaType
@@ -44,6 +45,14 @@ class Body(MsgspecDTO[T], Generic[T]):
     """
 
     config = DTOConfig(forbid_unknown_fields=True)
+
+    @classmethod
+    def create_openapi_schema(
+        cls, field_definition: FieldDefinition, handler_id: str, schema_creator: Any
+    ) -> Any:
+        # Document the struct itself: the generated transfer model loses constraints on
+        # optional fields (and then fails to build), and the struct is what decode_bytes uses.
+        return schema_creator.for_field_definition(FieldDefinition.from_annotation(cls.model_type))
 
     def decode_bytes(self, value: bytes) -> Any:
         content_type = self.asgi_connection.headers.get("content-type", "")

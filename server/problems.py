@@ -62,7 +62,8 @@ def problem(
         "detail": detail,
         "code": code,
     }
-    body.update(extra)
+    # Extension members never shadow the standard ones.
+    body.update({k: v for k, v in extra.items() if k not in body})
     headers = {"WWW-Authenticate": 'Bearer realm="tessera"'} if status == 401 else None
     return Response(body, status_code=status, media_type=PROBLEM_JSON, headers=headers)
 

@@ -35,13 +35,13 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def check_timezone(name: str) -> None:
-    """Raise ValueError unless `name` is an IANA time zone known to this machine."""
+    """Raise ValueError ("timezone: ...") unless `name` is an IANA zone known to this machine."""
     if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
-        raise ValueError(f"unknown time zone {name!r}")
+        raise ValueError(f"timezone: unknown time zone {name!r}")
     try:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
-        raise ValueError(f"unknown time zone {name!r}") from None
+        raise ValueError(f"timezone: unknown time zone {name!r}") from None
 
 
 def check_email(address: str) -> None:

@@ -28,11 +28,13 @@ def decode_json_body(raw: bytes, target: type[T]) -> T:
     except msgspec.ValidationError as exc:
         try:
             document = msgspec.json.decode(raw)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
             raise MalformedBody(_decode_detail(raw)) from None
         errors = list(collect_errors(document, target, "")) or [_from_exception(exc)]
         raise BodyInvalid(errors) from None
-    except msgspec.DecodeError:
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        # msgspec reports invalid UTF-8 inside strings as UnicodeDecodeError, and very deep
+        # nesting as RecursionError: both mean the body is not a JSON document we accept.
         raise MalformedBody(_decode_detail(raw)) from None
 
 
@@ -97,9 +99,13 @@ def _struct_errors(
             found_field_error = True
             yield error
     if not found_field_error and set(value) <= set(fields):
-        # Fields are fine one by one: what is left is a rule across fields (__post_init__).
+        # Fields are fine one by one: what is left is a rule across fields (__post_init__),
+        # which names its field by starting its message with "field: ".
         whole = _convert_error(value, struct, path)
         if whole is not None:
+            name, sep, message = whole["message"].partition(": ")
+            if sep and name in fields:
+                whole = FieldError(_join(path, name), message)
             yield whole
 
 

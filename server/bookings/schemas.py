@@ -40,7 +40,7 @@ class BookingItemIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     def __post_init__(self) -> None:
         if self.holders is not None and len(self.holders) > self.quantity:
-            raise ValueError("more holders than tickets (quantity)")
+            raise ValueError("holders: more holders than tickets (quantity)")
 
 
 class BookingCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -51,7 +51,7 @@ class BookingCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     def __post_init__(self) -> None:
         if sum(item.quantity for item in self.items) > MAX_QUANTITY:
-            raise ValueError(f"a booking holds at most {MAX_QUANTITY} tickets")
+            raise ValueError(f"items: a booking holds at most {MAX_QUANTITY} tickets")
 
 
 class TicketOut(msgspec.Struct, frozen=True):

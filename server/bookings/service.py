@@ -91,7 +91,9 @@ async def confirm_booking(session: AsyncSession, booking_id: str, issuer: Ticket
     if won.rowcount == 0:
         if booking.status == BookingStatus.CONFIRMED:
             return booking
-        raise InvalidState(f"booking is {booking.status}", id=booking.id, status=booking.status)
+        raise InvalidState(
+            f"booking is {booking.status}", id=booking.id, booking_status=booking.status
+        )
     await session.refresh(booking)
     for item in booking.items:
         await _take_capacity(session, item.ticket_type_id, item.quantity)

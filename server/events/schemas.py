@@ -33,9 +33,9 @@ class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     def __post_init__(self) -> None:
         check_timezone(self.timezone)
         if self.ends_at is not None and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at must be after starts_at")
+            raise ValueError("ends_at: must be after starts_at")
         if len(set(self.languages)) != len(self.languages):
-            raise ValueError("languages must not repeat")
+            raise ValueError("languages: must not repeat")
 
 
 class EventPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -77,7 +77,7 @@ class TicketTypeCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             and self.valid_until is not None
             and self.valid_until <= self.valid_from
         ):
-            raise ValueError("valid_until must be after valid_from")
+            raise ValueError("valid_until: must be after valid_from")
 
 
 class TicketTypeOut(msgspec.Struct, frozen=True):

@@ -1,0 +1,65 @@
+import subprocess
+import sys
+
+import pytest
+
+from server.config import Settings, SettingsError, async_database_url
+
+
+def test_defaults_need_no_environment():
+    settings = Settings.from_env({})
+    assert settings.database_url.startswith("sqlite")
+    assert settings.public_base_url == "http://127.0.0.1:8000"
+
+
+def test_base_url_follows_host_and_port_unless_set():
+    assert Settings.from_env({"TESSERA_PORT": "9000"}).public_base_url == "http://127.0.0.1:9000"
+    explicit = Settings.from_env({"TESSERA_BASE_URL": "https://tickets.example.org/"})
+    assert explicit.public_base_url == "https://tickets.example.org"
+
+
+@pytest.mark.parametrize(
+    ("env", "named"),
+    [
+        ({"TESSERA_PORT": "eighty"}, "TESSERA_PORT"),
+        ({"TESSERA_PORT": "70000"}, "TESSERA_PORT"),
+        ({"TESSERA_DATABASE_URL": "mysql://localhost/x"}, "TESSERA_DATABASE_URL"),
+        ({"TESSERA_BASE_URL": "ftp://x"}, "TESSERA_BASE_URL"),
+        ({"TESSERA_REDIS_URL": "localhost"}, "TESSERA_REDIS_URL"),
+        ({"TESSERA_DATABSE_URL": "sqlite:///x"}, "TESSERA_DATABSE_URL"),
+        ({"TESSERA_MAX_BODY_BYTES": "12"}, "TESSERA_MAX_BODY_BYTES"),
+    ],
+)
+def test_a_bad_value_is_one_line_naming_the_variable(env, named):
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env)
+    message = str(caught.value)
+    assert message.startswith(f"{named}:")
+    assert "\n" not in message
+
+
+def test_the_command_refuses_to_start_with_a_bad_variable(tmp_path):
+    env = {"TESSERA_PORT": "not-a-port", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "server.cli", "migrate"],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=60,
+    )
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == ["tessera: TESSERA_PORT: Expected `int`, got `str`"]
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("sqlite:///var/t.db", "sqlite+aiosqlite:///var/t.db"),
+        ("sqlite+aiosqlite:///var/t.db", "sqlite+aiosqlite:///var/t.db"),
+        ("postgresql://h/db", "postgresql+asyncpg://h/db"),
+        ("postgres://h/db", "postgresql+asyncpg://h/db"),
+    ],
+)
+def test_plain_database_urls_get_their_async_driver(given, expected):
+    assert async_database_url(given) == expected
