@@ -69,3 +69,10 @@ class EventController(Controller):
     ) -> list[TicketTypeOut]:
         types = await service.list_ticket_types(db_session, event_id)
         return [service.ticket_type_out(t) for t in types]
+
+    @get("/{event_id:str}/ticket-types/{ticket_type_id:str}", summary="Read a ticket type")
+    async def get_ticket_type(
+        self, event_id: FromPath[str], ticket_type_id: FromPath[str], db_session: DbSession
+    ) -> TicketTypeOut:
+        ticket_type = await service.get_ticket_type(db_session, event_id, ticket_type_id)
+        return service.ticket_type_out(ticket_type)

@@ -27,6 +27,7 @@ __all__ = [
     "create_ticket_type",
     "event_out",
     "get_event",
+    "get_ticket_type",
     "list_events",
     "list_ticket_types",
     "ticket_type_out",
@@ -100,6 +101,17 @@ async def create_ticket_type(
     )
     session.add(ticket_type)
     await session.flush()
+    return ticket_type
+
+
+async def get_ticket_type(
+    session: AsyncSession, event_id: str, ticket_type_id: str
+) -> TicketType:
+    ticket_type = await session.scalar(
+        select(TicketType).where(TicketType.id == ticket_type_id, TicketType.event_id == event_id)
+    )
+    if ticket_type is None:
+        raise NotFound("ticket type", ticket_type_id)
     return ticket_type
 
 

@@ -161,6 +161,15 @@ async def test_ticket_type_counts_capacity(api):
     assert ticket_type["remaining"] == 10 and ticket_type["persons"] == 2
     listed = (await api.get(f"/api/v1/events/{event['id']}/ticket-types")).json()
     assert [t["id"] for t in listed] == [ticket_type["id"]]
+    response = await api.get(f"/api/v1/events/{event['id']}/ticket-types/{ticket_type['id']}")
+    assert response.json() == ticket_type
+
+
+async def test_a_ticket_type_is_found_only_under_its_own_event(api):
+    event, other = await create_event(api), await create_event(api)
+    ticket_type = await create_ticket_type(api, event["id"])
+    response = await api.get(f"/api/v1/events/{other['id']}/ticket-types/{ticket_type['id']}")
+    assert response.status_code == 404
 
 
 @pytest.mark.parametrize(
