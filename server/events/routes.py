@@ -10,6 +10,7 @@ from server.events.schemas import (
     EventPatch,
     TicketTypeCreate,
     TicketTypeOut,
+    TicketTypePatch,
 )
 from server.http import Body, DbSession, Limit, Offset, Page, created, organiser_guard, page
 
@@ -75,4 +76,20 @@ class EventController(Controller):
         self, event_id: FromPath[str], ticket_type_id: FromPath[str], db_session: DbSession
     ) -> TicketTypeOut:
         ticket_type = await service.get_ticket_type(db_session, event_id, ticket_type_id)
+        return service.ticket_type_out(ticket_type)
+
+    @patch(
+        "/{event_id:str}/ticket-types/{ticket_type_id:str}",
+        dto=Body[TicketTypePatch],
+        return_dto=None,
+        summary="Change a ticket type (name, capacity, validity)",
+    )
+    async def update_ticket_type(
+        self,
+        event_id: FromPath[str],
+        ticket_type_id: FromPath[str],
+        data: JSONBody[TicketTypePatch],
+        db_session: DbSession,
+    ) -> TicketTypeOut:
+        ticket_type = await service.update_ticket_type(db_session, event_id, ticket_type_id, data)
         return service.ticket_type_out(ticket_type)

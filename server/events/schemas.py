@@ -14,6 +14,7 @@ __all__ = [
     "EventPatch",
     "TicketTypeCreate",
     "TicketTypeOut",
+    "TicketTypePatch",
 ]
 
 Persons = Annotated[int, msgspec.Meta(ge=1, le=100)]
@@ -78,6 +79,13 @@ class TicketTypeCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
             and self.valid_until <= self.valid_from
         ):
             raise ValueError("valid_until: must be after valid_from")
+
+
+class TicketTypePatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: Name | UnsetType = UNSET
+    capacity: Capacity | UnsetType | None = UNSET
+    valid_from: AwareDatetime | UnsetType | None = UNSET
+    valid_until: AwareDatetime | UnsetType | None = UNSET
 
 
 class TicketTypeOut(msgspec.Struct, frozen=True):

@@ -12,7 +12,8 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.ids import EVENT_ID_LENGTH, new_id
-from server.errors import BodyInvalid, FieldError, NotFound
+from server.changes.service import ChangeKind, append_changes
+from server.errors import BodyInvalid, FieldError, InvalidState, NotFound
 from server.events.models import Event, TicketType
 from server.events.schemas import (
     EventCreate,
@@ -20,6 +21,7 @@ from server.events.schemas import (
     EventPatch,
     TicketTypeCreate,
     TicketTypeOut,
+    TicketTypePatch,
 )
 
 __all__ = [
@@ -31,7 +33,9 @@ __all__ = [
     "list_events",
     "list_ticket_types",
     "ticket_type_out",
+    "ticket_type_payload",
     "update_event",
+    "update_ticket_type",
 ]
 
 
@@ -104,15 +108,57 @@ async def create_ticket_type(
     return ticket_type
 
 
-async def get_ticket_type(
-    session: AsyncSession, event_id: str, ticket_type_id: str
-) -> TicketType:
+async def get_ticket_type(session: AsyncSession, event_id: str, ticket_type_id: str) -> TicketType:
     ticket_type = await session.scalar(
         select(TicketType).where(TicketType.id == ticket_type_id, TicketType.event_id == event_id)
     )
     if ticket_type is None:
         raise NotFound("ticket type", ticket_type_id)
     return ticket_type
+
+
+async def update_ticket_type(
+    session: AsyncSession, event_id: str, ticket_type_id: str, patch: TicketTypePatch
+) -> TicketType:
+    """Change a ticket type; capacity may not drop below the tickets already confirmed.
+
+    Persons are fixed once tickets exist (they are printed on them), so they are not patchable.
+    """
+    ticket_type = await get_ticket_type(session, event_id, ticket_type_id)
+    changes = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+    capacity = changes.get("capacity", ticket_type.capacity)
+    if capacity is not None and capacity < ticket_type.confirmed_count:
+        raise InvalidState(
+            f"capacity {capacity} is below the {ticket_type.confirmed_count} tickets confirmed",
+            id=ticket_type.id,
+            confirmed=ticket_type.confirmed_count,
+        )
+    valid_from = changes.get("valid_from", ticket_type.valid_from)
+    valid_until = changes.get("valid_until", ticket_type.valid_until)
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise BodyInvalid([FieldError("valid_until", "must be after valid_from")])
+    for name, value in changes.items():
+        setattr(ticket_type, name, value)
+    await session.flush()
+    await append_changes(
+        session, event_id, [(ChangeKind.TICKET_TYPE_UPDATED, ticket_type_payload(ticket_type))]
+    )
+    return ticket_type
+
+
+def ticket_type_payload(ticket_type: TicketType) -> dict[str, object]:
+    """What scanners need of a ticket type: its name, persons and validity window."""
+    return {
+        "ticket_type_id": ticket_type.id,
+        "name": ticket_type.name,
+        "persons": ticket_type.persons,
+        "valid_from": _iso(ticket_type.valid_from),
+        "valid_until": _iso(ticket_type.valid_until),
+    }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.isoformat()
 
 
 async def list_ticket_types(session: AsyncSession, event_id: str) -> list[TicketType]:

@@ -200,3 +200,33 @@ async def test_invalid_ticket_types_are_refused(api, body):
 async def test_ticket_type_of_unknown_event_is_404(api):
     response = await api.post("/api/v1/events/NOPE/ticket-types", json={"name": "A"})
     assert response.status_code == 404
+
+
+async def test_ticket_type_capacity_can_grow_but_not_drop_below_confirmed(api):
+    event = await create_event(api)
+    ticket_type = await create_ticket_type(api, event["id"], capacity=3)
+    path = f"/api/v1/events/{event['id']}/ticket-types/{ticket_type['id']}"
+    booking = {
+        "buyer": {"name": "A", "email": "a@example.org"},
+        "items": [{"ticket_type_id": ticket_type["id"], "quantity": 2}],
+        "confirm": True,
+    }
+    assert (await api.post(f"/api/v1/events/{event['id']}/bookings", json=booking)).is_success
+    assert (await api.patch(path, json={"capacity": 10})).json()["remaining"] == 8
+    refused = await api.patch(path, json={"capacity": 1})
+    assert refused.status_code == 409
+    assert problem_of(refused)["confirmed"] == 2
+    assert (await api.patch(path, json={"capacity": None})).json()["remaining"] is None
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{"persons": 2}, {"capacity": "5"}, {"name": ""}, {"valid_until": "yesterday"}],
+)
+async def test_ticket_type_patch_refuses_garbage(api, body):
+    event = await create_event(api)
+    ticket_type = await create_ticket_type(api, event["id"], capacity=3)
+    path = f"/api/v1/events/{event['id']}/ticket-types/{ticket_type['id']}"
+    response = await api.patch(path, json=body)
+    assert response.status_code == 422
+    assert (await api.get(path)).json() == ticket_type
