@@ -17,11 +17,13 @@ from litestar.typing import FieldDefinition
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.errors import Forbidden, Unauthenticated, UnsupportedMediaType
+from server.tickets.service import TicketIssuer
 from server.validation import decode_json_body
 
 __all__ = [
     "Body",
     "DbSession",
+    "Issuer",
     "Limit",
     "Offset",
     "Page",
@@ -75,6 +77,8 @@ Limit = Annotated[int, QueryParameter(ge=1, le=500, description="items per page 
 Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
 DbSession = NamedDependency[AsyncSession]
 """The request's database session, inside one transaction (see `app.provide_db_session`)."""
+Issuer = NamedDependency[TicketIssuer]
+"""The request's ticket issuer: current signing key and public base URL (`app.provide_issuer`)."""
 
 
 def page(items: Sequence[T], total: int, limit: int, offset: int) -> Page[T]:

@@ -16,9 +16,9 @@ from server.bookings.schemas import (
     Holder,
     TicketOut,
 )
-from server.http import Body, DbSession, Limit, Offset, Page, created, organiser_guard, page
+from server.http import Body, DbSession, Issuer, Limit, Offset, Page, created, organiser_guard, page
 from server.tickets.models import Ticket
-from server.tickets.service import Issuer, tickets_of
+from server.tickets.service import tickets_of
 
 __all__ = ["BookingController", "booking_out", "ticket_out"]
 

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from litestar.di import NamedDependency
+import msgspec
 from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -16,18 +16,22 @@ from protocol.token import TicketClaims, sign_ticket_token
 from server.bookings.models import Booking
 from server.changes.service import ChangeKind, append_changes
 from server.db import utcnow
-from server.errors import InvalidState
+from server.errors import InvalidState, NotFound
 from server.keys.service import KeySet
 from server.tickets.models import Ticket, TicketLink, TicketStatus
 
 __all__ = [
-    "Issuer",
     "TicketIssuer",
+    "block_ticket",
     "change_payload",
+    "get_ticket",
     "issue_tickets",
     "new_link",
+    "reissue_ticket",
     "revoke_booking_tickets",
     "tickets_of",
+    "unblock_ticket",
+    "update_ticket",
 ]
 
 
@@ -46,10 +50,6 @@ class TicketIssuer:
 
     def link_url(self, link: str) -> str:
         return f"{self.base_url}/t/{link}"
-
-
-Issuer = NamedDependency[TicketIssuer]
-"""The request's ticket issuer (see `app.provide_issuer`)."""
 
 
 def new_link() -> str:
@@ -152,3 +152,95 @@ async def revoke_booking_tickets(session: AsyncSession, booking: Booking) -> Seq
         [(ChangeKind.TICKET_REVOKED, change_payload(t)) for t in tickets],
     )
     return tickets
+
+
+# Lifecycle. Each function runs inside the caller's transaction, takes the ticket's row lock
+# first (so two organisers reissuing at once give versions n+1 and n+2, never n+1 twice), and
+# appends its change-log entry in that same transaction. Revoked is permanent: a revoked ticket
+# can no longer be reissued, blocked or unblocked.
+
+
+async def get_ticket(session: AsyncSession, ticket_id: str, *, for_update: bool = False) -> Ticket:
+    """The ticket `ticket_id`; raises NotFound."""
+    query = select(Ticket).where(Ticket.id == ticket_id)
+    if for_update:
+        query = query.with_for_update()
+    ticket = await session.scalar(query)
+    if ticket is None:
+        raise NotFound("ticket", ticket_id)
+    return ticket
+
+
+async def update_ticket(session: AsyncSession, ticket_id: str, changes: msgspec.Struct) -> Ticket:
+    """Change holder name, e-mail or seat; no reissue: the token and version stay as they are.
+
+    `changes` is a struct whose UNSET fields are left alone. Logs `ticket.updated` only when a
+    value actually changed.
+    """
+    ticket = await get_ticket(session, ticket_id, for_update=True)
+    wanted = {k: v for k, v in msgspec.structs.asdict(changes).items() if v is not msgspec.UNSET}
+    changed = {k: v for k, v in wanted.items() if getattr(ticket, k) != v}
+    if not changed:
+        return ticket
+    for name, value in changed.items():
+        setattr(ticket, name, value)
+    ticket.updated_at = utcnow()
+    await session.flush()
+    await append_changes(
+        session, ticket.event_id, [(ChangeKind.TICKET_UPDATED, change_payload(ticket))]
+    )
+    return ticket
+
+
+async def reissue_ticket(session: AsyncSession, ticket_id: str, issuer: TicketIssuer) -> Ticket:
+    """Supersede the ticket's token and link: version + 1, new token, new link, all at once.
+
+    The old token verifies as `revoked` (superseded `ver`) and the old link shows "replaced".
+    Raises InvalidState for a revoked ticket.
+    """
+    ticket = await get_ticket(session, ticket_id, for_update=True)
+    _refuse_revoked(ticket, "reissued")
+    ticket.version += 1
+    ticket.token = issuer.sign(ticket.id, ticket.event_id, ticket.version)
+    ticket.link = new_link()
+    ticket.updated_at = utcnow()
+    await session.flush()
+    await session.execute(
+        insert(TicketLink).values(link=ticket.link, ticket_id=ticket.id, version=ticket.version)
+    )
+    await append_changes(
+        session, ticket.event_id, [(ChangeKind.TICKET_REISSUED, change_payload(ticket))]
+    )
+    return ticket
+
+
+async def block_ticket(session: AsyncSession, ticket_id: str) -> Ticket:
+    """Put the ticket on hold (reversible); blocking a blocked ticket changes nothing."""
+    return await _set_blocked(session, ticket_id, blocked=True)
+
+
+async def unblock_ticket(session: AsyncSession, ticket_id: str) -> Ticket:
+    """Lift a hold; unblocking a ticket that is not blocked changes nothing."""
+    return await _set_blocked(session, ticket_id, blocked=False)
+
+
+async def _set_blocked(session: AsyncSession, ticket_id: str, *, blocked: bool) -> Ticket:
+    ticket = await get_ticket(session, ticket_id, for_update=True)
+    _refuse_revoked(ticket, "blocked" if blocked else "unblocked")
+    if ticket.blocked == blocked:
+        return ticket
+    ticket.blocked = blocked
+    ticket.updated_at = utcnow()
+    await session.flush()
+    kind = ChangeKind.TICKET_BLOCKED if blocked else ChangeKind.TICKET_UNBLOCKED
+    await append_changes(session, ticket.event_id, [(kind, change_payload(ticket))])
+    return ticket
+
+
+def _refuse_revoked(ticket: Ticket, action: str) -> None:
+    if ticket.status == TicketStatus.REVOKED:
+        raise InvalidState(
+            f"ticket {ticket.id} is revoked and cannot be {action}",
+            id=ticket.id,
+            ticket_status=ticket.status,  # not `status`: that key is the problem's HTTP status
+        )

@@ -1,0 +1,54 @@
+"""The boundaries of ARCHITECTURE §2, checked on every run."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PURE_PACKAGES = ["protocol", "ticket_renderer"]
+FORBIDDEN_IN_PURE = {"litestar", "sqlalchemy", "alembic", "server", "asyncpg", "aiosqlite", "redis"}
+
+
+def imported_roots(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {alias.name.split(".")[0] for alias in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+@pytest.mark.parametrize("package", PURE_PACKAGES)
+def test_pure_packages_import_no_framework_database_or_server(package):
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_roots(path) & FORBIDDEN_IN_PURE)
+        for path in (ROOT / package).rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+def test_services_never_import_litestar():
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "server").rglob("service.py")
+        if "litestar" in imported_roots(path)
+    ]
+    assert offenders == []
+
+
+def test_pure_packages_type_check_strictly():
+    done = subprocess.run(
+        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *PURE_PACKAGES],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
