@@ -1,0 +1,106 @@
+"""What a guest link shows: the ticket behind it and the state the page presents.
+
+Pure reads: nothing here writes, so a GET of a guest link never changes anything. States, in the
+order they are decided (the first that holds wins):
+
+- `cancelled`: the ticket is revoked (its booking was cancelled); permanent.
+- `replaced`: the link belongs to an older version; a reissue gave the guest a newer link.
+- `blocked`: the organiser put the ticket on hold; reversible.
+- `used`: the ticket was already scanned in (filled by the check-in hub; nothing sets it yet).
+- `valid`: show the QR.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from enum import StrEnum
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.events.models import Event, TicketType
+from server.tickets.models import Ticket, TicketLink, TicketStatus
+from ticket_renderer import TicketView
+
+__all__ = ["LINK_PATTERN", "GuestState", "GuestTicket", "find_by_link", "ticket_view"]
+
+# What `tickets.service.new_link` produces (32 base64url characters), with some slack; anything
+# else is answered 404 without touching the database.
+LINK_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,64}")
+
+
+class GuestState(StrEnum):
+    VALID = "valid"
+    USED = "used"
+    REPLACED = "replaced"
+    BLOCKED = "blocked"
+    CANCELLED = "cancelled"
+
+    @property
+    def shows_qr(self) -> bool:
+        """Whether the QR and its files may be shown (a used ticket may still re-enter)."""
+        return self in (GuestState.VALID, GuestState.USED)
+
+
+@dataclass(frozen=True)
+class GuestTicket:
+    link: str
+    link_version: int
+    ticket: Ticket
+    event: Event
+    ticket_type: TicketType
+    is_used: bool = False  # the check-in hub will fill this from the folded scan state
+
+    @property
+    def state(self) -> GuestState:
+        if self.ticket.status == TicketStatus.REVOKED:
+            return GuestState.CANCELLED
+        if self.link_version < self.ticket.version:
+            return GuestState.REPLACED
+        if self.ticket.blocked:
+            return GuestState.BLOCKED
+        if self.is_used:
+            return GuestState.USED
+        return GuestState.VALID
+
+
+async def find_by_link(session: AsyncSession, link: str) -> GuestTicket | None:
+    """The ticket behind `link` (current or former) with its event and type, in one query."""
+    if not LINK_PATTERN.fullmatch(link):
+        return None
+    row = (
+        await session.execute(
+            select(TicketLink.version, Ticket, Event, TicketType)
+            .join(Ticket, Ticket.id == TicketLink.ticket_id)
+            .join(Event, Event.id == Ticket.event_id)
+            .join(TicketType, TicketType.id == Ticket.ticket_type_id)
+            .where(TicketLink.link == link)
+        )
+    ).first()
+    if row is None:
+        return None
+    version, ticket, event, ticket_type = row
+    return GuestTicket(link, version, ticket, event, ticket_type)
+
+
+def ticket_view(guest: GuestTicket, language: str, link_url: str) -> TicketView:
+    """The renderers' view of the ticket, in `language`."""
+    ticket, event = guest.ticket, guest.event
+    return TicketView(
+        ticket_id=ticket.id,
+        code=ticket.code,
+        token=ticket.token,
+        version=ticket.version,
+        event_name=event.name,
+        starts_at=event.starts_at,
+        ends_at=event.ends_at,
+        timezone=event.timezone,
+        venue=event.venue,
+        holder_name=ticket.holder_name,
+        ticket_type=guest.ticket_type.name,
+        seat=ticket.seat,
+        persons=guest.ticket_type.persons,
+        language=language,
+        event_url=link_url,
+    )
