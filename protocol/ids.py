@@ -27,7 +27,9 @@ EVENT_ID_LENGTH = 10  # 50 bits, unique-checked by the database; the token's `ev
 
 def new_id(length: int = ID_LENGTH) -> str:
     """A random id of `length` Crockford base32 characters (5 bits each)."""
-    return "".join(secrets.choice(ALPHABET) for _ in range(length))
+    # 256 is a multiple of 32, so taking each random byte modulo 32 stays uniform; one
+    # token_bytes call is ~10x faster than a secrets.choice per character (issuing hot path).
+    return "".join([ALPHABET[byte & 31] for byte in secrets.token_bytes(length)])
 
 
 def ticket_code() -> str:

@@ -47,7 +47,7 @@ async def append_changes(
     ).scalar_one()
     first = new_head - len(changes) + 1
     await session.execute(
-        insert(Change),
+        insert(Change.__table__),
         [
             {"event_id": event_id, "seq": first + i, "kind": kind, "payload": payload}
             for i, (kind, payload) in enumerate(changes)
