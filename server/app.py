@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, MediaType, Response, get
+from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
@@ -15,15 +16,23 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.routes import BookingController
-from server.checkin.fanout import MemoryFanout
+from server.checkin.fanout import Fanout, MemoryFanout
+from server.checkin.hub import ScannerHub, scanner_socket
+from server.checkin.redis_fanout import RedisFanout
+from server.checkin.routes import CheckinAdminController, DeviceApiController, pair_device
+from server.checkin.writer import RedeemWriter
 from server.config import Settings
 from server.db import Database
 from server.events.routes import EventController
+from server.guests.routes import GuestController
 from server.http import DbSession
+from server.keys.routes import jwks
 from server.keys.service import KeyRing, Keystore, ensure_signing_key
 from server.logs import AccessLogMiddleware, configure_logging
-from server.openapi import StrictStructSchemaPlugin
+from server.openapi import StrictStructSchemaPlugin, add_problem_responses
 from server.problems import EXCEPTION_HANDLERS, problem
+from server.ratelimit import TokenBuckets
+from server.tickets.routes import TicketController
 from server.tickets.service import TicketIssuer
 
 __all__ = ["app_from_env", "create_app"]
@@ -58,29 +67,50 @@ async def readyz(state: State) -> Response[dict[str, Any]]:
 def create_app(settings: Settings) -> Litestar:
     database = Database(settings.database_url)
     keyring = KeyRing(Keystore(settings.keys_path))
-    fanout = MemoryFanout()
+    # Scaled mode: Redis pub/sub between instances; embedded: in-process queues.
+    fanout: Fanout = RedisFanout(settings.redis_url) if settings.redis_url else MemoryFanout()
+    redeem_writer = RedeemWriter(database, fanout)
+    hub = ScannerHub(database, fanout, redeem_writer)
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
+        add_problem_responses(app.plugins.get(OpenAPIPlugin).provide_openapi())
         async with database.transaction() as session:
             await ensure_signing_key(session, keyring.keystore)
         await fanout.start()
+        await redeem_writer.start()
         try:
             yield
         finally:
+            await hub.close()
+            await redeem_writer.stop()
             await fanout.stop()
             await database.dispose()
 
-    api = [EventController, BookingController]
+    api = [EventController, BookingController, TicketController]
+    api += [CheckinAdminController, DeviceApiController, pair_device]
+    # Failed guest-link lookups per client address: a burst of 20, then 20 a minute.
+    guest_limiter = TokenBuckets(rate=20 / 60, burst=20)
+    # Pairing attempts per client address: a burst of 10, then 10 a minute (codes carry 60 bits).
+    pair_limiter = TokenBuckets(rate=10 / 60, burst=10)
     return Litestar(
-        route_handlers=[healthz, readyz, *api],
+        route_handlers=[healthz, readyz, jwks, GuestController, scanner_socket, *api],
         guards=[],
         dependencies={
             "db_session": Provide(provide_db_session),
             "issuer": Provide(provide_issuer),
         },
         state=State(
-            {"settings": settings, "database": database, "keyring": keyring, "fanout": fanout}
+            {
+                "settings": settings,
+                "database": database,
+                "keyring": keyring,
+                "fanout": fanout,
+                "hub": hub,
+                "guest_limiter": guest_limiter,
+                "pair_limiter": pair_limiter,
+                "redeem_writer": redeem_writer,
+            }
         ),
         lifespan=[lifespan],
         exception_handlers=EXCEPTION_HANDLERS,
@@ -93,6 +123,7 @@ def create_app(settings: Settings) -> Litestar:
             components=Components(
                 security_schemes={
                     "organiser": SecurityScheme(type="http", scheme="bearer"),
+                    "device": SecurityScheme(type="http", scheme="bearer"),
                 }
             ),
             use_handler_docstrings=True,

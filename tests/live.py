@@ -1,4 +1,4 @@
-"""A real `tessera serve` (uvicorn) in a subprocess on a free loopback port, for end-to-end tests."""
+"""A real `tessera serve` (uvicorn) in a subprocess on a free loopback port, for e2e tests."""
 
 from __future__ import annotations
 
@@ -40,7 +40,7 @@ def settings_env(settings: Settings, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def live_server(settings: Settings, log_path: Path, **extra_env: str) -> Iterator[str]:
-    """Start `tessera serve` with `settings`, wait until it is ready, yield its base URL, stop it."""
+    """Start `tessera serve` with `settings`, wait until ready, yield its base URL, then stop it."""
     port = free_port()
     base_url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}

@@ -12,6 +12,7 @@ instances (scaled mode, `TESSERA_REDIS_URL`).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import defaultdict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,10 +54,9 @@ class MemoryFanout:
 
     def deliver(self, event_id: str, notice: Notice) -> None:
         for queue in list(self._subscribers.get(event_id, ())):
-            try:
+            # A full queue means the subscriber is behind; its next read of the log heals it.
+            with contextlib.suppress(asyncio.QueueFull):
                 queue.put_nowait(notice)
-            except asyncio.QueueFull:
-                pass  # the subscriber is behind; its next read of the change log heals it
 
     @asynccontextmanager
     async def subscribe(self, event_id: str) -> AsyncIterator[asyncio.Queue[Notice]]:

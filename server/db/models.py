@@ -3,6 +3,7 @@
 from server.auth.models import ApiToken
 from server.bookings.models import Booking, BookingItem
 from server.changes.models import Change
+from server.checkin.models import CheckinList, Device, Presence, Scan
 from server.events.models import Event, TicketType
 from server.keys.models import SigningKey
 from server.tickets.models import Ticket, TicketLink
@@ -12,7 +13,11 @@ __all__ = [
     "Booking",
     "BookingItem",
     "Change",
+    "CheckinList",
+    "Device",
     "Event",
+    "Presence",
+    "Scan",
     "SigningKey",
     "Ticket",
     "TicketLink",

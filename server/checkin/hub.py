@@ -1,0 +1,350 @@
+"""The websocket check-in hub, `/ws/scanner` (ARCHITECTURE §5; the wire spec is docs/protocol.md).
+
+A socket goes: accepted -> authenticated (device token in the `Authorization` header, or a first
+`auth` frame within `auth_timeout`) -> serving. `hello {cursor}` starts (or restarts) the stream of
+`changes` after the cursor; `scan`, `scan_batch` and `annul` may come at any time once
+authenticated.
+
+Invariants:
+- `Connection.sent_seq` is the last change-log seq sent on the socket; `changes` go out gap-free
+  and in seq order, and are always read from the database (notices only say when to look).
+- One database transaction per `scan`, `scan_batch` or `annul` frame; the fan-out notices are
+  published after it committed.
+- Nothing a client sends can crash the hub: every failure is caught at its socket and answered
+  with an `error` frame or a close code; other sockets never notice.
+
+Close codes: 4401 authentication failed, 4403 device revoked, 1008 rate limit exceeded for
+`close_after` seconds, 1009 frame too large, 1001 server shutting down, 1011 internal error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from litestar import WebSocket, websocket
+from litestar.exceptions import WebSocketDisconnect
+
+from protocol.messages import (
+    Annul,
+    Auth,
+    ClientFrame,
+    Error,
+    FrameError,
+    Hello,
+    Result,
+    Results,
+    Scan,
+    ScanBatch,
+    ScanItem,
+    Welcome,
+    decode_client_frame,
+)
+from server.changes.service import head
+from server.checkin import service
+from server.checkin.connection import Connection
+from server.checkin.fanout import Fanout
+from server.checkin.ratelimit import Admission, RateLimiter
+from server.checkin.room import EventRoom
+from server.checkin.writer import RedeemWriter
+from server.db import Database
+from server.errors import DomainError
+from server.http import bearer_token
+
+__all__ = ["HubConfig", "ScannerHub", "scanner_socket"]
+
+log = logging.getLogger("tessera.hub")
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_POLICY = 1008
+CLOSE_TOO_LARGE = 1009
+CLOSE_GOING_AWAY = 1001
+CLOSE_INTERNAL = 1011
+
+
+@dataclass(frozen=True)
+class HubConfig:
+    auth_timeout: float = 5.0  # seconds for the first `auth` frame without a header token
+    rate: float = 200.0  # frames per second per device
+    burst: float = 1000.0
+    close_after: float = 3.0  # seconds over the rate limit before closing with 1008
+    counters_interval: float = 0.2  # at most 5 `counters` frames per second
+    heal_interval: float = 5.0  # re-read the change log after this much fan-out silence
+    revocation_check_interval: float = 15.0
+    page_size: int = 500  # items per `changes` frame
+    pending_limit: int = 2000  # offered items a slow socket may queue before it catches up alone
+    rate_warning_interval: float = 1.0  # at most one `rate_limited` error per socket per second
+
+
+class ScannerHub:
+    """Serves `/ws/scanner` sockets; one per app (`app.state.hub`)."""
+
+    def __init__(
+        self,
+        database: Database,
+        fanout: Fanout,
+        writer: RedeemWriter,
+        config: HubConfig | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self.database = database
+        self.fanout = fanout
+        self.writer = writer
+        self.config = config or HubConfig()
+        self.clock = clock
+        self.wall = wall
+        self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.close_after)
+        self.rooms: dict[str, EventRoom] = {}
+        self.background: set[asyncio.Task[Any]] = set()
+
+    def configure(self, config: HubConfig) -> None:
+        """Replace the limits (tests and benchmarks); affects sockets connected afterwards."""
+        self.config = config
+        self.limiter = RateLimiter(config.rate, config.burst, config.close_after)
+
+    async def close(self) -> None:
+        """Close every socket with 1001 and stop every room (server shutdown)."""
+        for room in list(self.rooms.values()):
+            for connection in list(room.connections):
+                await connection.close(CLOSE_GOING_AWAY, "server shutting down")
+            await room.stop()
+        self.rooms.clear()
+
+    async def serve(self, socket: WebSocket[Any, Any, Any]) -> None:
+        """The whole life of one socket; returns when it is closed."""
+        connection = Connection(socket, self)
+        await socket.accept()
+        try:
+            device = await self._authenticate(connection)
+            if device is None:
+                return
+            connection.device = device
+            room = await self._join(device.event_id, connection)
+            pusher = asyncio.create_task(connection.run_pusher())
+            try:
+                await self._read_frames(connection)
+            finally:
+                pusher.cancel()
+                await self._leave(room, connection)
+        except WebSocketDisconnect:
+            connection.closed = True
+        except Exception:
+            log.exception("scanner socket failed")
+            await connection.close(CLOSE_INTERNAL, "internal error")
+
+    async def _join(self, event_id: str, connection: Connection) -> EventRoom:
+        room = self.rooms.get(event_id)
+        if room is None or room.task.done():
+            room = self.rooms[event_id] = EventRoom(self, event_id)
+        room.connections.add(connection)  # before waiting, so a concurrent leave keeps the room
+        async with asyncio.timeout(10):
+            await room.ready.wait()
+        return room
+
+    async def _leave(self, room: EventRoom, connection: Connection) -> None:
+        room.connections.discard(connection)
+        if not room.connections and self.rooms.get(room.event_id) is room:
+            del self.rooms[room.event_id]
+            await room.stop()
+        self.limiter.forget_idle(self.clock())
+
+    async def _authenticate(self, connection: Connection) -> service.DeviceContext | None:
+        token = bearer_token(connection.socket)
+        if token is None:
+            token = await self._auth_frame(connection)
+            if token is None:
+                return None
+        async with self.database.transaction() as session:
+            device = await service.authenticate_device(session, token)
+        if device is None:
+            await _refuse(connection, "unauthenticated", "unknown, unpaired or revoked token")
+        connection.token = token
+        return device
+
+    async def _auth_frame(self, connection: Connection) -> str | None:
+        try:
+            async with asyncio.timeout(self.config.auth_timeout):
+                message = await connection.socket.receive()
+        except TimeoutError:
+            await _refuse(connection, "unauthenticated", "no auth frame within the time allowed")
+            return None
+        if message["type"] != "websocket.receive":
+            connection.closed = True
+            return None
+        try:
+            frame = decode_client_frame(_payload(message))
+        except FrameError as exc:
+            await _refuse(connection, exc.code, f"expected an auth frame: {exc.detail}")
+            return None
+        if not isinstance(frame, Auth):
+            await _refuse(connection, "unauthenticated", "the first frame must be auth")
+            return None
+        return frame.token
+
+    async def _read_frames(self, connection: Connection) -> None:
+        assert connection.device is not None
+        device_id = connection.device.device_id
+        while not connection.closed:
+            message = await connection.socket.receive()
+            if message["type"] != "websocket.receive":
+                return
+            admission = self.limiter.admit(device_id, self.clock())
+            if admission is not Admission.ADMIT:
+                await self._over_limit(connection, admission)
+                continue
+            try:
+                frame = decode_client_frame(_payload(message))
+            except FrameError as exc:
+                await connection.send(Error(code=exc.code, detail=exc.detail))
+                if exc.code == "too_large":
+                    await connection.close(CLOSE_TOO_LARGE, "frame too large")
+                continue
+            await self._handle(connection, frame)
+
+    async def _over_limit(self, connection: Connection, admission: Admission) -> None:
+        now = self.clock()
+        detail = f"over {self.config.rate:g} frames/s (burst {self.config.burst:g}): frame dropped"
+        if admission is Admission.CLOSE:
+            await connection.send(Error(code="rate_limited", detail="rate limit exceeded: closing"))
+            await connection.close(CLOSE_POLICY, "rate limit exceeded")
+        elif now - connection.rate_warned_at >= self.config.rate_warning_interval:
+            connection.rate_warned_at = now
+            await connection.send(Error(code="rate_limited", detail=detail))
+
+    async def _handle(self, connection: Connection, frame: ClientFrame) -> None:
+        """Answer one decoded frame; a refusal becomes an `error` frame, never an exception."""
+        try:
+            if isinstance(frame, Hello):
+                await self._hello(connection, frame)
+            elif isinstance(frame, Scan):
+                await self._redeem_one(connection, _scan_item(frame))
+            elif isinstance(frame, ScanBatch):
+                await self._redeem_batch(connection, frame.items)
+            elif isinstance(frame, Annul):
+                await self._annul(connection, frame)
+            else:
+                await connection.send(Error(code="invalid", detail="already authenticated"))
+        except DomainError as exc:
+            await connection.send(Error(code=exc.code[:64], detail=exc.detail[:2048]))
+        except Exception:
+            log.exception("scanner frame %s failed", type(frame).__name__)
+            await connection.send(Error(code="internal", detail="the hub could not do that now"))
+
+    async def _hello(self, connection: Connection, frame: Hello) -> None:
+        device = connection.device
+        assert device is not None
+        async with connection.sync_lock:
+            async with self.database.transaction(read_only=True) as session:
+                snapshot = await service.needs_snapshot(session, device.event_id, frame.cursor)
+                current = await head(session, device.event_id)
+            await connection.send(
+                Welcome(
+                    device_id=device.device_id,
+                    event_id=device.event_id,
+                    head=current,
+                    snapshot_required=snapshot,
+                )
+            )
+            connection.forget_offers()
+            if snapshot or frame.cursor is None:
+                connection.sent_seq = None
+                return
+            connection.sent_seq = frame.cursor
+            await self.catch_up(connection, always_send=True)
+        async with self.database.transaction(read_only=True) as session:
+            counters = await service.event_counters(session, device.event_id)
+        await connection.send(counters)
+
+    async def catch_up(self, connection: Connection, *, always_send: bool) -> None:
+        """Send the change log after `sent_seq` in pages; the caller holds `sync_lock`."""
+        assert connection.device is not None and connection.sent_seq is not None
+        while not connection.closed:
+            async with self.database.transaction(read_only=True) as session:
+                page = await service.changes_after(
+                    session, connection.device.event_id, connection.sent_seq, self.config.page_size
+                )
+            if page.items or always_send:
+                await connection.send(page)
+            always_send = False
+            if page.items:
+                connection.sent_seq = int(page.items[-1]["seq"])
+            if not page.has_more:
+                return
+
+    async def _redeem_one(self, connection: Connection, item: ScanItem) -> None:
+        """A lone scan joins the group-committing writer (the REST redeem's): every scan of an
+        event takes the event's change-log row lock, so one transaction per scan would serialise
+        all doors on it; the writer takes it once for all the scans waiting (each still decided
+        atomically per ticket, and retried alone if its batch fails). The writer checks the token
+        again, so a device revoked a moment ago is refused (`error unauthenticated`)."""
+        assert connection.token is not None
+        result = await self.writer.redeem(connection.token, item)
+        await connection.send(_as_result(result))  # the writer published the notices
+
+    async def _redeem_batch(self, connection: Connection, items: list[ScanItem]) -> None:
+        """A `scan_batch` is one transaction of its own: all its scans are recorded, or none."""
+        device = connection.device
+        assert device is not None
+        if not items:
+            await connection.send(Results(items=[]))
+            return
+        async with self.database.transaction() as session:
+            outcome = await service.redeem_scans(session, device, items, now=self.wall())
+        await connection.send(Results(items=outcome.results))
+        await self._publish(device.event_id, outcome)
+
+    async def _annul(self, connection: Connection, frame: Annul) -> None:
+        device = connection.device
+        assert device is not None
+        async with self.database.transaction() as session:
+            outcome = await service.annul_scan(
+                session, frame.scan_id, device=device, now=self.wall()
+            )
+        await connection.send(_as_result(outcome.results[0]))
+        await self._publish(device.event_id, outcome)
+
+    async def _publish(self, event_id: str, outcome: service.RedeemOutcome) -> None:
+        await self.fanout.publish(event_id, {"kind": "head", "head": outcome.head})
+        for conflict in outcome.conflicts:
+            await self.fanout.publish(
+                event_id, {"kind": "conflict", "frame": msgspec.to_builtins(conflict)}
+            )
+
+
+@websocket("/ws/scanner", name="scanner_socket")
+async def scanner_socket(socket: WebSocket[Any, Any, Any]) -> None:
+    """The scanner's websocket: JSON text frames, see docs/protocol.md."""
+    await socket.app.state.hub.serve(socket)
+
+
+async def _refuse(connection: Connection, code: str, detail: str) -> None:
+    await connection.send(Error(code=code, detail=detail))
+    await connection.close(CLOSE_UNAUTHENTICATED, "unauthenticated")
+
+
+def _payload(message: Any) -> bytes | str:
+    text = message.get("text")
+    return text if text is not None else (message.get("bytes") or b"")
+
+
+def _scan_item(frame: Scan) -> ScanItem:
+    return ScanItem(
+        scan_id=frame.scan_id,
+        code=frame.code,
+        list_id=frame.list_id,
+        direction=frame.direction,
+        scanned_at=frame.scanned_at,
+        offline=frame.offline,
+    )
+
+
+def _as_result(item: Any) -> Result:
+    return Result(**msgspec.structs.asdict(item))

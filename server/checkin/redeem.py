@@ -1,0 +1,319 @@
+"""The online decision on scans: verify, decide with `protocol.rules`, record, in one transaction.
+
+Rules and invariants (ARCHITECTURE §5):
+  - Exactly once: `scan.scan_id` is the primary key. A scan_id already stored returns its stored
+    result and changes nothing; within one batch a repeated scan_id repeats the first result.
+  - Atomic per ticket: every decision reads `presence` of its ticket x list under a lock. On
+    PostgreSQL the row is created if missing (INSERT ... ON CONFLICT DO NOTHING) and locked with
+    SELECT ... FOR UPDATE in a fixed order; on SQLite the IMMEDIATE transaction holds the write
+    lock. After the lock, PostgreSQL re-reads which scan_ids exist: a retry racing its original
+    on another instance finds it there.
+  - A scan that took effect (accepted, or an offline one the door let in) is folded into
+    presence, appended to the change log ("scan.accepted") and stored with that change's `seq`,
+    the order `fold_all` rebuilds presence in. Rejected scans are stored, never folded or logged.
+  - Offline scans are never refused: the door's verdict stands. When the online rules disagree
+    the scan is `forced`, its `reason` says what they would have decided, and a Conflict naming
+    the ticket's first entry is returned for the event's devices.
+  - The code is the QR token (verified against the non-retired public keys) or the readable code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.ids import normalize_code
+from protocol.messages import Conflict, EarlierScan, FirstScan, ResultItem, ScanItem, TicketInfo
+from protocol.reasons import Reason
+from protocol.rules import ListRules, Presence, ScanFacts, Verdict, apply, decide
+from protocol.token import verify_ticket_token
+from server.changes.service import append_changes, head
+from server.checkin import store
+from server.checkin.models import Scan
+from server.checkin.store import DeviceContext, PresenceRow, TicketRow
+
+__all__ = ["RedeemOutcome", "decide_and_record"]
+
+SCAN_ACCEPTED = "scan.accepted"
+
+
+@dataclass(frozen=True)
+class RedeemOutcome:
+    results: list[ResultItem]  # one per input item, same order
+    conflicts: list[Conflict]  # for offline scans flagged forced
+    head: int  # change-log head of the device's event after this transaction
+
+
+@dataclass
+class _Batch:
+    """What one transaction decides: inputs, what it loaded, and what it will write."""
+
+    requests: Sequence[tuple[DeviceContext, ScanItem]]
+    now: datetime
+    stored: dict[str, Scan] = field(default_factory=dict)
+    tickets: dict[str, TicketRow] = field(default_factory=dict)  # by id and by code
+    lists: dict[str, ListRules] = field(default_factory=dict)
+    presence: dict[tuple[str, str], PresenceRow] = field(default_factory=dict)
+    results: dict[str, ResultItem] = field(default_factory=dict)
+    scan_rows: list[dict[str, Any]] = field(default_factory=list)
+    changes: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = field(default_factory=dict)
+    touched: set[tuple[str, str]] = field(default_factory=set)
+    conflicts: list[tuple[str, Conflict]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class _Parsed:
+    ticket_id: str | None  # from a verified token
+    code: str | None  # a readable code
+    refusal: Reason | None  # the token's own refusal
+    version: int | None  # the token's `ver`
+
+
+async def decide_and_record(
+    session: AsyncSession,
+    requests: Sequence[tuple[DeviceContext, ScanItem]],
+    *,
+    now: datetime,
+    keys: Mapping[str, Ed25519PublicKey] | None = None,
+) -> tuple[list[ResultItem], list[tuple[str, Conflict]], dict[str, int]]:
+    """Decide and record scans from possibly several devices, in the caller's transaction.
+
+    Returns the results (input order), the conflicts with their event id, and each event's head.
+    """
+    batch = _Batch(requests, now)
+    if keys is None:
+        keys = await store.verifying_keys(session)
+    parsed = [_parse(item.code, keys, device.event_id, now) for device, item in requests]
+    scan_ids = [item.scan_id for _, item in requests]
+    batch.stored = await store.stored_scans(session, scan_ids)
+    ticket_ids = {p.ticket_id for p in parsed if p.ticket_id} | {
+        s.ticket_id for s in batch.stored.values() if s.ticket_id
+    }
+    codes = {p.code for p in parsed if p.code}
+    batch.tickets = await store.load_tickets(session, ticket_ids, codes)
+    batch.lists = await store.list_rules(session, {item.list_id for _, item in requests})
+    pairs = _presence_pairs(batch, parsed)
+    batch.presence = await store.lock_presence(session, pairs)
+    if pairs and session.get_bind().dialect.name != "sqlite":
+        fresh = [i for i in scan_ids if i not in batch.stored]
+        batch.stored |= await store.stored_scans(session, fresh)
+    results = [
+        _decide_one(batch, device, item, p)
+        for (device, item), p in zip(requests, parsed, strict=True)
+    ]
+    heads = await _write(session, batch)
+    for device, _ in requests:
+        if device.event_id not in heads:
+            heads[device.event_id] = await head(session, device.event_id)
+    return results, batch.conflicts, heads
+
+
+def _parse(
+    code: str, keys: Mapping[str, Ed25519PublicKey], event_id: str, now: datetime
+) -> _Parsed:
+    """A QR token (it has dots) is verified here; anything else is a readable code."""
+    if "." not in code:
+        return _Parsed(None, normalize_code(code), None, None)
+    claims = verify_ticket_token(code, keys, event_id=event_id, now=now.timestamp())
+    if isinstance(claims, Reason):
+        return _Parsed(None, None, claims, None)
+    return _Parsed(claims.jti, None, None, claims.ver)
+
+
+def _ticket_of(batch: _Batch, parsed: _Parsed) -> TicketRow | None:
+    key = parsed.ticket_id or parsed.code
+    return batch.tickets.get(key) if key else None
+
+
+def _presence_pairs(batch: _Batch, parsed: list[_Parsed]) -> list[tuple[str, str]]:
+    """The ticket x list rows this batch may change or show: tickets of the device's event on
+    one of its lists."""
+    pairs: set[tuple[str, str]] = set()
+    for (device, item), p in zip(batch.requests, parsed, strict=True):
+        ticket = _ticket_of(batch, p)
+        rules = batch.lists.get(item.list_id)
+        if ticket and rules and rules.event_id == device.event_id == ticket.state.event_id:
+            pairs.add((ticket.state.id, item.list_id))
+    for scan in batch.stored.values():
+        if scan.ticket_id and scan.list_id in batch.lists:
+            pairs.add((scan.ticket_id, scan.list_id))
+    return sorted(pairs)
+
+
+def _decide_one(
+    batch: _Batch, device: DeviceContext, item: ScanItem, parsed: _Parsed
+) -> ResultItem:
+    if item.scan_id in batch.stored:
+        return _stored_result(batch, batch.stored[item.scan_id])
+    if item.scan_id in batch.results:
+        return batch.results[item.scan_id]
+    ticket = _ticket_of(batch, parsed)
+    rules = batch.lists.get(item.list_id)
+    real_list = rules is not None and rules.event_id == device.event_id
+    if not real_list:
+        # An unknown list, or another event's, admits nothing: the rules say not_on_list after
+        # the ticket's own checks.
+        rules = ListRules(id=item.list_id, event_id=device.event_id, ticket_type_ids=frozenset())
+    assert rules is not None
+    refusal = parsed.refusal
+    if ticket is not None and parsed.version is not None and refusal is None:
+        if parsed.version < ticket.state.version:
+            refusal = Reason.REVOKED
+        elif parsed.version > ticket.state.version:
+            refusal, ticket = Reason.INVALID, None
+    key = (ticket.state.id, item.list_id) if ticket else ("", "")
+    row = batch.presence.get(key) or PresenceRow(Presence(), None)
+    facts = ScanFacts(direction=item.direction, scanned_at=item.scanned_at or batch.now)
+    state = ticket.state if ticket else None
+    verdict = Verdict(False, refusal) if refusal else decide(facts, state, row.presence, rules)
+    forced = item.offline and not verdict.accepted
+    takes_effect = (verdict.accepted or forced) and key in batch.presence
+    after = row
+    if takes_effect:
+        presence = apply(row.presence, facts, rules, gate=device.gate, device_id=device.device_id)
+        first_id = row.first_scan_id if row.presence.first_entry else None
+        if presence.first_entry is not None and first_id is None:
+            first_id = item.scan_id
+        after = PresenceRow(presence, first_id)
+        batch.presence[key] = after
+        batch.touched.add(key)
+    own_ticket = ticket if ticket and ticket.state.event_id == device.event_id else None
+    result = ResultItem(
+        scan_id=item.scan_id,
+        verdict="accepted" if verdict.accepted or forced else "rejected",
+        reason=verdict.reason,
+        forced=forced,
+        offline=item.offline,
+        annulled=False,
+        ticket=own_ticket.info if own_ticket else None,
+        entries=after.presence.entries,
+        first_scan=_first_scan(row.presence) if verdict.reason == Reason.ALREADY_REDEEMED else None,
+    )
+    batch.results[item.scan_id] = result
+    _record(batch, device, item, facts, result, ticket, after if takes_effect else None)
+    if forced:
+        batch.conflicts.append((device.event_id, _conflict(device, item, facts, result, row)))
+    return result
+
+
+def _record(
+    batch: _Batch,
+    device: DeviceContext,
+    item: ScanItem,
+    facts: ScanFacts,
+    result: ResultItem,
+    ticket: TicketRow | None,
+    effect: PresenceRow | None,
+) -> None:
+    """Queue the scan row and, for a scan that took effect, its change-log entry."""
+    row = {
+        "scan_id": item.scan_id,
+        "event_id": device.event_id,
+        "device_id": device.device_id,
+        "list_id": item.list_id,
+        "ticket_id": ticket.state.id if ticket else None,
+        "code": item.code[:64],
+        "direction": str(item.direction),
+        "scanned_at": facts.scanned_at,
+        "received_at": batch.now,
+        "accepted": result.verdict == "accepted",
+        "reason": str(result.reason) if result.reason else None,
+        "offline": item.offline,
+        "forced": result.forced,
+        "gate": device.gate,
+        "entries": result.entries,
+        "seq": None,
+        "annulled": False,
+    }
+    batch.scan_rows.append(row)
+    if effect is not None and ticket is not None:
+        payload = scan_change_payload(row, effect.presence.inside)
+        batch.changes.setdefault(device.event_id, []).append((payload, row))
+
+
+def scan_change_payload(row: Mapping[str, Any], inside: bool) -> dict[str, Any]:
+    """What a scanner learns of a scan that took effect or was annulled (JSON-ready)."""
+    return {
+        "scan_id": row["scan_id"],
+        "ticket_id": row["ticket_id"],
+        "list_id": row["list_id"],
+        "direction": row["direction"],
+        "scanned_at": row["scanned_at"].isoformat(),
+        "device_id": row["device_id"],
+        "gate": row["gate"],
+        "forced": row["forced"],
+        "offline": row["offline"],
+        "entries": row["entries"],
+        "inside": inside,
+    }
+
+
+async def _write(session: AsyncSession, batch: _Batch) -> dict[str, int]:
+    """Append the changes (which hands out each scan's seq), then store scans and presence."""
+    heads: dict[str, int] = {}
+    for event_id, entries in batch.changes.items():
+        new_head = await append_changes(
+            session, event_id, [(SCAN_ACCEPTED, payload) for payload, _ in entries]
+        )
+        for offset, (_, row) in enumerate(entries):
+            row["seq"] = new_head - len(entries) + 1 + offset
+        heads[event_id] = new_head
+    await store.insert_scans(session, batch.scan_rows)
+    await store.save_presence(session, {k: batch.presence[k] for k in batch.touched})
+    return heads
+
+
+def _first_scan(presence: Presence) -> FirstScan | None:
+    first = presence.first_entry
+    return FirstScan(at=first.at, gate=first.gate, device=first.device_id) if first else None
+
+
+def _conflict(
+    device: DeviceContext, item: ScanItem, facts: ScanFacts, result: ResultItem, before: PresenceRow
+) -> Conflict:
+    first = before.presence.first_entry
+    earlier = None
+    if first is not None and before.first_scan_id is not None:
+        earlier = EarlierScan(
+            scan_id=before.first_scan_id, device=first.device_id, gate=first.gate, at=first.at
+        )
+    return Conflict(
+        scan_id=item.scan_id,
+        ticket=result.ticket,
+        reason=result.reason or Reason.INVALID,
+        device=device.device_id,
+        gate=device.gate,
+        scanned_at=facts.scanned_at,
+        earlier=earlier,
+    )
+
+
+def _stored_result(batch: _Batch, scan: Scan) -> ResultItem:
+    """The result of a scan already recorded, as it was decided (and whether it is annulled)."""
+    ticket = batch.tickets.get(scan.ticket_id) if scan.ticket_id else None
+    own = ticket if ticket and ticket.state.event_id == scan.event_id else None
+    reason = Reason(scan.reason) if scan.reason else None
+    first = None
+    if reason == Reason.ALREADY_REDEEMED and scan.ticket_id:
+        row = batch.presence.get((scan.ticket_id, scan.list_id))
+        first = _first_scan(row.presence) if row else None
+    return stored_result(scan, own.info if own else None, first)
+
+
+def stored_result(scan: Scan, info: TicketInfo | None, first: FirstScan | None) -> ResultItem:
+    return ResultItem(
+        scan_id=scan.scan_id,
+        verdict="accepted" if scan.accepted else "rejected",
+        reason=Reason(scan.reason) if scan.reason else None,
+        forced=scan.forced,
+        offline=scan.offline,
+        annulled=scan.annulled,
+        ticket=info,
+        entries=scan.entries,
+        first_scan=first,
+    )

@@ -1,0 +1,176 @@
+"""One event's live room on this instance: the connected sockets and the fan-out subscription.
+
+Rules:
+- A room exists while at least one socket of its event is connected here. It holds one fan-out
+  subscription for the event, so a notice costs one change-log read per instance, not one per
+  socket.
+- Notices only say "look": on `head` (or `resync`, or every `heal_interval` seconds of silence) the
+  room reads the change log after `read_seq`, the last seq it read, and offers the items to every
+  socket; each socket sends what follows its own cursor and catches up from the database alone
+  when the offer does not join its cursor. So a lost or forged notice never skips a change.
+- `device_revoked` closes that device's sockets here with 4403 at once; a periodic check of the
+  devices in the room covers a revocation notice that Redis lost.
+- `conflict` notices are forwarded as `conflict` frames to every socket of the event.
+- Counters are read once per room and pushed at most every `counters_interval` seconds.
+- Offers never block the room: each socket has its own pusher task, so a slow socket only delays
+  itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from protocol.messages import FrameError, decode_hub_frame, encode_frame
+from server.changes.service import head
+from server.checkin import service
+
+if TYPE_CHECKING:
+    from server.checkin.connection import Connection
+    from server.checkin.hub import ScannerHub
+
+__all__ = ["CLOSE_REVOKED", "EventRoom"]
+
+log = logging.getLogger("tessera.hub")
+
+CLOSE_REVOKED = 4403
+_json = msgspec.json.Encoder()
+
+
+class EventRoom:
+    def __init__(self, hub: ScannerHub, event_id: str) -> None:
+        self.hub = hub
+        self.event_id = event_id
+        self.connections: set[Connection] = set()
+        self.ready = asyncio.Event()
+        self.read_seq = 0
+        self._counters_at = -1e9
+        self._counters_task: asyncio.Task[None] | None = None
+        self._checked_devices_at = 0.0
+        self.task = asyncio.create_task(self._run(), name=f"tessera-room-{event_id}")
+
+    async def stop(self) -> None:
+        for task in (self.task, self._counters_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
+    async def _run(self) -> None:
+        config = self.hub.config
+        async with self.hub.fanout.subscribe(self.event_id) as queue:
+            # Subscribed first, read the head second: nothing committed in between is missed.
+            async with self.hub.database.transaction(read_only=True) as session:
+                self.read_seq = await head(session, self.event_id)
+            self._checked_devices_at = self.hub.clock()
+            self.ready.set()
+            while True:
+                try:
+                    # asyncio.timeout, not wait_for: 3.11's wait_for can swallow a cancellation.
+                    async with asyncio.timeout(config.heal_interval):
+                        notice = await queue.get()
+                except TimeoutError:
+                    notice = {"kind": "heal"}
+                try:
+                    await self._handle(notice, queue)
+                except Exception:
+                    # The database may be down for a moment: the next notice or heal retries.
+                    log.exception(
+                        "room %s failed on a %r notice", self.event_id, notice.get("kind")
+                    )
+
+    async def _handle(self, notice: dict[str, Any], queue: asyncio.Queue[dict[str, Any]]) -> None:
+        """Handle `notice` and any that queued behind it; a burst of heads costs one read."""
+        notices = [notice]
+        while not queue.empty():
+            notices.append(queue.get_nowait())
+        must_read, heads = False, [self.read_seq]
+        for item in notices:
+            kind = item.get("kind")
+            if kind == "device_revoked":
+                self.close_device(str(item.get("device_id")))
+            elif kind == "conflict":
+                self._forward_conflict(item.get("frame"))
+            else:  # head, resync, heal, or a kind from a newer instance: look at the log
+                must_read = True
+                if isinstance(item.get("head"), int):
+                    heads.append(item["head"])
+        if must_read and self._has_listeners():
+            await self.read_and_offer()
+        elif must_read:
+            # Nobody here follows the log: skip the read. A socket that says hello later reads
+            # the log itself, and one whose cursor an offer does not join catches up alone, so
+            # a wrong head in a notice can never make anyone skip a change.
+            self.read_seq = max(heads)
+        if notice.get("kind") == "heal":
+            await self._check_devices()
+
+    def _has_listeners(self) -> bool:
+        return any(connection.sent_seq is not None for connection in self.connections)
+
+    def close_device(self, device_id: str) -> None:
+        for connection in list(self.connections):
+            if connection.device is not None and connection.device.device_id == device_id:
+                connection.close_soon(CLOSE_REVOKED, "device revoked")
+
+    def _forward_conflict(self, frame: Any) -> None:
+        try:
+            data = _json.encode(frame)
+            decode_hub_frame(data)  # forward only a well-formed `conflict` frame
+        except (FrameError, TypeError, msgspec.EncodeError):
+            log.warning("room %s ignored a malformed conflict notice", self.event_id)
+            return
+        for connection in list(self.connections):
+            connection.offer_frame(data)
+
+    async def read_and_offer(self) -> None:
+        """Read the change log after `read_seq` and offer it to every socket, page by page."""
+        page_size = self.hub.config.page_size
+        while True:
+            async with self.hub.database.transaction(read_only=True) as session:
+                page = await service.changes_after(session, self.event_id, self.read_seq, page_size)
+            if not page.items:
+                return
+            self.read_seq = int(page.items[-1]["seq"])
+            for connection in list(self.connections):
+                connection.offer_changes(page.items)
+            self.schedule_counters()
+            if not page.has_more:
+                return
+
+    def schedule_counters(self) -> None:
+        """Push counters now, or once `counters_interval` after the last push (never more often)."""
+        if self._counters_task is not None and not self._counters_task.done():
+            return
+        delay = self._counters_at + self.hub.config.counters_interval - self.hub.clock()
+        self._counters_task = asyncio.create_task(self._push_counters(max(0.0, delay)))
+
+    async def _push_counters(self, delay: float) -> None:
+        if delay:
+            await asyncio.sleep(delay)
+        self._counters_at = self.hub.clock()
+        try:
+            async with self.hub.database.transaction(read_only=True) as session:
+                counters = await service.event_counters(session, self.event_id)
+        except Exception:
+            log.exception("room %s could not read counters", self.event_id)
+            return
+        data = encode_frame(counters)
+        for connection in list(self.connections):
+            connection.offer_counters(data)
+
+    async def _check_devices(self) -> None:
+        """Close sockets of devices revoked meanwhile (covers a revocation notice Redis lost)."""
+        now = self.hub.clock()
+        if now - self._checked_devices_at < self.hub.config.revocation_check_interval:
+            return
+        self._checked_devices_at = now
+        device_ids = {c.device.device_id for c in self.connections if c.device is not None}
+        async with self.hub.database.transaction(read_only=True) as session:
+            revoked = [d for d in device_ids if not await service.device_is_active(session, d)]
+        for device_id in revoked:
+            self.close_device(device_id)

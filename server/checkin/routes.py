@@ -1,0 +1,259 @@
+"""Check-in HTTP API: organiser (lists, devices, stats), pairing, and the device's REST twin of
+the websocket (redeem, annul, snapshot, changes). Thin: parse, call the service, shape.
+
+Device calls carry the device token (`Authorization: Bearer tsd_...`) and manage their own
+transactions, so that fan-out notices go out only after commit and reads take no write lock.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated, Any
+
+from litestar import Controller, Request, Response, delete, get, post
+from litestar.datastructures import State
+from litestar.exceptions import TooManyRequestsException
+from litestar.params import FromPath, JSONBody, QueryParameter
+
+from protocol.messages import Counters, ResultItem
+from server.checkin import service
+from server.checkin.models import CheckinList, Device
+from server.checkin.schemas import (
+    AnnulRequest,
+    ChangesOut,
+    CheckinListCreate,
+    CheckinListOut,
+    DeviceCreate,
+    DeviceCreated,
+    DeviceOut,
+    PairOut,
+    PairRequest,
+    RedeemRequest,
+)
+from server.checkin.snapshot import build_snapshot, compress, snapshot_session
+from server.checkin.store import DeviceContext
+from server.db import utcnow
+from server.errors import NotFound, Unauthenticated
+from server.http import Body, DbSession, bearer_token, created, organiser_guard
+from ticket_renderer import qr_svg
+
+__all__ = ["CheckinAdminController", "DeviceApiController", "pair_device"]
+
+Since = Annotated[int, QueryParameter(ge=0, description="the last seq the device applied")]
+ChangesLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="changes per page")]
+PairingCodeQuery = Annotated[str, QueryParameter(min_length=1, max_length=64)]
+
+
+def list_out(row: CheckinList) -> CheckinListOut:
+    return CheckinListOut(
+        id=row.id,
+        event_id=row.event_id,
+        name=row.name,
+        ticket_type_ids=row.ticket_type_ids,
+        max_entries=row.max_entries,
+        allow_reentry=row.allow_reentry,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+    )
+
+
+def device_out(row: Device) -> DeviceOut:
+    return DeviceOut(
+        id=row.id,
+        event_id=row.event_id,
+        name=row.name,
+        gate=row.gate,
+        paired=row.paired_at is not None,
+        revoked=row.revoked_at is not None,
+        created_at=row.created_at,
+        paired_at=row.paired_at,
+        revoked_at=row.revoked_at,
+    )
+
+
+class CheckinAdminController(Controller):
+    path = "/api/v1"
+    tags = ["check-in"]
+    guards = [organiser_guard]
+    security = [{"organiser": []}]
+
+    @post(
+        "/events/{event_id:str}/checkin-lists",
+        dto=Body[CheckinListCreate],
+        return_dto=None,
+        summary="Create a check-in list",
+    )
+    async def create_list(
+        self,
+        request: Request,
+        event_id: FromPath[str],
+        data: JSONBody[CheckinListCreate],
+        db_session: DbSession,
+    ) -> Response[CheckinListOut]:
+        row = await service.create_list(db_session, event_id, data)
+        return created(list_out(row), request, f"/api/v1/events/{event_id}/checkin-lists/{row.id}")
+
+    @get("/events/{event_id:str}/checkin-lists", summary="List an event's check-in lists")
+    async def list_lists(
+        self, event_id: FromPath[str], db_session: DbSession
+    ) -> list[CheckinListOut]:
+        return [list_out(row) for row in await service.list_lists(db_session, event_id)]
+
+    @post(
+        "/events/{event_id:str}/devices",
+        dto=Body[DeviceCreate],
+        return_dto=None,
+        summary="Create a door device and its one-time pairing code",
+    )
+    async def create_device(
+        self,
+        request: Request,
+        state: State,
+        event_id: FromPath[str],
+        data: JSONBody[DeviceCreate],
+        db_session: DbSession,
+    ) -> Response[DeviceCreated]:
+        new = await service.create_device(db_session, event_id, data, now=utcnow())
+        base = state.settings.public_base_url
+        device = new.device
+        body = DeviceCreated(
+            id=device.id,
+            event_id=device.event_id,
+            name=device.name,
+            gate=device.gate,
+            pairing_code=new.pairing_code,
+            pairing_expires_at=device.pairing_expires_at or utcnow(),
+            pairing_uri=new.pairing_uri(base),
+            pairing_payload=new.pairing_payload(base),
+        )
+        return created(body, request, f"/api/v1/devices/{device.id}")
+
+    @get("/events/{event_id:str}/devices", summary="List an event's devices")
+    async def list_devices(self, event_id: FromPath[str], db_session: DbSession) -> list[DeviceOut]:
+        return [device_out(row) for row in await service.list_devices(db_session, event_id)]
+
+    @delete("/devices/{device_id:str}", summary="Revoke a device: its token is refused at once")
+    async def revoke_device(self, state: State, device_id: FromPath[str]) -> None:
+        async with state.database.transaction() as session:
+            device = await service.revoke_device(session, device_id, now=utcnow())
+            event_id = device.event_id
+        notice = {"kind": "device_revoked", "device_id": device_id}
+        await state.fanout.publish(event_id, notice)
+
+    @get(
+        "/devices/{device_id:str}/pairing.svg",
+        media_type="image/svg+xml",
+        summary="The pairing QR of an unpaired device, for the code shown at its creation",
+    )
+    async def pairing_svg(
+        self, state: State, device_id: FromPath[str], code: PairingCodeQuery, db_session: DbSession
+    ) -> Response[bytes]:
+        # Only the code's hash is stored, so the caller brings the code; the QR is shown only
+        # while that code can still pair.
+        if not await service.pairing_code_matches(db_session, device_id, code, now=utcnow()):
+            raise NotFound("pairing code of device", device_id)
+        payload = service.NewDevice.payload_for(state.settings.public_base_url, code)
+        headers = {"Cache-Control": "no-store"}
+        return Response(qr_svg(payload), media_type="image/svg+xml", headers=headers)
+
+    @get("/events/{event_id:str}/checkin/stats", summary="Live check-in counters")
+    async def stats(self, event_id: FromPath[str], db_session: DbSession) -> Counters:
+        await service.list_lists(db_session, event_id)  # 404 for an unknown event
+        return await service.event_counters(db_session, event_id)
+
+    @post("/scans/{scan_id:str}/annul", status_code=200, summary="Annul any scan (organiser)")
+    async def annul(self, state: State, scan_id: FromPath[str]) -> ResultItem:
+        return await _annul(state, scan_id, device=None)
+
+
+@post(
+    "/api/v1/devices/pair",
+    dto=Body[PairRequest],
+    return_dto=None,
+    status_code=200,
+    tags=["check-in"],
+    summary="Exchange a one-time pairing code for a device token",
+)
+async def pair_device(request: Request, state: State, data: JSONBody[PairRequest]) -> PairOut:
+    """No authentication: the code is the credential, so guesses are rate limited per address."""
+    client = request.client.host if request.client else "unknown"
+    wait = state.pair_limiter.take(client, time.monotonic())
+    if wait:
+        raise TooManyRequestsException(
+            detail="too many pairing attempts", headers={"Retry-After": str(wait)}
+        )
+    async with state.database.transaction() as session:
+        device, token = await service.pair_device(session, data.pairing_code, now=utcnow())
+    base = state.settings.public_base_url
+    ws_url = "ws" + base.removeprefix("http") + "/ws/scanner"
+    return PairOut(device_id=device.id, token=token, event_id=device.event_id, ws_url=ws_url)
+
+
+class DeviceApiController(Controller):
+    """The device's REST calls; `Authorization: Bearer <device token>`."""
+
+    path = "/api/v1/checkin"
+    tags = ["check-in"]
+    security = [{"device": []}]
+
+    @post(
+        "/redeem",
+        dto=Body[RedeemRequest],
+        return_dto=None,
+        status_code=200,
+        summary="Redeem one scan: always 200 with the verdict once decided",
+    )
+    async def redeem(
+        self, request: Request, state: State, data: JSONBody[RedeemRequest]
+    ) -> ResultItem:
+        return await state.redeem_writer.redeem(_token(request), data)
+
+    @post(
+        "/annul", dto=Body[AnnulRequest], return_dto=None, status_code=200, summary="Annul a scan"
+    )
+    async def annul(
+        self, request: Request, state: State, data: JSONBody[AnnulRequest]
+    ) -> ResultItem:
+        return await _annul(state, data.scan_id, device=_token(request))
+
+    @get("/snapshot", summary="The event's snapshot (msgpack, gzip or zstd) and its seq")
+    async def snapshot(self, request: Request, state: State) -> Response[bytes]:
+        async with snapshot_session(state.database) as session:
+            device = await _device(session, _token(request))
+            snapshot = await build_snapshot(session, device.event_id)
+        body, encoding = compress(snapshot, request.headers.get("accept-encoding", ""))
+        headers = {"Content-Encoding": encoding, "X-Tessera-Seq": str(snapshot["seq"])}
+        headers["Vary"] = "Accept-Encoding"
+        return Response(body, media_type="application/vnd.msgpack", headers=headers)
+
+    @get("/changes", summary="The change log after a cursor")
+    async def changes(
+        self, request: Request, state: State, since: Since, limit: ChangesLimit = 500
+    ) -> ChangesOut:
+        async with state.database.transaction(read_only=True) as session:
+            device = await _device(session, _token(request))
+            page = await service.changes_after(session, device.event_id, since, limit)
+        return ChangesOut(items=page.items, head=page.head, has_more=page.has_more)
+
+
+def _token(request: Request[Any, Any, Any]) -> str:
+    token = bearer_token(request)
+    if token is None:
+        raise Unauthenticated("a device token is required: Authorization: Bearer <token>")
+    return token
+
+
+async def _device(session: Any, token: str) -> DeviceContext:
+    device = await service.authenticate_device(session, token)
+    if device is None:
+        raise Unauthenticated("unknown, unpaired or revoked device token")
+    return device
+
+
+async def _annul(state: State, scan_id: str, *, device: str | None) -> ResultItem:
+    async with state.database.transaction() as session:
+        context = None if device is None else await _device(session, device)
+        outcome = await service.annul_scan(session, scan_id, device=context, now=utcnow())
+        event_id = context.event_id if context else await service.event_of_scan(session, scan_id)
+    await state.fanout.publish(event_id, {"kind": "head", "head": outcome.head})
+    return outcome.results[0]

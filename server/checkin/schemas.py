@@ -1,0 +1,113 @@
+"""Request and response bodies of the check-in HTTP API (strict: unknown fields refused).
+
+The redeem body is the wire `ScanItem` (protocol.messages) so that REST and websocket scans decode
+by the same rules; its answer is the wire `ResultItem`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+import msgspec
+
+from protocol.messages import ScanItem
+from server.schemas import AwareDatetime, Id, Name, ShortText
+
+__all__ = [
+    "AnnulRequest",
+    "ChangesOut",
+    "CheckinListCreate",
+    "CheckinListOut",
+    "DeviceCreate",
+    "DeviceCreated",
+    "DeviceOut",
+    "PairOut",
+    "PairRequest",
+    "RedeemRequest",
+]
+
+MaxEntries = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
+TypeIds = Annotated[list[Id], msgspec.Meta(max_length=200)]
+ScanId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+PairingCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+RedeemRequest = ScanItem
+
+
+class CheckinListCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: Name
+    ticket_type_ids: TypeIds | None = None
+    max_entries: MaxEntries | None = 1
+    allow_reentry: bool = False
+    valid_from: AwareDatetime | None = None
+    valid_until: AwareDatetime | None = None
+
+    def __post_init__(self) -> None:
+        if (
+            self.valid_from is not None
+            and self.valid_until is not None
+            and self.valid_until <= self.valid_from
+        ):
+            raise ValueError("valid_until must be after valid_from")
+
+
+class CheckinListOut(msgspec.Struct, frozen=True):
+    id: str
+    event_id: str
+    name: str
+    ticket_type_ids: list[str] | None
+    max_entries: int | None
+    allow_reentry: bool
+    valid_from: datetime | None
+    valid_until: datetime | None
+
+
+class DeviceCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    name: Name
+    gate: ShortText | None = None
+
+
+class DeviceOut(msgspec.Struct, frozen=True):
+    id: str
+    event_id: str
+    name: str
+    gate: str | None
+    paired: bool
+    revoked: bool
+    created_at: datetime
+    paired_at: datetime | None
+    revoked_at: datetime | None
+
+
+class DeviceCreated(msgspec.Struct, frozen=True):
+    """The answer to creating a device: the only time its pairing code is shown."""
+
+    id: str
+    event_id: str
+    name: str
+    gate: str | None
+    pairing_code: str
+    pairing_expires_at: datetime
+    pairing_uri: str  # tessera-pair:?v=1&url=...&code=...
+    pairing_payload: str  # the QR content: compact JSON {"v":1,"url":...,"code":...}
+
+
+class PairRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    pairing_code: PairingCode
+
+
+class PairOut(msgspec.Struct, frozen=True):
+    device_id: str
+    token: str
+    event_id: str
+    ws_url: str
+
+
+class AnnulRequest(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    scan_id: ScanId
+
+
+class ChangesOut(msgspec.Struct, frozen=True):
+    items: list[dict[str, Any]]
+    head: int
+    has_more: bool

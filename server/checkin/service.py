@@ -1,0 +1,430 @@
+"""Check-in services: lists, devices and pairing, redeem and annul, change-log reads, counters.
+
+Services never import Litestar; time is passed in. Everything runs in the caller's transaction;
+the caller publishes fan-out notices after commit (a notice about an uncommitted change would send
+devices looking for something they cannot see yet).
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from collections.abc import Collection, Mapping, Sequence
+from datetime import datetime, timedelta
+from urllib.parse import urlencode
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.ids import ALPHABET, new_id, normalize_code
+from protocol.messages import Changes, ScanItem
+from protocol.rules import Direction, Presence, RecordedScan, apply
+from server.changes.models import Change
+from server.changes.service import append_changes, head
+from server.checkin import counters, store
+from server.checkin.models import CheckinList, Device, Scan
+from server.checkin.redeem import RedeemOutcome, decide_and_record, scan_change_payload
+from server.checkin.redeem import stored_result as _stored_result
+from server.checkin.schemas import CheckinListCreate, DeviceCreate
+from server.checkin.store import DeviceContext, PresenceRow
+from server.errors import (
+    BodyInvalid,
+    FieldError,
+    Forbidden,
+    InvalidState,
+    NotFound,
+    Unauthenticated,
+)
+from server.events.models import Event, TicketType
+from server.http import hash_secret
+
+__all__ = [
+    "ANNUL_WINDOW",
+    "DEVICE_TOKEN_PREFIX",
+    "PAIRING_TTL",
+    "DeviceContext",
+    "NewDevice",
+    "RedeemOutcome",
+    "annul_scan",
+    "authenticate_device",
+    "authenticate_devices",
+    "changes_after",
+    "create_device",
+    "create_list",
+    "device_is_active",
+    "event_counters",
+    "event_of_scan",
+    "list_devices",
+    "list_lists",
+    "needs_snapshot",
+    "pair_device",
+    "pairing_code_matches",
+    "redeem_scans",
+    "revoke_device",
+]
+
+DEVICE_TOKEN_PREFIX = "tsd_"
+PAIRING_TTL = timedelta(hours=24)
+ANNUL_WINDOW = timedelta(minutes=15)
+event_counters = counters.event_counters
+
+
+# --- lists ------------------------------------------------------------------------------------
+
+
+async def create_list(session: AsyncSession, event_id: str, data: CheckinListCreate) -> CheckinList:
+    """A check-in list of the event; its ticket types must be the event's own."""
+    await _require_event(session, event_id)
+    if data.ticket_type_ids:
+        known = set(
+            await session.scalars(
+                select(TicketType.id).where(
+                    TicketType.event_id == event_id, TicketType.id.in_(data.ticket_type_ids)
+                )
+            )
+        )
+        errors = [
+            FieldError(f"ticket_type_ids[{i}]", f"no ticket type {type_id!r} in this event")
+            for i, type_id in enumerate(data.ticket_type_ids)
+            if type_id not in known
+        ]
+        if errors:
+            raise BodyInvalid(errors)
+    row = CheckinList(
+        id=new_id(),
+        event_id=event_id,
+        name=data.name,
+        ticket_type_ids=None if data.ticket_type_ids is None else sorted(set(data.ticket_type_ids)),
+        max_entries=data.max_entries,
+        allow_reentry=data.allow_reentry,
+        valid_from=data.valid_from,
+        valid_until=data.valid_until,
+    )
+    session.add(row)
+    await session.flush()
+    await append_changes(session, event_id, [("list.created", list_payload(row))])
+    return row
+
+
+def list_payload(row: CheckinList) -> dict[str, object]:
+    """A list as scanners see it (change log and snapshot), JSON-ready."""
+    return {
+        "list_id": row.id,
+        "name": row.name,
+        "ticket_type_ids": row.ticket_type_ids,
+        "max_entries": row.max_entries,
+        "allow_reentry": row.allow_reentry,
+        "valid_from": row.valid_from.isoformat() if row.valid_from else None,
+        "valid_until": row.valid_until.isoformat() if row.valid_until else None,
+    }
+
+
+async def list_lists(session: AsyncSession, event_id: str) -> list[CheckinList]:
+    await _require_event(session, event_id)
+    query = select(CheckinList).where(CheckinList.event_id == event_id)
+    return list(await session.scalars(query.order_by(CheckinList.created_at, CheckinList.id)))
+
+
+# --- devices and pairing ----------------------------------------------------------------------
+
+
+class NewDevice:
+    """A created device with its one-time pairing code (shown once, stored hashed)."""
+
+    def __init__(self, device: Device, pairing_code: str) -> None:
+        self.device = device
+        self.pairing_code = pairing_code
+
+    def pairing_payload(self, base_url: str) -> str:
+        return self.payload_for(base_url, self.pairing_code)
+
+    @staticmethod
+    def payload_for(base_url: str, code: str) -> str:
+        """The QR content: compact JSON `{"v":1,"url":...,"code":...}` (ARCHITECTURE §5)."""
+        compact = normalize_code(code).replace("-", "")
+        shown = f"{compact[:4]}-{compact[4:8]}-{compact[8:]}" if len(compact) == 12 else compact
+        body = {"v": 1, "url": base_url, "code": shown}
+        return json.dumps(body, separators=(",", ":"))
+
+    def pairing_uri(self, base_url: str) -> str:
+        return "tessera-pair:?" + urlencode({"v": 1, "url": base_url, "code": self.pairing_code})
+
+
+def _pairing_code() -> str:
+    """12 Crockford characters (60 random bits) as XXXX-XXXX-XXXX: typable, unguessable in 24 h."""
+    raw = "".join(secrets.choice(ALPHABET) for _ in range(12))
+    return f"{raw[:4]}-{raw[4:8]}-{raw[8:]}"
+
+
+def _code_hash(typed: str) -> str:
+    """Hash of the canonical code, so `abcd efgh ijkl` and `ABCD-EFGH-1JK1` match alike."""
+    return hash_secret(normalize_code(typed).replace("-", ""))
+
+
+async def create_device(
+    session: AsyncSession, event_id: str, data: DeviceCreate, *, now: datetime
+) -> NewDevice:
+    await _require_event(session, event_id)
+    code = _pairing_code()
+    device = Device(
+        id=new_id(),
+        event_id=event_id,
+        name=data.name,
+        gate=data.gate,
+        pairing_code_hash=_code_hash(code),
+        pairing_expires_at=now + PAIRING_TTL,
+        created_at=now,
+    )
+    session.add(device)
+    await session.flush()
+    return NewDevice(device, code)
+
+
+async def list_devices(session: AsyncSession, event_id: str) -> list[Device]:
+    await _require_event(session, event_id)
+    query = select(Device).where(Device.event_id == event_id)
+    return list(await session.scalars(query.order_by(Device.created_at, Device.id)))
+
+
+async def get_device(session: AsyncSession, device_id: str) -> Device:
+    device = await session.get(Device, device_id)
+    if device is None:
+        raise NotFound("device", device_id)
+    return device
+
+
+async def pairing_code_matches(
+    session: AsyncSession, device_id: str, code: str, *, now: datetime
+) -> bool:
+    """Whether `code` is the device's unused, unexpired pairing code."""
+    device = await get_device(session, device_id)
+    return (
+        device.pairing_code_hash == _code_hash(code)
+        and device.paired_at is None
+        and device.revoked_at is None
+        and device.pairing_expires_at is not None
+        and device.pairing_expires_at > now
+    )
+
+
+async def pair_device(session: AsyncSession, code: str, *, now: datetime) -> tuple[Device, str]:
+    """Exchange a pairing code for a device token, once: a conditional UPDATE claims the code,
+    so two racing requests cannot both win. Raises Unauthenticated for an unknown, used or
+    expired code (all alike: the answer must not help guessing)."""
+    token = DEVICE_TOKEN_PREFIX + secrets.token_urlsafe(32)
+    claimed = await session.execute(
+        update(Device)
+        .where(
+            Device.pairing_code_hash == _code_hash(code),
+            Device.pairing_expires_at > now,
+            Device.paired_at.is_(None),
+            Device.revoked_at.is_(None),
+        )
+        .values(token_hash=hash_secret(token), paired_at=now, pairing_code_hash=None)
+        .returning(Device.id)
+    )
+    device_id = claimed.scalar_one_or_none()
+    if device_id is None:
+        raise Unauthenticated("unknown, used or expired pairing code")
+    return await get_device(session, device_id), token
+
+
+async def revoke_device(session: AsyncSession, device_id: str, *, now: datetime) -> Device:
+    """Refuse the device's token from now on (idempotent); logs `device.revoked`."""
+    device = await get_device(session, device_id)
+    if device.revoked_at is None:
+        device.revoked_at = now
+        device.pairing_code_hash = None
+        await session.flush()
+        payload = {"device_id": device.id, "name": device.name, "gate": device.gate}
+        await append_changes(session, device.event_id, [("device.revoked", payload)])
+    return device
+
+
+async def authenticate_device(session: AsyncSession, token: str) -> DeviceContext | None:
+    """The paired, unrevoked device holding `token`, else None."""
+    if not token.startswith(DEVICE_TOKEN_PREFIX) or len(token) > 200:
+        return None
+    row = (
+        await session.execute(
+            select(Device.id, Device.event_id, Device.name, Device.gate).where(
+                Device.token_hash == hash_secret(token),
+                Device.revoked_at.is_(None),
+                Device.paired_at.is_not(None),
+            )
+        )
+    ).one_or_none()
+    return None if row is None else DeviceContext(row.id, row.event_id, row.name, row.gate)
+
+
+async def authenticate_devices(
+    session: AsyncSession, tokens: Collection[str]
+) -> dict[str, DeviceContext]:
+    """The paired, unrevoked devices among `tokens`, by token, in one query."""
+    hashes = {
+        hash_secret(t): t for t in tokens if t.startswith(DEVICE_TOKEN_PREFIX) and len(t) <= 200
+    }
+    if not hashes:
+        return {}
+    rows = await session.execute(
+        select(Device.token_hash, Device.id, Device.event_id, Device.name, Device.gate).where(
+            Device.token_hash.in_(list(hashes)),
+            Device.revoked_at.is_(None),
+            Device.paired_at.is_not(None),
+        )
+    )
+    return {hashes[r.token_hash]: DeviceContext(r.id, r.event_id, r.name, r.gate) for r in rows}
+
+
+async def device_is_active(session: AsyncSession, device_id: str) -> bool:
+    """Whether the device is paired and not revoked."""
+    revoked = await session.execute(
+        select(Device.revoked_at, Device.paired_at).where(Device.id == device_id)
+    )
+    row = revoked.one_or_none()
+    return row is not None and row.revoked_at is None and row.paired_at is not None
+
+
+# --- redeem and annul -------------------------------------------------------------------------
+
+
+async def redeem_scans(
+    session: AsyncSession,
+    device: DeviceContext,
+    items: Sequence[ScanItem],
+    *,
+    now: datetime,
+    keys: Mapping[str, Ed25519PublicKey] | None = None,
+) -> RedeemOutcome:
+    """Decide and record `items` of one device exactly once (see server.checkin.redeem).
+
+    `keys` are the verifying keys by kid; by default the non-retired keys of the database.
+    """
+    results, conflicts, heads = await decide_and_record(
+        session, [(device, item) for item in items], now=now, keys=keys
+    )
+    return RedeemOutcome(results, [c for _, c in conflicts], heads[device.event_id])
+
+
+async def annul_scan(
+    session: AsyncSession, scan_id: str, *, device: DeviceContext | None, now: datetime
+) -> RedeemOutcome:
+    """Undo a scan as a new fact: flag it annulled, rebuild presence without it, log it.
+
+    `device` None is the organiser; a device may annul only its own scans, within ANNUL_WINDOW.
+    Raises NotFound, Forbidden, or InvalidState (a rejected scan changed nothing to undo).
+    Annulling twice changes nothing the second time.
+    """
+    scan = await session.get(Scan, scan_id)
+    if scan is None or (device is not None and scan.event_id != device.event_id):
+        raise NotFound("scan", scan_id)
+    if device is not None:
+        if scan.device_id != device.device_id:
+            raise Forbidden("a device may annul only its own scans")
+        if now - scan.received_at > ANNUL_WINDOW:
+            raise Forbidden("a device may annul a scan only within 15 minutes; ask an organiser")
+    if not scan.accepted:
+        raise InvalidState("a rejected scan changed nothing: there is nothing to annul")
+    if not scan.annulled:
+        await _annul(session, scan, by=device.device_id if device else "organiser", now=now)
+    info = (await store.load_tickets(session, [scan.ticket_id], [])) if scan.ticket_id else {}
+    ticket = info.get(scan.ticket_id or "")
+    own = ticket.info if ticket and ticket.state.event_id == scan.event_id else None
+    return RedeemOutcome([_stored_result(scan, own, None)], [], await head(session, scan.event_id))
+
+
+async def event_of_scan(session: AsyncSession, scan_id: str) -> str:
+    event_id = await session.scalar(select(Scan.event_id).where(Scan.scan_id == scan_id))
+    if event_id is None:
+        raise NotFound("scan", scan_id)
+    return str(event_id)
+
+
+async def _annul(session: AsyncSession, scan: Scan, *, by: str, now: datetime) -> None:
+    key = (scan.ticket_id or "", scan.list_id)
+    took_effect = scan.seq is not None and scan.ticket_id is not None
+    if took_effect:
+        await store.lock_presence(session, [key])
+    scan.annulled, scan.annulled_at, scan.annulled_by = True, now, by
+    await session.flush()
+    inside = False
+    if took_effect:
+        rebuilt = await _refold(session, key)
+        await store.save_presence(session, {key: rebuilt})
+        inside = rebuilt.presence.inside
+    row = {c: getattr(scan, c) for c in ("scan_id", "ticket_id", "list_id", "direction")}
+    row |= {"scanned_at": scan.scanned_at, "device_id": scan.device_id, "gate": scan.gate}
+    row |= {"forced": scan.forced, "offline": scan.offline, "entries": scan.entries}
+    payload = scan_change_payload(row, inside) | {"annulled_by": by}
+    await append_changes(session, scan.event_id, [("scan.annulled", payload)])
+
+
+async def _refold(session: AsyncSession, key: tuple[str, str]) -> PresenceRow:
+    """Presence rebuilt from the scans that took effect and stand, in seq order."""
+    rules = (await store.list_rules(session, [key[1]]))[key[1]]
+    scans = await session.scalars(
+        select(Scan)
+        .where(
+            Scan.ticket_id == key[0],
+            Scan.list_id == key[1],
+            Scan.seq.is_not(None),
+            Scan.annulled.is_(False),
+        )
+        .order_by(Scan.seq)
+    )
+    row = PresenceRow(Presence(), None)
+    for scan in scans:
+        recorded = RecordedScan(
+            direction=Direction(scan.direction),
+            scanned_at=scan.scanned_at,
+            gate=scan.gate,
+            device_id=scan.device_id,
+        )
+        after = apply(row.presence, recorded, rules, gate=scan.gate, device_id=scan.device_id)
+        first_id = row.first_scan_id or (scan.scan_id if after.first_entry else None)
+        row = PresenceRow(after, first_id)
+    return row
+
+
+# --- change log -------------------------------------------------------------------------------
+
+
+async def changes_after(
+    session: AsyncSession, event_id: str, cursor: int, limit: int = 500
+) -> Changes:
+    """The changes after `cursor`, gap-free and in seq order, at most `limit` of them.
+
+    The head is read first and only changes up to it are returned: every seq up to a committed
+    head is committed (writers of one event commit in seq order), so the page has no holes.
+    """
+    current = await head(session, event_id)
+    rows = await session.execute(
+        select(Change.seq, Change.kind, Change.payload)
+        .where(Change.event_id == event_id, Change.seq > cursor, Change.seq <= current)
+        .order_by(Change.seq)
+        .limit(limit)
+    )
+    items = [{"seq": seq, "kind": kind, **payload} for seq, kind, payload in rows]
+    last = items[-1]["seq"] if items else cursor
+    return Changes(items=items, head=current, has_more=last < current)
+
+
+async def needs_snapshot(session: AsyncSession, event_id: str, cursor: int | None) -> bool:
+    """Whether a device at `cursor` must load a snapshot instead of following the change log:
+    no cursor, a cursor beyond the head (another database, or a restore), or one older than the
+    oldest change still kept."""
+    if cursor is None:
+        return True
+    current = await head(session, event_id)
+    if cursor > current:
+        return True
+    oldest = await session.scalar(select(func.min(Change.seq)).where(Change.event_id == event_id))
+    if oldest is None:
+        return cursor != current
+    return cursor < oldest - 1
+
+
+async def _require_event(session: AsyncSession, event_id: str) -> None:
+    if await session.scalar(select(Event.id).where(Event.id == event_id)) is None:
+        raise NotFound("event", event_id)

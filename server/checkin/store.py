@@ -1,0 +1,253 @@
+"""The check-in queries the decision needs, each one round trip for a whole batch of scans.
+
+List rules and verifying keys change rarely and are read on every scan, so each process keeps
+them for `CACHE_TTL` seconds per database (a key retirement or list change reaches every instance
+within that time, as with `KeyRing`). Ticket state and presence are never cached: they are what
+the decision locks.
+"""
+
+from __future__ import annotations
+
+import time
+import weakref
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from sqlalchemy import or_, select, tuple_
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.messages import TicketInfo
+from protocol.rules import FirstEntry, ListRules, Presence, TicketState
+from server.checkin.models import CheckinList, Scan
+from server.checkin.models import Presence as PresenceModel
+from server.events.models import TicketType
+from server.keys.models import SigningKey
+from server.keys.service import decode_public_key
+from server.tickets.models import Ticket, TicketStatus
+
+__all__ = [
+    "CACHE_TTL",
+    "DeviceContext",
+    "PresenceRow",
+    "TicketRow",
+    "insert_scans",
+    "list_rules",
+    "list_rules_of",
+    "load_tickets",
+    "lock_presence",
+    "presence_row",
+    "save_presence",
+    "stored_scans",
+    "verifying_keys",
+]
+
+CACHE_TTL = 1.0
+
+
+@dataclass(frozen=True)
+class DeviceContext:
+    device_id: str
+    event_id: str
+    name: str
+    gate: str | None
+
+
+@dataclass(frozen=True)
+class TicketRow:
+    state: TicketState
+    info: TicketInfo
+
+
+@dataclass(frozen=True)
+class PresenceRow:
+    presence: Presence
+    first_scan_id: str | None  # the scan that made `presence.first_entry`
+
+
+@dataclass
+class _Cache:
+    keys: dict[str, Ed25519PublicKey] | None = None
+    keys_at: float = 0.0
+    lists: dict[str, tuple[ListRules, float]] = field(default_factory=dict)
+
+
+# Keyed by the engine's pool: one cache per database, gone with its engine.
+_caches: weakref.WeakKeyDictionary[Any, _Cache] = weakref.WeakKeyDictionary()
+
+
+def _cache(session: AsyncSession) -> _Cache:
+    pool = session.get_bind().pool  # type: ignore[union-attr]
+    cache = _caches.get(pool)
+    if cache is None:
+        cache = _caches[pool] = _Cache()
+    return cache
+
+
+async def verifying_keys(session: AsyncSession) -> dict[str, Ed25519PublicKey]:
+    """The non-retired public keys by kid, at most `CACHE_TTL` seconds old."""
+    cache, now = _cache(session), time.monotonic()
+    if cache.keys is None or now - cache.keys_at > CACHE_TTL:
+        rows = await session.execute(
+            select(SigningKey.kid, SigningKey.public_key).where(SigningKey.retired_at.is_(None))
+        )
+        cache.keys = {kid: decode_public_key(public) for kid, public in rows}
+        cache.keys_at = now
+    return cache.keys
+
+
+def list_rules_of(row: CheckinList) -> ListRules:
+    types = None if row.ticket_type_ids is None else frozenset(row.ticket_type_ids)
+    return ListRules(
+        id=row.id,
+        event_id=row.event_id,
+        ticket_type_ids=types,
+        max_entries=row.max_entries,
+        allow_reentry=row.allow_reentry,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+    )
+
+
+async def list_rules(session: AsyncSession, list_ids: Collection[str]) -> dict[str, ListRules]:
+    """The rules of the lists that exist among `list_ids`, at most `CACHE_TTL` seconds old."""
+    cache, now = _cache(session), time.monotonic()
+    found = {i: cache.lists[i][0] for i in list_ids if i in cache.lists}
+    found = {i: r for i, r in found.items() if now - cache.lists[i][1] <= CACHE_TTL}
+    missing = [i for i in list_ids if i not in found]
+    if missing:
+        for row in await session.scalars(select(CheckinList).where(CheckinList.id.in_(missing))):
+            rules = list_rules_of(row)
+            cache.lists[row.id] = (rules, now)
+            found[row.id] = rules
+    return found
+
+
+async def stored_scans(session: AsyncSession, scan_ids: Collection[str]) -> dict[str, Scan]:
+    if not scan_ids:
+        return {}
+    rows = await session.scalars(select(Scan).where(Scan.scan_id.in_(list(set(scan_ids)))))
+    return {row.scan_id: row for row in rows}
+
+
+async def load_tickets(
+    session: AsyncSession, ticket_ids: Collection[str], codes: Collection[str]
+) -> dict[str, TicketRow]:
+    """Tickets with their type, by id and by readable code, in one query."""
+    if not ticket_ids and not codes:
+        return {}
+    query = (
+        select(
+            Ticket,
+            TicketType.name,
+            TicketType.persons,
+            TicketType.valid_from,
+            TicketType.valid_until,
+        )
+        .join(TicketType, TicketType.id == Ticket.ticket_type_id)
+        .where(or_(Ticket.id.in_(list(ticket_ids)), Ticket.code.in_(list(codes))))
+    )
+    found: dict[str, TicketRow] = {}
+    for ticket, type_name, persons, valid_from, valid_until in await session.execute(query):
+        state = TicketState(
+            id=ticket.id,
+            event_id=ticket.event_id,
+            ticket_type_id=ticket.ticket_type_id,
+            version=ticket.version,
+            revoked=ticket.status != TicketStatus.VALID,
+            blocked=ticket.blocked,
+            persons=persons,
+            valid_from=valid_from,
+            valid_until=valid_until,
+        )
+        info = TicketInfo(
+            id=ticket.id,
+            code=ticket.code,
+            holder_name=ticket.holder_name,
+            ticket_type=type_name,
+            seat=ticket.seat,
+            persons=persons,
+        )
+        found[ticket.id] = found[ticket.code] = TicketRow(state, info)
+    return found
+
+
+def presence_row(row: Any) -> PresenceRow:
+    first = None
+    if row.first_at is not None:
+        first = FirstEntry(at=row.first_at, gate=row.first_gate, device_id=row.first_device)
+    return PresenceRow(Presence(row.entries, row.inside, first), row.first_scan_id)
+
+
+async def lock_presence(
+    session: AsyncSession, pairs: list[tuple[str, str]]
+) -> dict[tuple[str, str], PresenceRow]:
+    """The presence of each ticket x list in `pairs`, locked until the transaction ends.
+
+    PostgreSQL: create missing rows, then SELECT ... FOR UPDATE in `pairs` order (sorted by the
+    caller, so two transactions never wait on each other in a cycle). SQLite: the IMMEDIATE
+    transaction already holds the database's write lock, so a plain read is enough.
+    """
+    if not pairs:
+        return {}
+    is_sqlite = session.get_bind().dialect.name == "sqlite"
+    query = select(PresenceModel).where(
+        tuple_(PresenceModel.ticket_id, PresenceModel.list_id).in_(pairs)
+    )
+    if not is_sqlite:
+        await session.execute(
+            pg_insert(PresenceModel)
+            .values(
+                [{"ticket_id": t, "list_id": x, "entries": 0, "inside": False} for t, x in pairs]
+            )
+            .on_conflict_do_nothing()
+        )
+        query = query.order_by(PresenceModel.ticket_id, PresenceModel.list_id).with_for_update()
+    found = {(t, x): PresenceRow(Presence(), None) for t, x in pairs}
+    for row in (await session.execute(query.execution_options(populate_existing=True))).scalars():
+        found[(row.ticket_id, row.list_id)] = presence_row(row)
+    return found
+
+
+async def insert_scans(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Store new scans; a scan_id already stored is left as it is (exactly once)."""
+    if not rows:
+        return
+    dialect_insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    await session.execute(
+        dialect_insert(Scan).on_conflict_do_nothing(index_elements=["scan_id"]), rows
+    )
+
+
+async def save_presence(session: AsyncSession, rows: Mapping[tuple[str, str], PresenceRow]) -> None:
+    """Write the folded state of each ticket x list (insert or replace)."""
+    if not rows:
+        return
+    values = [_presence_values(key, row) for key, row in rows.items()]
+    dialect_insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
+    statement = dialect_insert(PresenceModel)
+    columns = ("entries", "inside", "first_scan_id", "first_at", "first_gate", "first_device")
+    await session.execute(
+        statement.on_conflict_do_update(
+            index_elements=["ticket_id", "list_id"],
+            set_={name: statement.excluded[name] for name in columns},
+        ),
+        values,
+    )
+
+
+def _presence_values(key: tuple[str, str], row: PresenceRow) -> dict[str, Any]:
+    first = row.presence.first_entry
+    return {
+        "ticket_id": key[0],
+        "list_id": key[1],
+        "entries": row.presence.entries,
+        "inside": row.presence.inside,
+        "first_scan_id": row.first_scan_id,
+        "first_at": first.at if first else None,
+        "first_gate": first.gate if first else None,
+        "first_device": first.device_id if first else None,
+    }
