@@ -16,6 +16,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.routes import BookingController
+from server.changes.service import changed_events
 from server.checkin.fanout import Fanout, MemoryFanout
 from server.checkin.hub import ScannerHub, scanner_socket
 from server.checkin.redis_fanout import RedisFanout
@@ -39,9 +40,15 @@ __all__ = ["app_from_env", "create_app"]
 
 
 async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
-    """One transaction per request: committed when the handler returns, rolled back if it raises."""
+    """One transaction per request: committed when the handler returns, rolled back if it raises.
+
+    After the commit, every event whose change log the request appended to gets a fan-out notice,
+    so connected doors learn of issued, changed, blocked or revoked tickets within a blink.
+    """
     async with state.database.transaction() as session:
         yield session
+    for event_id, new_head in changed_events(session).items():
+        await state.fanout.publish(event_id, {"kind": "head", "head": new_head})
 
 
 async def provide_issuer(state: State, db_session: DbSession) -> TicketIssuer:

@@ -17,7 +17,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.changes.models import Change
 from server.events.models import Event
 
-__all__ = ["ChangeKind", "append_changes", "changes_since", "head"]
+__all__ = ["ChangeKind", "append_changes", "changed_events", "changes_since", "head"]
+
+_CHANGED = "tessera.changed_events"
 
 
 class ChangeKind:
@@ -45,6 +47,7 @@ async def append_changes(
             .returning(Event.change_seq)
         )
     ).scalar_one()
+    changed_events(session)[event_id] = int(new_head)
     first = new_head - len(changes) + 1
     await session.execute(
         insert(Change.__table__),
@@ -54,6 +57,16 @@ async def append_changes(
         ],
     )
     return int(new_head)
+
+
+def changed_events(session: AsyncSession) -> dict[str, int]:
+    """Events whose change log this session appended to, with their new head.
+
+    Whoever commits the session tells those events' scanners to look (after the commit: a
+    notice about an uncommitted change would send them reading too early).
+    """
+    changed: dict[str, int] = session.info.setdefault(_CHANGED, {})
+    return changed
 
 
 async def head(session: AsyncSession, event_id: str) -> int:

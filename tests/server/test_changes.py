@@ -1,0 +1,63 @@
+"""The change log scanners follow: gap-free, written with the change, announced after commit."""
+
+import asyncio
+
+from sqlalchemy import select
+
+from server.changes.models import Change
+from server.db import Database
+from tests.factories import create_booking, create_event, create_ticket_type
+
+
+async def change_log(settings, event_id):
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction(read_only=True) as session:
+            rows = await session.scalars(
+                select(Change).where(Change.event_id == event_id).order_by(Change.seq)
+            )
+            return [(c.seq, c.kind) for c in rows]
+    finally:
+        await database.dispose()
+
+
+async def test_confirm_and_cancel_append_gap_free_changes(api, settings):
+    event = await create_event(api)
+    ticket_type = await create_ticket_type(api, event["id"])
+    booking = await create_booking(api, event["id"], ticket_type["id"], 2, confirm=True)
+    await api.post(f"/api/v1/bookings/{booking['id']}/cancel")
+    log = await change_log(settings, event["id"])
+    assert [seq for seq, _ in log] == [1, 2, 3, 4]
+    assert [kind for _, kind in log] == ["ticket.issued"] * 2 + ["ticket.revoked"] * 2
+
+
+async def test_a_refused_request_appends_nothing(api, settings):
+    event = await create_event(api)
+    ticket_type = await create_ticket_type(api, event["id"], capacity=1)
+    response = await api.post(
+        f"/api/v1/events/{event['id']}/bookings",
+        json={
+            "buyer": {"name": "A", "email": "a@example.org"},
+            "items": [{"ticket_type_id": ticket_type["id"], "quantity": 2}],
+            "confirm": True,
+        },
+    )
+    assert response.status_code == 409
+    assert await change_log(settings, event["id"]) == []
+
+
+async def test_doors_are_told_to_look_after_a_commit_that_changed_their_event(api, app):
+    event = await create_event(api)
+    ticket_type = await create_ticket_type(api, event["id"])
+    async with app.state.fanout.subscribe(event["id"]) as notices:
+        await create_booking(api, event["id"], ticket_type["id"], 3, confirm=True)
+        notice = await asyncio.wait_for(notices.get(), 5)
+    assert notice == {"kind": "head", "head": 3}
+
+
+async def test_no_notice_for_a_request_that_changed_nothing(api, app):
+    event = await create_event(api)
+    async with app.state.fanout.subscribe(event["id"]) as notices:
+        await api.get(f"/api/v1/events/{event['id']}")
+        await api.patch(f"/api/v1/events/{event['id']}", json={"name": "Renamed"})
+        assert notices.empty()
