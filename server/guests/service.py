@@ -6,7 +6,8 @@ order they are decided (the first that holds wins):
 - `cancelled`: the ticket is revoked (its booking was cancelled); permanent.
 - `replaced`: the link belongs to an older version; a reissue gave the guest a newer link.
 - `blocked`: the organiser put the ticket on hold; reversible.
-- `used`: the ticket was already scanned in (filled by the check-in hub; nothing sets it yet).
+- `used`: the ticket was already scanned in on some check-in list (its folded presence has an
+  entry); the QR still shows, since a list may allow re-entry.
 - `valid`: show the QR.
 """
 
@@ -16,9 +17,10 @@ import re
 from dataclasses import dataclass
 from enum import StrEnum
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.checkin.models import Presence
 from server.events.models import Event, TicketType
 from server.tickets.models import Ticket, TicketLink, TicketStatus
 from ticket_renderer import TicketView
@@ -50,7 +52,7 @@ class GuestTicket:
     ticket: Ticket
     event: Event
     ticket_type: TicketType
-    is_used: bool = False  # the check-in hub will fill this from the folded scan state
+    is_used: bool = False  # an entry was recorded on some check-in list
 
     @property
     def state(self) -> GuestState:
@@ -69,9 +71,10 @@ async def find_by_link(session: AsyncSession, link: str) -> GuestTicket | None:
     """The ticket behind `link` (current or former) with its event and type, in one query."""
     if not LINK_PATTERN.fullmatch(link):
         return None
+    used = exists().where(Presence.ticket_id == Ticket.id, Presence.entries > 0)
     row = (
         await session.execute(
-            select(TicketLink.version, Ticket, Event, TicketType)
+            select(TicketLink.version, Ticket, Event, TicketType, used.label("used"))
             .join(Ticket, Ticket.id == TicketLink.ticket_id)
             .join(Event, Event.id == Ticket.event_id)
             .join(TicketType, TicketType.id == Ticket.ticket_type_id)
@@ -80,8 +83,8 @@ async def find_by_link(session: AsyncSession, link: str) -> GuestTicket | None:
     ).first()
     if row is None:
         return None
-    version, ticket, event, ticket_type = row
-    return GuestTicket(link, version, ticket, event, ticket_type)
+    version, ticket, event, ticket_type, is_used = row
+    return GuestTicket(link, version, ticket, event, ticket_type, bool(is_used))
 
 
 def ticket_view(guest: GuestTicket, language: str, link_url: str) -> TicketView:

@@ -11,6 +11,7 @@ from PIL import Image
 
 from tests.conftest import problem_of
 from tests.factories import confirmed_booking
+from tests.server.checkin.helpers import redeem, venue
 from tests.server.tickets.helpers import changes_of
 
 FILES = ["qr.svg", "qr.png", "ticket.pdf", "event.ics"]
@@ -199,3 +200,14 @@ async def test_guessing_links_is_rate_limited_per_client_and_valid_links_cost_no
     assert limited.status_code == 429
     assert int(limited.headers["retry-after"]) >= 1
     assert (await client.get(f"{_path(ticket)}/qr.png")).status_code == 429
+
+
+async def test_a_ticket_scanned_in_says_already_used_and_still_shows_its_qr(api, client):
+    place = await venue(api)
+    ticket = place.tickets[0]
+    assert "Status: Valid" in (await client.get(_path(ticket), params={"lang": "en"})).text
+    scanned = await redeem(api, place.door, ticket["code"], place.list_id)
+    assert scanned.json()["verdict"] == "accepted"
+    html = (await client.get(_path(ticket), params={"lang": "en"})).text
+    assert "Status: Already used" in html
+    assert "<svg" in html
