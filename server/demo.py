@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -13,8 +12,11 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.auth.service import create_token, find_active_token
 from server.bookings.models import Booking
 from server.bookings.routes import booking_out
-from server.bookings.schemas import BookingCreate, BookingItemIn, Buyer, Holder
+from server.bookings.schemas import BookingCreate, BookingItemIn, BookingOut, Buyer, Holder
 from server.bookings.service import create_booking
+from server.checkin.models import CheckinList
+from server.checkin.schemas import CheckinListCreate
+from server.checkin.service import create_list
 from server.config import Settings
 from server.db import Database
 from server.events.models import Event, TicketType
@@ -60,6 +62,13 @@ async def seed_demo(database: Database, settings: Settings) -> None:
                 item = BookingItemIn(ticket_type.id, quantity, holders)
                 data = BookingCreate(buyer=buyer, items=[item], external_ref=ref, confirm=True)
                 await create_booking(session, event.id, data, issuer)
+        checkin_list = await session.scalar(
+            select(CheckinList).where(CheckinList.event_id == event.id).limit(1)
+        )
+        if checkin_list is None:
+            checkin_list = await create_list(
+                session, event.id, CheckinListCreate(name="Main entrance")
+            )
         token = await _demo_token(session)
         bookings = list(
             await session.scalars(
@@ -67,15 +76,11 @@ async def seed_demo(database: Database, settings: Settings) -> None:
             )
         )
         tickets = await tickets_of(session, [b.id for b in bookings])
-        _print_demo(
-            settings,
-            event,
-            token,
-            [
-                booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer)
-                for b in bookings
-            ],
-        )
+        shown = [
+            booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer) for b in bookings
+        ]
+    # Printed once committed, so what is shown exists.
+    _print_demo(settings, event, checkin_list.id, token, shown)
 
 
 def _demo_event() -> EventCreate:
@@ -116,19 +121,23 @@ def _write_demo_token(secret: str) -> None:
         handle.write(secret + "\n")
 
 
-def _print_demo(settings: Settings, event: Event, token: str, bookings: list) -> None:
+def _print_demo(
+    settings: Settings, event: Event, list_id: str, token: str, bookings: list[BookingOut]
+) -> None:
     base = settings.public_base_url
-    out = sys.stdout
-    print("", file=out)
-    print("Tessera demo", file=out)
-    print(f"  API docs        {base}/schema", file=out)
-    print(f"  organiser token {token}", file=out)
-    print(f"  demo event      {event.name} ({event.id})", file=out)
-    print(
-        f"  try             curl -H 'Authorization: Bearer {token}' {base}/api/v1/events", file=out
-    )
+    auth = f"-H 'Authorization: Bearer {token}'"
+    lines = [
+        "",
+        "Tessera demo",
+        f"  API docs        {base}/schema",
+        f"  organiser token {token}",
+        f"  demo event      {event.name} ({event.id})",
+        f"  check-in list   Main entrance ({list_id})",
+        f"  try             curl {auth} {base}/api/v1/events",
+        f"  add a door      curl {auth} -H 'Content-Type: application/json' "
+        f'-d \'{{"name":"Door 1","gate":"North"}}\' {base}/api/v1/events/{event.id}/devices',
+    ]
     for booking in bookings:
-        print(f"  booking {booking.reference} {booking.buyer.name} ({booking.status})", file=out)
-        for ticket in booking.tickets:
-            print(f"    ticket {ticket.code}  {ticket.link}", file=out)
-    print("", file=out)
+        lines.append(f"  booking {booking.reference} {booking.buyer.name} ({booking.status})")
+        lines += [f"    ticket {t.code}  {t.link}" for t in booking.tickets]
+    print("\n".join([*lines, ""]))
