@@ -13,7 +13,8 @@ import msgspec
 __all__ = ["AccessLogMiddleware", "JsonFormatter", "configure_logging", "redact_path"]
 
 _ENCODER = msgspec.json.Encoder()
-_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime"}
+# Record attributes that are not extra fields (uvicorn adds a coloured copy of its message).
+_STANDARD = set(logging.makeLogRecord({}).__dict__) | {"message", "asctime", "color_message"}
 # Guest links are bearer secrets: they never reach a log line.
 _SECRET_PATHS = re.compile(r"^(/t/)[^/]+")
 
