@@ -98,6 +98,14 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     from server.logs import configure_logging
 
     settings = settings.replace(host=args.host or settings.host, port=args.port or settings.port)
+    if args.workers > 1 and not settings.redis_url:
+        # Each worker process would keep its own in-process fan-out: doors on one worker would
+        # not see check-ins taken on another until their room re-read the change log.
+        print(
+            "tessera: --workers > 1 needs TESSERA_REDIS_URL for fan-out between workers",
+            file=sys.stderr,
+        )
+        return 2
     configure_logging()
     uvicorn.run(
         "server.app:app_from_env",

@@ -87,3 +87,9 @@ def test_help_lists_every_command(tessera):
     text = tessera("--help").stdout
     for command in ("serve", "migrate", "demo", "token", "keys"):
         assert command in text
+
+
+def test_serve_refuses_several_workers_without_redis(tessera):
+    refused = tessera("serve", "--workers", "2", ok=False)
+    assert refused.returncode == 2
+    assert "TESSERA_REDIS_URL" in refused.stderr
