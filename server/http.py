@@ -74,7 +74,7 @@ class Page(msgspec.Struct, Generic[T]):
 
 
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="items per page (at most 500)")]
-Offset = Annotated[int, QueryParameter(ge=0, description="items to skip")]
+Offset = Annotated[int, QueryParameter(ge=0, le=1_000_000_000, description="items to skip")]
 DbSession = NamedDependency[AsyncSession]
 """The request's database session, inside one transaction (see `app.provide_db_session`)."""
 Issuer = NamedDependency[TicketIssuer]
