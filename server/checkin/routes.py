@@ -39,7 +39,9 @@ from ticket_renderer import qr_svg
 
 __all__ = ["CheckinAdminController", "DeviceApiController", "pair_device"]
 
-Since = Annotated[int, QueryParameter(ge=0, description="the last seq the device applied")]
+Since = Annotated[
+    int, QueryParameter(ge=0, le=2**62, description="the last seq the device applied")
+]
 ChangesLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="changes per page")]
 PairingCodeQuery = Annotated[str, QueryParameter(min_length=1, max_length=64)]
 
@@ -137,6 +139,7 @@ class CheckinAdminController(Controller):
         async with state.database.transaction() as session:
             device = await service.revoke_device(session, device_id, now=utcnow())
             event_id = device.event_id
+        state.redeem_writer.forget_device(device_id)  # this instance refuses it from now on
         notice = {"kind": "device_revoked", "device_id": device_id}
         await state.fanout.publish(event_id, notice)
 
