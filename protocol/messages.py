@@ -60,9 +60,13 @@ MAX_FRAME_BYTES = 256 * 1024  # a client frame; 500 scans of a 213-character tok
 MAX_HUB_FRAME_BYTES = 16 * 1024 * 1024  # a hub frame; the hub pages `changes` well below it
 MAX_BATCH_ITEMS = 500
 
-ScanId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-Code = Annotated[str, msgspec.Meta(min_length=1, max_length=1024)]
-Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]  # list, ticket, device, event
+# Ids are visible ASCII (UUIDs, Crockford base32): no control characters, no NUL (which
+# PostgreSQL cannot store), no blanks.
+_VISIBLE_ASCII = r"^[\x21-\x7e]+$"
+ScanId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_VISIBLE_ASCII)]
+# A code may hold whatever a door read (GS1 barcodes carry control characters), but not NUL.
+Code = Annotated[str, msgspec.Meta(min_length=1, max_length=1024, pattern=r"^[^\x00]+$")]
+Id = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=_VISIBLE_ASCII)]
 Token = Annotated[str, msgspec.Meta(min_length=1, max_length=512)]
 Name = Annotated[str, msgspec.Meta(max_length=256)]  # holder, ticket type, seat, gate, list
 Detail = Annotated[str, msgspec.Meta(max_length=2048)]

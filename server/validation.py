@@ -24,7 +24,7 @@ T = TypeVar("T")
 def decode_json_body(raw: bytes, target: type[T]) -> T:
     """Decode `raw` JSON into `target`; raises MalformedBody (not JSON) or BodyInvalid."""
     try:
-        return msgspec.json.decode(raw, type=target, strict=True)
+        decoded = msgspec.json.decode(raw, type=target, strict=True)
     except msgspec.ValidationError as exc:
         try:
             document = msgspec.json.decode(raw)
@@ -36,6 +36,25 @@ def decode_json_body(raw: bytes, target: type[T]) -> T:
         # msgspec reports invalid UTF-8 inside strings as UnicodeDecodeError, and very deep
         # nesting as RecursionError: both mean the body is not a JSON document we accept.
         raise MalformedBody(_decode_detail(raw)) from None
+    # JSON can only carry NUL escaped; PostgreSQL cannot store it in text, so it is refused here,
+    # field by field, rather than failing deep in a query.
+    if b"\\u0000" in raw:
+        errors = list(_nul_errors(msgspec.json.decode(raw), ""))
+        if errors:
+            raise BodyInvalid(errors)
+    return decoded
+
+
+def _nul_errors(value: Any, path: str) -> Iterator[FieldError]:
+    if isinstance(value, str):
+        if "\x00" in value:
+            yield FieldError(path, "must not contain NUL characters")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _nul_errors(item, _join(path, key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _nul_errors(item, f"{path}[{index}]")
 
 
 def _decode_detail(raw: bytes) -> str:

@@ -29,7 +29,7 @@ __all__ = [
 
 MaxEntries = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 TypeIds = Annotated[list[Id], msgspec.Meta(max_length=200)]
-ScanId = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ScanId = Annotated[str, msgspec.Meta(min_length=1, max_length=64, pattern=r"^[\x21-\x7e]+$")]
 PairingCode = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 RedeemRequest = ScanItem
 

@@ -94,6 +94,7 @@ INVALID_EVENTS = [
     pytest.param({"languages": ["fr", "xx"]}, ["languages[1]"], id="bad-language"),
     pytest.param({"languages": "fr"}, ["languages"], id="language-not-list"),
     pytest.param({"venue": ["a"]}, ["venue"], id="venue-list"),
+    pytest.param({"venue": "Le Quai\u0000"}, ["venue"], id="nul-character"),
 ]
 
 

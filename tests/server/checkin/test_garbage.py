@@ -89,3 +89,28 @@ async def test_changes_with_a_bad_cursor_is_400(api, since):
     response = await api.get(f"/api/v1/checkin/changes?since={since}", headers=v.door.headers)
     assert response.status_code == 400
     problem_of(response)
+
+
+async def test_control_characters_in_ids_are_refused_and_in_codes_are_recorded(api):
+    """Found by schemathesis: a NUL in a scan id or code once reached PostgreSQL as a 500."""
+    v = await venue(api)
+    refused = await api.post(
+        "/api/v1/checkin/redeem",
+        json={"scan_id": "a\u0000b", "code": "x", "list_id": v.list_id},
+        headers=v.door.headers,
+    )
+    assert refused.status_code == 422
+    assert problem_of(refused)["errors"][0]["field"] == "scan_id"
+    nul_code = await api.post(
+        "/api/v1/checkin/redeem",
+        json={"scan_id": "nul-code", "code": "\u0000x", "list_id": v.list_id},
+        headers=v.door.headers,
+    )
+    assert nul_code.status_code == 422
+    recorded = await api.post(
+        "/api/v1/checkin/redeem",
+        json={"scan_id": "gs1-code", "code": "\u001d\u00d9", "list_id": v.list_id},
+        headers=v.door.headers,
+    )
+    assert recorded.status_code == 200
+    assert (recorded.json()["verdict"], recorded.json()["reason"]) == ("rejected", "invalid")
