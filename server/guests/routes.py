@@ -9,6 +9,7 @@ guesser would still learn which guesses hit).
 
 from __future__ import annotations
 
+import asyncio
 import time
 from typing import Any
 
@@ -142,9 +143,14 @@ class GuestController(Controller):
         found = await _lookup(request, link, language)
         if isinstance(found, Response):
             return found
+        refused = _unusable(found)
+        if refused is not None:
+            return refused
         view = ticket_view(found, language, _page_url(request, link))
-        name = f"ticket-{found.ticket.code}.pdf"
-        return _unusable(found) or _file(render_ticket_pdf(view), "application/pdf", name)
+        # Rendering takes tens of milliseconds (font parsing): off the event loop, so the
+        # doors' websockets on this instance never wait for a guest's PDF.
+        pdf = await asyncio.to_thread(render_ticket_pdf, view)
+        return _file(pdf, "application/pdf", f"ticket-{found.ticket.code}.pdf")
 
     @get("/{link:str}/event.ics", summary="The event for a calendar (iCalendar)")
     async def ics(self, request: Request, link: FromPath[str], lang: Lang = None) -> Response:
