@@ -8,8 +8,9 @@ authenticated.
 Invariants:
 - `Connection.sent_seq` is the last change-log seq sent on the socket; `changes` go out gap-free
   and in seq order, and are always read from the database (notices only say when to look).
-- One database transaction per `scan`, `scan_batch` or `annul` frame; the fan-out notices are
-  published after it committed.
+- A `scan` or `scan_batch` frame is one job of the redeem writer (recorded all or none, in a
+  transaction it may share with other callers' jobs); an `annul` is one transaction. The fan-out
+  notices are published after commit.
 - Nothing a client sends can crash the hub: every failure is caught at its socket and answered
   with an `error` frame or a close code; other sockets never notice.
 
@@ -290,16 +291,15 @@ class ScannerHub:
         await connection.send(_as_result(result))  # the writer published the notices
 
     async def _redeem_batch(self, connection: Connection, items: list[ScanItem]) -> None:
-        """A `scan_batch` is one transaction of its own: all its scans are recorded, or none."""
-        device = connection.device
-        assert device is not None
+        """A `scan_batch` is recorded all or none, in order, as one job of the writer: it shares
+        the writer's transaction (and the event's change-log lock) with the scans of every other
+        socket and REST caller waiting at that moment, and is retried alone if that fails."""
+        assert connection.token is not None
         if not items:
             await connection.send(Results(items=[]))
             return
-        async with self.database.transaction() as session:
-            outcome = await service.redeem_scans(session, device, items, now=self.wall())
-        await connection.send(Results(items=outcome.results))
-        await self._publish(device.event_id, outcome)
+        results = await self.writer.redeem_many(connection.token, items)
+        await connection.send(Results(items=results))  # the writer published the notices
 
     async def _annul(self, connection: Connection, frame: Annul) -> None:
         device = connection.device

@@ -22,7 +22,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -34,12 +34,27 @@ from protocol.rules import ListRules, Presence, ScanFacts, Verdict, apply, decid
 from protocol.token import verify_ticket_token
 from server.changes.service import append_changes, head
 from server.checkin import store
-from server.checkin.models import Scan
 from server.checkin.store import DeviceContext, PresenceRow, TicketRow
 
 __all__ = ["RedeemOutcome", "decide_and_record"]
 
 SCAN_ACCEPTED = "scan.accepted"
+_NO_PRESENCE = PresenceRow(Presence(), None)
+
+
+class StoredScan(Protocol):
+    """A recorded scan: the ORM `Scan` or a Core row of the scan table."""
+
+    scan_id: str
+    event_id: str
+    list_id: str
+    ticket_id: str | None
+    accepted: bool
+    reason: str | None
+    forced: bool
+    offline: bool
+    annulled: bool
+    entries: int
 
 
 @dataclass(frozen=True)
@@ -55,7 +70,7 @@ class _Batch:
 
     requests: Sequence[tuple[DeviceContext, ScanItem]]
     now: datetime
-    stored: dict[str, Scan] = field(default_factory=dict)
+    stored: dict[str, StoredScan] = field(default_factory=dict)
     tickets: dict[str, TicketRow] = field(default_factory=dict)  # by id and by code
     lists: dict[str, ListRules] = field(default_factory=dict)
     presence: dict[tuple[str, str], PresenceRow] = field(default_factory=dict)
@@ -95,13 +110,23 @@ async def decide_and_record(
         s.ticket_id for s in batch.stored.values() if s.ticket_id
     }
     codes = {p.code for p in parsed if p.code}
-    batch.tickets = await store.load_tickets(session, ticket_ids, codes)
-    batch.lists = await store.list_rules(session, {item.list_id for _, item in requests})
+    list_ids = {item.list_id for _, item in requests}
+    is_sqlite = session.get_bind().dialect.name == "sqlite"
+    batch.tickets, seen = await store.load_tickets_and_presence(
+        session, ticket_ids, codes, list_ids if is_sqlite else ()
+    )
+    batch.lists = await store.list_rules(session, list_ids)
     pairs = _presence_pairs(batch, parsed)
-    batch.presence = await store.lock_presence(session, pairs)
-    if pairs and session.get_bind().dialect.name != "sqlite":
+    if is_sqlite:  # read with the tickets, under the IMMEDIATE transaction's write lock
+        batch.presence = {p: seen.get(p, _NO_PRESENCE) for p in pairs if p[1] in list_ids}
+        batch.presence |= await store.lock_presence(
+            session, [p for p in pairs if p[1] not in list_ids]
+        )
+    else:
+        batch.presence = await store.lock_presence(session, pairs)
         fresh = [i for i in scan_ids if i not in batch.stored]
-        batch.stored |= await store.stored_scans(session, fresh)
+        if pairs:
+            batch.stored |= await store.stored_scans(session, fresh)
     results = [
         _decide_one(batch, device, item, p)
         for (device, item), p in zip(requests, parsed, strict=True)
@@ -217,7 +242,7 @@ def _record(
         "device_id": device.device_id,
         "list_id": item.list_id,
         "ticket_id": ticket.state.id if ticket else None,
-        "code": item.code[:64],
+        "code": _printable(item.code[:64]),
         "direction": str(item.direction),
         "scanned_at": facts.scanned_at,
         "received_at": batch.now,
@@ -293,7 +318,7 @@ def _conflict(
     )
 
 
-def _stored_result(batch: _Batch, scan: Scan) -> ResultItem:
+def _stored_result(batch: _Batch, scan: StoredScan) -> ResultItem:
     """The result of a scan already recorded, as it was decided (and whether it is annulled)."""
     ticket = batch.tickets.get(scan.ticket_id) if scan.ticket_id else None
     own = ticket if ticket and ticket.state.event_id == scan.event_id else None
@@ -305,7 +330,7 @@ def _stored_result(batch: _Batch, scan: Scan) -> ResultItem:
     return stored_result(scan, own.info if own else None, first)
 
 
-def stored_result(scan: Scan, info: TicketInfo | None, first: FirstScan | None) -> ResultItem:
+def stored_result(scan: StoredScan, info: TicketInfo | None, first: FirstScan | None) -> ResultItem:
     return ResultItem(
         scan_id=scan.scan_id,
         verdict="accepted" if scan.accepted else "rejected",
@@ -317,3 +342,11 @@ def stored_result(scan: Scan, info: TicketInfo | None, first: FirstScan | None) 
         entries=scan.entries,
         first_scan=first,
     )
+
+
+def _printable(text: str) -> str:
+    """The scanned text as stored for audit: control characters (NUL among them, which
+    PostgreSQL refuses in text) become U+FFFD, so any garbage a door reads can be recorded."""
+    if text.isprintable():  # nearly always: one C-level pass instead of a loop per character
+        return text
+    return "".join(c if c.isprintable() else "\ufffd" for c in text)

@@ -92,6 +92,7 @@ class EventRoom:
         for item in notices:
             kind = item.get("kind")
             if kind == "device_revoked":
+                self.hub.writer.forget_device(str(item.get("device_id")))
                 self.close_device(str(item.get("device_id")))
             elif kind == "conflict":
                 self._forward_conflict(item.get("frame"))

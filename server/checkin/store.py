@@ -12,10 +12,10 @@ import time
 import weakref
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import or_, select, tuple_
+from sqlalchemy import Table, and_, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -38,6 +38,7 @@ __all__ = [
     "list_rules",
     "list_rules_of",
     "load_tickets",
+    "load_tickets_and_presence",
     "lock_presence",
     "presence_row",
     "save_presence",
@@ -46,6 +47,11 @@ __all__ = [
 ]
 
 CACHE_TTL = 1.0
+
+# The hot path runs Core statements on the tables: ORM loading and bulk-insert bookkeeping cost
+# more Python time than the queries themselves (see docs/performance.md "Check-in").
+_SCAN = cast(Table, Scan.__table__)
+_PRESENCE = cast(Table, PresenceModel.__table__)
 
 
 @dataclass(frozen=True)
@@ -126,10 +132,12 @@ async def list_rules(session: AsyncSession, list_ids: Collection[str]) -> dict[s
     return found
 
 
-async def stored_scans(session: AsyncSession, scan_ids: Collection[str]) -> dict[str, Scan]:
+async def stored_scans(session: AsyncSession, scan_ids: Collection[str]) -> dict[str, Any]:
+    """The stored scans among `scan_ids`, as rows (Core: no ORM objects on the hot path)."""
     if not scan_ids:
         return {}
-    rows = await session.scalars(select(Scan).where(Scan.scan_id.in_(list(set(scan_ids)))))
+    connection = await session.connection()
+    rows = await connection.execute(select(_SCAN).where(_SCAN.c.scan_id.in_(list(set(scan_ids)))))
     return {row.scan_id: row for row in rows}
 
 
@@ -137,42 +145,85 @@ async def load_tickets(
     session: AsyncSession, ticket_ids: Collection[str], codes: Collection[str]
 ) -> dict[str, TicketRow]:
     """Tickets with their type, by id and by readable code, in one query."""
+    return (await load_tickets_and_presence(session, ticket_ids, codes, ()))[0]
+
+
+async def load_tickets_and_presence(
+    session: AsyncSession,
+    ticket_ids: Collection[str],
+    codes: Collection[str],
+    list_ids: Collection[str],
+) -> tuple[dict[str, TicketRow], dict[tuple[str, str], PresenceRow]]:
+    """Tickets with their type (by id and by code) and their stored presence on `list_ids`, in
+    one query. The presence is read without a row lock: only for SQLite, whose IMMEDIATE
+    transaction already holds the database's write lock (one statement fewer per batch)."""
     if not ticket_ids and not codes:
-        return {}
+        return {}, {}
+    ticket, kind, presence = Ticket.__table__.c, TicketType.__table__.c, _PRESENCE.c
     query = (
         select(
-            Ticket,
-            TicketType.name,
-            TicketType.persons,
-            TicketType.valid_from,
-            TicketType.valid_until,
+            ticket.id,
+            ticket.event_id,
+            ticket.ticket_type_id,
+            ticket.version,
+            ticket.status,
+            ticket.blocked,
+            ticket.code,
+            ticket.holder_name,
+            ticket.seat,
+            kind.name.label("type_name"),
+            kind.persons,
+            kind.valid_from,
+            kind.valid_until,
         )
-        .join(TicketType, TicketType.id == Ticket.ticket_type_id)
-        .where(or_(Ticket.id.in_(list(ticket_ids)), Ticket.code.in_(list(codes))))
+        .join_from(Ticket.__table__, TicketType.__table__, kind.id == ticket.ticket_type_id)
+        .where(or_(ticket.id.in_(list(ticket_ids)), ticket.code.in_(list(codes))))
     )
+    if list_ids:
+        query = query.add_columns(
+            presence.list_id.label("presence_list"),
+            presence.entries,
+            presence.inside,
+            presence.first_scan_id,
+            presence.first_at,
+            presence.first_gate,
+            presence.first_device,
+        ).outerjoin(
+            _PRESENCE,
+            and_(presence.ticket_id == ticket.id, presence.list_id.in_(list(list_ids))),
+        )
     found: dict[str, TicketRow] = {}
-    for ticket, type_name, persons, valid_from, valid_until in await session.execute(query):
-        state = TicketState(
-            id=ticket.id,
-            event_id=ticket.event_id,
-            ticket_type_id=ticket.ticket_type_id,
-            version=ticket.version,
-            revoked=ticket.status != TicketStatus.VALID,
-            blocked=ticket.blocked,
-            persons=persons,
-            valid_from=valid_from,
-            valid_until=valid_until,
-        )
-        info = TicketInfo(
-            id=ticket.id,
-            code=ticket.code,
-            holder_name=ticket.holder_name,
-            ticket_type=type_name,
-            seat=ticket.seat,
-            persons=persons,
-        )
-        found[ticket.id] = found[ticket.code] = TicketRow(state, info)
-    return found
+    seen: dict[tuple[str, str], PresenceRow] = {}
+    connection = await session.connection()
+    for row in await connection.execute(query):
+        if list_ids and row.presence_list is not None:
+            seen[(row.id, row.presence_list)] = presence_row(row)
+        if row.id not in found:
+            found[row.id] = found[row.code] = _ticket_row(row)
+    return found, seen
+
+
+def _ticket_row(row: Any) -> TicketRow:
+    state = TicketState(
+        id=row.id,
+        event_id=row.event_id,
+        ticket_type_id=row.ticket_type_id,
+        version=row.version,
+        revoked=row.status != TicketStatus.VALID,
+        blocked=row.blocked,
+        persons=row.persons,
+        valid_from=row.valid_from,
+        valid_until=row.valid_until,
+    )
+    info = TicketInfo(
+        id=row.id,
+        code=row.code,
+        holder_name=row.holder_name,
+        ticket_type=row.type_name,
+        seat=row.seat,
+        persons=row.persons,
+    )
+    return TicketRow(state, info)
 
 
 def presence_row(row: Any) -> PresenceRow:
@@ -193,21 +244,16 @@ async def lock_presence(
     """
     if not pairs:
         return {}
-    is_sqlite = session.get_bind().dialect.name == "sqlite"
-    query = select(PresenceModel).where(
-        tuple_(PresenceModel.ticket_id, PresenceModel.list_id).in_(pairs)
-    )
-    if not is_sqlite:
-        await session.execute(
-            pg_insert(PresenceModel)
-            .values(
-                [{"ticket_id": t, "list_id": x, "entries": 0, "inside": False} for t, x in pairs]
-            )
-            .on_conflict_do_nothing()
+    connection = await session.connection()
+    query = select(_PRESENCE).where(tuple_(_PRESENCE.c.ticket_id, _PRESENCE.c.list_id).in_(pairs))
+    if connection.dialect.name != "sqlite":
+        await connection.execute(
+            pg_insert(_PRESENCE).on_conflict_do_nothing(),
+            [{"ticket_id": t, "list_id": x, "entries": 0, "inside": False} for t, x in pairs],
         )
-        query = query.order_by(PresenceModel.ticket_id, PresenceModel.list_id).with_for_update()
+        query = query.order_by(_PRESENCE.c.ticket_id, _PRESENCE.c.list_id).with_for_update()
     found = {(t, x): PresenceRow(Presence(), None) for t, x in pairs}
-    for row in (await session.execute(query.execution_options(populate_existing=True))).scalars():
+    for row in await connection.execute(query):
         found[(row.ticket_id, row.list_id)] = presence_row(row)
     return found
 
@@ -216,9 +262,10 @@ async def insert_scans(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     """Store new scans; a scan_id already stored is left as it is (exactly once)."""
     if not rows:
         return
-    dialect_insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    await session.execute(
-        dialect_insert(Scan).on_conflict_do_nothing(index_elements=["scan_id"]), rows
+    connection = await session.connection()
+    dialect_insert = sqlite_insert if connection.dialect.name == "sqlite" else pg_insert
+    await connection.execute(
+        dialect_insert(_SCAN).on_conflict_do_nothing(index_elements=["scan_id"]), rows
     )
 
 
@@ -227,10 +274,11 @@ async def save_presence(session: AsyncSession, rows: Mapping[tuple[str, str], Pr
     if not rows:
         return
     values = [_presence_values(key, row) for key, row in rows.items()]
-    dialect_insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else pg_insert
-    statement = dialect_insert(PresenceModel)
+    connection = await session.connection()
+    dialect_insert = sqlite_insert if connection.dialect.name == "sqlite" else pg_insert
+    statement = dialect_insert(_PRESENCE)
     columns = ("entries", "inside", "first_scan_id", "first_at", "first_gate", "first_device")
-    await session.execute(
+    await connection.execute(
         statement.on_conflict_do_update(
             index_elements=["ticket_id", "list_id"],
             set_={name: statement.excluded[name] for name in columns},
