@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import time
 from collections.abc import Callable
@@ -96,7 +95,6 @@ class RedeemWriter:
         self._busy = False  # the last batch had company: more callers are on their way
 
     async def start(self) -> None:
-        _freeze_startup_heap()
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name="tessera-redeem-writer")
 
@@ -188,18 +186,6 @@ class RedeemWriter:
                 await self._fanout.publish(event_id, notice)
             except Exception:  # a lost notice costs latency only: devices heal from the log
                 log.warning("fan-out publish failed", exc_info=True)
-
-
-def _freeze_startup_heap() -> None:
-    """Put everything alive at startup (modules, the app, mappers) out of the collector's reach,
-    once per process (later objects stay collectable).
-
-    Why: a full (generation 2) collection walks every tracked object and stops the event loop
-    meanwhile; with the app loaded that took ~90 ms, several times in an 8 s redeem run, and made
-    the redeem p99 (docs/performance.md "Check-in"). With the startup heap frozen it takes ~3 ms.
-    """
-    if gc.get_freeze_count() == 0:
-        gc.freeze()
 
 
 def _fail(future: asyncio.Future[list[ResultItem]], exc: BaseException) -> None:

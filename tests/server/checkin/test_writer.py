@@ -135,6 +135,6 @@ async def test_a_device_revoked_notice_from_another_instance_drops_the_cached_to
 
 
 async def test_a_running_app_has_its_startup_heap_frozen_out_of_full_collections(api):
-    # `api` started the app: its writer froze the heap it found (once per process), so a full
-    # collection no longer walks the app's modules and mappers (a ~90 ms pause, see the writer).
+    # `api` started the app, which froze the heap it found (once per process), so a full
+    # collection no longer walks the app's modules and mappers (a ~90 ms pause, see app.py).
     assert gc.get_freeze_count() > 0
