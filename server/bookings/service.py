@@ -87,14 +87,13 @@ async def confirm_booking(session: AsyncSession, booking_id: str, issuer: Ticket
         .where(Booking.id == booking_id, Booking.status == BookingStatus.PENDING)
         .values(status=BookingStatus.CONFIRMED, confirmed_at=utcnow())
     )
-    booking = await get_booking(session, booking_id)
+    booking = await get_booking(session, booking_id, fresh=True)
     if won.rowcount == 0:
         if booking.status == BookingStatus.CONFIRMED:
             return booking
         raise InvalidState(
             f"booking is {booking.status}", id=booking.id, booking_status=booking.status
         )
-    await session.refresh(booking)
     for item in booking.items:
         await _take_capacity(session, item.ticket_type_id, item.quantity)
     await issue_tickets(session, booking, booking.buyer_name, issuer)
@@ -122,11 +121,14 @@ async def cancel_booking(session: AsyncSession, booking_id: str) -> Booking:
 
 
 async def get_booking(
-    session: AsyncSession, booking_id: str, *, for_update: bool = False
+    session: AsyncSession, booking_id: str, *, for_update: bool = False, fresh: bool = False
 ) -> Booking:
+    """The booking with its items; `fresh` reloads it even if this session already holds it."""
     query = select(Booking).where(Booking.id == booking_id)
     if for_update:
         query = query.with_for_update()
+    if fresh:
+        query = query.execution_options(populate_existing=True)
     booking = await session.scalar(query)
     if booking is None:
         raise NotFound("booking", booking_id)
