@@ -12,16 +12,19 @@ import base64
 import os
 import time
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.token import new_key_id, public_jwk
+from server.changes.service import ChangeKind, append_changes
 from server.db import utcnow
 from server.errors import InvalidState, NotFound
+from server.events.models import Event
 from server.keys.models import SigningKey
 
 __all__ = [
@@ -85,6 +88,7 @@ async def rotate_key(session: AsyncSession, keystore: Keystore) -> SigningKey:
     row = SigningKey(kid=kid, public_key=encode_public_key(private_key.public_key()))
     session.add(row)
     await session.flush()
+    await _announce_keys(session)
     return row
 
 
@@ -105,7 +109,23 @@ async def retire_key(session: AsyncSession, keystore: Keystore, kid: str) -> Sig
         update(SigningKey).where(SigningKey.kid == kid).values(retired_at=utcnow())
     )
     await session.refresh(row)
+    await _announce_keys(session)
     return row
+
+
+# Events that ended longer ago than this are not told of key changes: no door scans them.
+ANNOUNCE_AFTER_END = timedelta(days=2)
+
+
+async def _announce_keys(session: AsyncSession) -> None:
+    """Append `keys.changed` with the usable keys to every current or coming event's log, so
+    doors verifying offline learn of a rotation or retirement without a new snapshot."""
+    usable = [k for k in await list_keys(session) if k.retired_at is None]
+    payload = {"keys": [public_jwk(k.kid, decode_public_key(k.public_key)) for k in usable]}
+    since = utcnow() - ANNOUNCE_AFTER_END
+    ends = func.coalesce(Event.ends_at, Event.starts_at)
+    for event_id in await session.scalars(select(Event.id).where(ends >= since)):
+        await append_changes(session, event_id, [(ChangeKind.KEYS_CHANGED, payload)])
 
 
 async def list_keys(session: AsyncSession) -> list[SigningKey]:

@@ -6,6 +6,7 @@ from sqlalchemy import select
 
 from server.changes.models import Change
 from server.db import Database
+from server.keys.service import Keystore, list_keys, retire_key, rotate_key
 from tests.factories import create_booking, create_event, create_ticket_type
 
 
@@ -61,3 +62,24 @@ async def test_no_notice_for_a_request_that_changed_nothing(api, app):
         await api.get(f"/api/v1/events/{event['id']}")
         await api.patch(f"/api/v1/events/{event['id']}", json={"name": "Renamed"})
         assert notices.empty()
+
+
+async def test_key_rotation_and_retirement_reach_current_events_logs(api, settings):
+    current = await create_event(api)
+    ended = await create_event(api, starts_at="2020-01-01T20:00:00+01:00", ends_at=None)
+    database = Database(settings.database_url)
+    keystore = Keystore(settings.keys_path)
+    try:
+        async with database.transaction() as session:
+            first = (await list_keys(session))[0].kid
+            second = (await rotate_key(session, keystore)).kid
+        async with database.transaction() as session:
+            await retire_key(session, keystore, first)
+            rows = await session.scalars(
+                select(Change).where(Change.kind == "keys.changed").order_by(Change.seq)
+            )
+            changes = [(c.event_id, [k["kid"] for k in c.payload["keys"]]) for c in rows]
+    finally:
+        await database.dispose()
+    assert changes == [(current["id"], [first, second]), (current["id"], [second])]
+    assert ended["id"] not in {event_id for event_id, _ in changes}
