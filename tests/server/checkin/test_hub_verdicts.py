@@ -2,7 +2,7 @@
 
 The REST test (test_verdicts.py) runs every case; this one runs one case of each reason and rule
 family through `/ws/scanner` on a real server, building each case's state the same way (its
-builders are reused, so both edges are checked against identical states).
+builders are shared in verdict_cases.py, so both edges are checked against identical states).
 """
 
 from __future__ import annotations
@@ -14,12 +14,9 @@ from typing import Any
 import pytest
 
 from protocol.rules import ListRules, Presence, ScanFacts, TicketState, Verdict
-from server.checkin.store import DeviceContext
-from tests.factories import create_event, create_ticket_type
-from tests.protocol.cases import TYPE_ID, VERDICT_ARGNAMES, VERDICT_CASES
+from tests.protocol.cases import VERDICT_ARGNAMES, VERDICT_CASES
 from tests.server.checkin.conftest import recv_type, socket
-from tests.server.checkin.helpers import create_list, paired_door
-from tests.server.checkin.test_verdicts import _build_presence, _list_body, _ticket_in, _type
+from tests.server.checkin.verdict_cases import arrange_case
 
 OVER_THE_WEBSOCKET = {
     "fresh-entry",
@@ -57,35 +54,14 @@ async def test_websocket_scan_gives_the_verdict_of_the_table(
     rules: ListRules,
     expected: Verdict,
 ) -> None:
-    event = await create_event(http)
-    own_type = await _type(http, event["id"], ticket)
-    body = await _list_body(http, event["id"], rules, own_type["id"])
-    checkin_list = await create_list(http, event["id"], **body)
-    door = await paired_door(http, event["id"], gate="A")
-    code = "ZZZZ-ZZZZ"  # a code no ticket has
-    if ticket is not None:
-        type_id = own_type["id"]
-        if ticket.ticket_type_id != TYPE_ID:
-            type_id = (await create_ticket_type(http, event["id"], name="Other"))["id"]
-        ticket_event = event["id"]
-        if ticket.event_id != rules.event_id:
-            ticket_event = (await create_event(http, name="Another night"))["id"]
-            type_id = (await _type(http, ticket_event, ticket))["id"]
-        booking_id, issued = await _ticket_in(http, ticket_event, type_id)
-        code = issued["code"]
-        device = DeviceContext(door.device_id, event["id"], "Door 1", "A")
-        await _build_presence(settings, device, code, checkin_list["id"], presence)
-        if ticket.blocked:
-            assert (await http.post(f"/api/v1/tickets/{issued['id']}/block")).status_code == 200
-        if ticket.revoked:
-            assert (await http.post(f"/api/v1/bookings/{booking_id}/cancel")).status_code == 200
+    case = await arrange_case(http, settings, ticket, presence, rules)
 
-    async with socket(live, door.token) as ws:
+    async with socket(live, case.door.token) as ws:
         frame = {
             "type": "scan",
             "scan_id": str(uuid.uuid4()),
-            "code": code,
-            "list_id": checkin_list["id"],
+            "code": case.code,
+            "list_id": case.list_id,
             "direction": str(scan.direction),
             "scanned_at": scan.scanned_at.isoformat(),
         }
@@ -97,4 +73,4 @@ async def test_websocket_scan_gives_the_verdict_of_the_table(
     assert result["forced"] is False and result["offline"] is False
     if expected.reason == "already_redeemed" and presence.entries:
         assert result["first_scan"]["gate"] == "A"
-        assert result["first_scan"]["device"] == door.device_id
+        assert result["first_scan"]["device"] == case.door.device_id

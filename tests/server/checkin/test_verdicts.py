@@ -4,95 +4,19 @@ Each case's state is built in the database the way it would arise: ticket types 
 window and persons, a list with the case's rules, a revoked ticket (booking cancelled), a blocked
 one (ticket blocked), a ticket of another event, and the case's presence folded from earlier scans.
 
-Representation notes (the table speaks of ids the database generates):
-  - `ticket=None` is a code no ticket has.
-  - the ticket's type is the event's type; OTHER_TYPE_ID is a second type of the same event; a
-    ticket of "TYPE0000000OTHER" on a list admitting every type is a ticket of a third type.
-  - a presence of `entries=k` is k entries uploaded offline at EARLIER by the door (offline scans
-    always take effect, which is also how a history over max_entries arises), then an exit when
-    the case says the guest is outside. They are fed through the same service the hub uses, in
-    one batch. The case's `first_entry` (gate A, device D1) is the door's: only where and when
-    differ, and the verdict does not depend on them.
+How each case's state is represented is said in `verdict_cases.py`, shared with the websocket test.
 """
 
 from __future__ import annotations
 
-import uuid
-from datetime import datetime
 from typing import Any
 
 import pytest
 
-from protocol.messages import ScanItem
-from protocol.rules import Direction, ListRules, Presence, ScanFacts, TicketState, Verdict
-from server.checkin import service
-from server.checkin.store import DeviceContext
-from server.db import Database
-from tests.factories import create_booking, create_event, create_ticket_type
-from tests.protocol.cases import (
-    EARLIER,
-    OTHER_TYPE_ID,
-    TYPE_ID,
-    VERDICT_ARGNAMES,
-    VERDICT_CASES,
-)
-from tests.server.checkin.helpers import create_list, paired_door, redeem
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-async def _ticket_in(api: Any, event_id: str, type_id: str) -> tuple[str, dict[str, Any]]:
-    booking = await create_booking(api, event_id, type_id, 1, confirm=True)
-    return booking["id"], dict(booking["tickets"][0])
-
-
-async def _type(api: Any, event_id: str, ticket: TicketState | None) -> dict[str, Any]:
-    fields: dict[str, Any] = {"name": "Adult"}
-    if ticket is not None:
-        fields |= {"persons": ticket.persons}
-        fields |= {k: _iso(getattr(ticket, k)) for k in ("valid_from", "valid_until")}
-    return await create_ticket_type(api, event_id, **{k: v for k, v in fields.items() if v})
-
-
-async def _list_body(api: Any, event_id: str, rules: ListRules, own_type: str) -> dict[str, Any]:
-    body: dict[str, Any] = {"max_entries": rules.max_entries, "allow_reentry": rules.allow_reentry}
-    body |= {"valid_from": _iso(rules.valid_from), "valid_until": _iso(rules.valid_until)}
-    if rules.ticket_type_ids is not None:
-        names = {TYPE_ID: own_type}
-        if OTHER_TYPE_ID in rules.ticket_type_ids:
-            names[OTHER_TYPE_ID] = (await create_ticket_type(api, event_id, name="Child"))["id"]
-        body["ticket_type_ids"] = [names[t] for t in sorted(rules.ticket_type_ids)]
-    return body
-
-
-async def _build_presence(
-    settings: Any, device: DeviceContext, code: str, list_id: str, presence: Presence
-) -> None:
-    facts = [ScanFacts(direction=Direction.ENTRY, scanned_at=EARLIER)] * presence.entries
-    if presence.entries and not presence.inside:
-        facts.append(ScanFacts(direction=Direction.EXIT, scanned_at=EARLIER))
-    if not facts:
-        return
-    items = [
-        ScanItem(
-            scan_id=str(uuid.uuid4()),
-            code=code,
-            list_id=list_id,
-            direction=f.direction,
-            scanned_at=f.scanned_at,
-            offline=True,
-        )
-        for f in facts
-    ]
-    database = Database(settings.database_url)
-    try:
-        async with database.transaction() as session:
-            outcome = await service.redeem_scans(session, device, items, now=EARLIER)
-    finally:
-        await database.dispose()
-    assert all(r.verdict == "accepted" for r in outcome.results)
+from protocol.rules import ListRules, Presence, ScanFacts, TicketState, Verdict
+from tests.protocol.cases import VERDICT_ARGNAMES, VERDICT_CASES
+from tests.server.checkin.helpers import redeem
+from tests.server.checkin.verdict_cases import arrange_case
 
 
 @pytest.mark.parametrize(VERDICT_ARGNAMES, VERDICT_CASES)
@@ -105,38 +29,13 @@ async def test_rest_redeem_gives_the_verdict_of_the_table(
     rules: ListRules,
     expected: Verdict,
 ) -> None:
-    event = await create_event(api)
-    own_type = await _type(api, event["id"], ticket)
-    checkin_list = await create_list(
-        api, event["id"], **await _list_body(api, event["id"], rules, own_type["id"])
-    )
-    door = await paired_door(api, event["id"], gate="A")
-    code = "ZZZZ-ZZZZ"  # no ticket here has it (one ticket of 40-bit codes: no collision)
-    if ticket is not None:
-        type_id = own_type["id"]
-        if ticket.ticket_type_id != TYPE_ID:  # "TYPE0000000OTHER": a third type
-            type_id = (await create_ticket_type(api, event["id"], name="Other"))["id"]
-        ticket_event = event["id"]
-        if ticket.event_id != rules.event_id:
-            ticket_event = (await create_event(api, name="Another night"))["id"]
-            type_id = (await _type(api, ticket_event, ticket))["id"]
-        booking_id, issued = await _ticket_in(api, ticket_event, type_id)
-        code = issued["code"]
-        device = DeviceContext(door.device_id, event["id"], "Door 1", "A")
-        await _build_presence(settings, device, code, checkin_list["id"], presence)
-        # Blocked first: a revoked ticket can no longer be blocked.
-        if ticket.blocked:
-            block = await api.post(f"/api/v1/tickets/{issued['id']}/block")
-            assert block.status_code == 200, block.text
-        if ticket.revoked:
-            cancel = await api.post(f"/api/v1/bookings/{booking_id}/cancel")
-            assert cancel.status_code == 200, cancel.text
+    case = await arrange_case(api, settings, ticket, presence, rules)
 
     response = await redeem(
         api,
-        door,
-        code,
-        checkin_list["id"],
+        case.door,
+        case.code,
+        case.list_id,
         direction=str(scan.direction),
         scanned_at=scan.scanned_at.isoformat(),
     )
@@ -148,4 +47,4 @@ async def test_rest_redeem_gives_the_verdict_of_the_table(
     assert body["forced"] is False
     if expected.reason == "already_redeemed" and presence.entries:
         assert body["first_scan"]["gate"] == "A"
-        assert body["first_scan"]["device"] == door.device_id
+        assert body["first_scan"]["device"] == case.door.device_id
