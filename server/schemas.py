@@ -19,6 +19,7 @@ __all__ = [
     "ShortText",
     "check_email",
     "check_timezone",
+    "check_window",
 ]
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
@@ -42,6 +43,12 @@ def check_timezone(name: str) -> None:
         ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError):
         raise ValueError(f"timezone: unknown time zone {name!r}") from None
+
+
+def check_window(valid_from: datetime | None, valid_until: datetime | None) -> None:
+    """Raise ValueError ("valid_until: ...") unless a closed window ends after it starts."""
+    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
+        raise ValueError("valid_until: must be after valid_from")
 
 
 def check_email(address: str) -> None:

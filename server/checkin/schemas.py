@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import msgspec
 
 from protocol.messages import ScanItem
-from server.schemas import AwareDatetime, Id, Name, ShortText
+from server.schemas import AwareDatetime, Id, Name, ShortText, check_window
 
 __all__ = [
     "AnnulRequest",
@@ -43,12 +43,7 @@ class CheckinListCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     valid_until: AwareDatetime | None = None
 
     def __post_init__(self) -> None:
-        if (
-            self.valid_from is not None
-            and self.valid_until is not None
-            and self.valid_until <= self.valid_from
-        ):
-            raise ValueError("valid_until must be after valid_from")
+        check_window(self.valid_from, self.valid_until)
 
 
 class CheckinListOut(msgspec.Struct, frozen=True):

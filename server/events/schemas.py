@@ -6,7 +6,7 @@ from typing import Annotated
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from server.schemas import AwareDatetime, Language, LongText, Name, check_timezone
+from server.schemas import AwareDatetime, Language, LongText, Name, check_timezone, check_window
 
 __all__ = [
     "EventCreate",
@@ -73,12 +73,7 @@ class TicketTypeCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     valid_until: AwareDatetime | None = None
 
     def __post_init__(self) -> None:
-        if (
-            self.valid_from is not None
-            and self.valid_until is not None
-            and self.valid_until <= self.valid_from
-        ):
-            raise ValueError("valid_until: must be after valid_from")
+        check_window(self.valid_from, self.valid_until)
 
 
 class TicketTypePatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

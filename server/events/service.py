@@ -23,6 +23,7 @@ from server.events.schemas import (
     TicketTypeOut,
     TicketTypePatch,
 )
+from server.schemas import check_window
 
 __all__ = [
     "create_event",
@@ -135,8 +136,11 @@ async def update_ticket_type(
         )
     valid_from = changes.get("valid_from", ticket_type.valid_from)
     valid_until = changes.get("valid_until", ticket_type.valid_until)
-    if valid_from is not None and valid_until is not None and valid_until <= valid_from:
-        raise BodyInvalid([FieldError("valid_until", "must be after valid_from")])
+    try:
+        check_window(valid_from, valid_until)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise BodyInvalid([FieldError(field, message)]) from None
     for name, value in changes.items():
         setattr(ticket_type, name, value)
     await session.flush()

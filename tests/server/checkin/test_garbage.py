@@ -114,3 +114,17 @@ async def test_control_characters_in_ids_are_refused_and_in_codes_are_recorded(a
     )
     assert recorded.status_code == 200
     assert (recorded.json()["verdict"], recorded.json()["reason"]) == ("rejected", "invalid")
+
+
+async def test_a_list_window_that_ends_before_it_starts_names_valid_until(api):
+    v = await venue(api)
+    response = await api.post(
+        f"/api/v1/events/{v.event_id}/checkin-lists",
+        json={
+            "name": "Late door",
+            "valid_from": "2027-03-14T20:00:00+01:00",
+            "valid_until": "2027-03-14T19:00:00+01:00",
+        },
+    )
+    assert response.status_code == 422
+    assert [e["field"] for e in problem_of(response)["errors"]] == ["valid_until"]
