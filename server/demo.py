@@ -23,7 +23,7 @@ from server.events.models import Event, TicketType
 from server.events.schemas import EventCreate, TicketTypeCreate
 from server.events.service import create_event, create_ticket_type
 from server.keys.service import KeyRing, Keystore, ensure_signing_key
-from server.tickets.service import TicketIssuer, tickets_of
+from server.tickets.service import TicketIssuer, tickets_by_booking
 
 __all__ = ["DEMO_SLUG", "seed_demo"]
 
@@ -75,10 +75,8 @@ async def seed_demo(database: Database, settings: Settings) -> None:
                 select(Booking).where(Booking.event_id == event.id).order_by(Booking.created_at)
             )
         )
-        tickets = await tickets_of(session, [b.id for b in bookings])
-        shown = [
-            booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer) for b in bookings
-        ]
+        tickets = await tickets_by_booking(session, [b.id for b in bookings])
+        shown = [booking_out(b, tickets[b.id], issuer) for b in bookings]
     # Printed once committed, so what is shown exists.
     _print_demo(settings, event, checkin_list.id, token, shown)
 

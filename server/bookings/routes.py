@@ -18,7 +18,7 @@ from server.bookings.schemas import (
 )
 from server.http import Body, DbSession, Issuer, Limit, Offset, Page, created, organiser_guard, page
 from server.tickets.models import Ticket
-from server.tickets.service import tickets_of
+from server.tickets.service import tickets_by_booking, tickets_of
 
 __all__ = ["BookingController", "booking_out", "ticket_out"]
 
@@ -63,10 +63,8 @@ class BookingController(Controller):
         bookings, total = await service.list_bookings(
             db_session, event_id, status=status, q=q, limit=limit, offset=offset
         )
-        tickets = await tickets_of(db_session, [b.id for b in bookings])
-        items = [
-            booking_out(b, [t for t in tickets if t.booking_id == b.id], issuer) for b in bookings
-        ]
+        tickets = await tickets_by_booking(db_session, [b.id for b in bookings])
+        items = [booking_out(b, tickets[b.id], issuer) for b in bookings]
         return page(items, total, limit, offset)
 
     @get("/bookings/{booking_id:str}", summary="Read a booking with its tickets")

@@ -29,6 +29,7 @@ __all__ = [
     "new_link",
     "reissue_ticket",
     "revoke_booking_tickets",
+    "tickets_by_booking",
     "tickets_of",
     "unblock_ticket",
     "update_ticket",
@@ -140,6 +141,16 @@ async def tickets_of(session: AsyncSession, booking_ids: Iterable[str]) -> list[
         .order_by(Ticket.booking_id, Ticket.position)
     )
     return list(rows)
+
+
+async def tickets_by_booking(
+    session: AsyncSession, booking_ids: Iterable[str]
+) -> dict[str, list[Ticket]]:
+    """The tickets of each booking, in one query, grouped by booking id (in position order)."""
+    grouped: dict[str, list[Ticket]] = {booking_id: [] for booking_id in booking_ids}
+    for ticket in await tickets_of(session, grouped):
+        grouped[ticket.booking_id].append(ticket)
+    return grouped
 
 
 async def revoke_booking_tickets(session: AsyncSession, booking: Booking) -> Sequence[Ticket]:
