@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from typing import Annotated, Any, Generic, TypeVar
 
@@ -16,6 +15,7 @@ from litestar.params import QueryParameter
 from litestar.typing import FieldDefinition
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.auth.service import find_active_token
 from server.errors import Forbidden, Unauthenticated, UnsupportedMediaType
 from server.tickets.service import TicketIssuer
 from server.validation import decode_json_body
@@ -29,7 +29,6 @@ __all__ = [
     "Page",
     "bearer_token",
     "created",
-    "hash_secret",
     "organiser_guard",
     "page",
 ]
@@ -85,11 +84,6 @@ def page(items: Sequence[T], total: int, limit: int, offset: int) -> Page[T]:
     return Page(items=items, total=total, limit=limit, offset=offset)
 
 
-def hash_secret(secret: str) -> str:
-    """SHA-256 of a high-entropy secret (tokens carry 256 random bits: no slow hash needed)."""
-    return hashlib.sha256(secret.encode()).hexdigest()
-
-
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
     header = connection.headers.get("authorization", "")
     scheme, _, token = header.partition(" ")
@@ -102,8 +96,6 @@ async def organiser_guard(
     connection: ASGIConnection[Any, Any, Any, Any], _handler: BaseRouteHandler
 ) -> None:
     """401 without a valid organiser token; 403 when a read-only token tries to change anything."""
-    from server.auth.service import find_active_token
-
     token = bearer_token(connection)
     if token is None:
         raise Unauthenticated("an organiser token is required: Authorization: Bearer <token>")

@@ -34,11 +34,19 @@ def test_pure_packages_import_no_framework_database_or_server(package):
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
-def test_services_never_import_litestar():
+def imported_modules(path: Path) -> set[str]:
+    tree = ast.parse(path.read_text(), filename=str(path))
+    return {
+        node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom) and node.module
+    }
+
+
+def test_services_never_import_litestar_or_the_http_edge():
     offenders = [
         str(path.relative_to(ROOT))
         for path in (ROOT / "server").rglob("service.py")
         if "litestar" in imported_roots(path)
+        or imported_modules(path) & {"server.http", "server.problems"}
     ]
     assert offenders == []
 

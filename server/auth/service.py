@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import secrets
 
 from sqlalchemy import select, update
@@ -11,11 +12,22 @@ from protocol.ids import new_id
 from server.auth.models import ApiToken
 from server.db import utcnow
 from server.errors import NotFound
-from server.http import hash_secret
 
-__all__ = ["TOKEN_PREFIX", "create_token", "find_active_token", "list_tokens", "revoke_token"]
+__all__ = [
+    "TOKEN_PREFIX",
+    "create_token",
+    "find_active_token",
+    "hash_secret",
+    "list_tokens",
+    "revoke_token",
+]
 
 TOKEN_PREFIX = "tsr_"
+
+
+def hash_secret(secret: str) -> str:
+    """SHA-256 of a high-entropy secret (tokens carry 256 random bits: no slow hash needed)."""
+    return hashlib.sha256(secret.encode()).hexdigest()
 
 
 async def create_token(

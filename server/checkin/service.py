@@ -20,6 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from protocol.ids import ALPHABET, new_id, normalize_code
 from protocol.messages import Changes, ScanItem
 from protocol.rules import Direction, Presence, RecordedScan, apply
+from server.auth.service import hash_secret
 from server.changes.models import Change
 from server.changes.service import append_changes, head
 from server.checkin import counters, store
@@ -37,7 +38,6 @@ from server.errors import (
     Unauthenticated,
 )
 from server.events.models import Event, TicketType
-from server.http import hash_secret
 
 __all__ = [
     "ANNUL_WINDOW",
