@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.changes.models import Change
 from server.events.models import Event
 
-__all__ = ["ChangeKind", "append_changes", "changed_events", "changes_since", "head"]
+__all__ = ["ChangeKind", "append_changes", "changed_events", "head"]
 
 _CHANGED = "tessera.changed_events"
 
@@ -72,15 +72,3 @@ def changed_events(session: AsyncSession) -> dict[str, int]:
 async def head(session: AsyncSession, event_id: str) -> int:
     value = await session.scalar(select(Event.change_seq).where(Event.id == event_id))
     return int(value or 0)
-
-
-async def changes_since(
-    session: AsyncSession, event_id: str, since: int, limit: int
-) -> list[Change]:
-    rows = await session.scalars(
-        select(Change)
-        .where(Change.event_id == event_id, Change.seq > since)
-        .order_by(Change.seq)
-        .limit(limit)
-    )
-    return list(rows)
