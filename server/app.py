@@ -112,7 +112,8 @@ def create_app(settings: Settings) -> Litestar:
     api += [CheckinAdminController, DeviceApiController, pair_device]
     # Failed guest-link lookups per client address: a burst of 20, then 20 a minute.
     guest_limiter = TokenBuckets(rate=20 / 60, burst=20)
-    # Pairing attempts per client address: a burst of 10, then 10 a minute (codes carry 60 bits).
+    # Failed pairing attempts per client address: a burst of 10, then 10 a minute (codes carry
+    # 60 bits); a right code costs nothing, so a fleet pairs at once from one address.
     pair_limiter = TokenBuckets(rate=10 / 60, burst=10)
     return Litestar(
         route_handlers=[healthz, readyz, jwks, GuestController, scanner_socket, *api],

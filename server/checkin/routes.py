@@ -178,15 +178,22 @@ class CheckinAdminController(Controller):
     summary="Exchange a one-time pairing code for a device token",
 )
 async def pair_device(request: Request, state: State, data: JSONBody[PairRequest]) -> PairOut:
-    """No authentication: the code is the credential, so guesses are rate limited per address."""
+    """No authentication: the code is the credential, so failed guesses are rate limited per
+    address. A right code costs nothing (a fleet pairs at once behind one NAT), but while an
+    address is locked out every code answers 429, so guessing learns nothing meanwhile."""
     client = request.client.host if request.client else "unknown"
-    wait = state.pair_limiter.take(client, time.monotonic())
+    limiter, now = state.pair_limiter, time.monotonic()
+    wait = limiter.blocked(client, now)
     if wait:
         raise TooManyRequestsException(
             detail="too many pairing attempts", headers={"Retry-After": str(wait)}
         )
-    async with state.database.transaction() as session:
-        device, token = await service.pair_device(session, data.pairing_code, now=utcnow())
+    try:
+        async with state.database.transaction() as session:
+            device, token = await service.pair_device(session, data.pairing_code, now=utcnow())
+    except Unauthenticated:
+        limiter.take(client, now)
+        raise
     base = state.settings.public_base_url
     ws_url = "ws" + base.removeprefix("http") + "/ws/scanner"
     return PairOut(device_id=device.id, token=token, event_id=device.event_id, ws_url=ws_url)

@@ -7,7 +7,7 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 
 from server.checkin.models import Device
 from server.db import Database, utcnow
@@ -93,6 +93,37 @@ async def test_pairing_guesses_are_rate_limited_per_address(api):
     limited = await pair(api, "AAAA-AAAA-AAAA")
     assert problem_of(limited)["status"] == 429
     assert int(limited.headers["retry-after"]) >= 1
+
+
+async def test_a_fleet_of_twenty_devices_pairs_at_once_from_one_address(api):
+    """Only failed attempts spend an address's budget: a fleet behind one NAT pairs at once."""
+    event = await create_event(api)
+    codes = [
+        (await create_device(api, event["id"], name=f"Door {n}"))["pairing_code"] for n in range(20)
+    ]
+    statuses = [(await pair(api, code)).status_code for code in codes]
+    assert statuses == [200] * 20
+    guesses = [(await pair(api, f"AAAA-AAAA-{i:04d}")).status_code for i in range(11)]
+    assert guesses == [401] * 10 + [429]
+
+
+async def test_a_locked_out_address_cannot_pair_even_with_a_right_code(api, settings):
+    """While locked out, a right code answers 429 as a guess does, so guessing learns nothing."""
+    event = await create_event(api)
+    device = await create_device(api, event["id"])
+    for i in range(10):
+        await pair(api, f"AAAA-AAAA-{i:04d}")
+    refused = await pair(api, device["pairing_code"])
+    assert refused.status_code == 429
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction(read_only=True) as session:
+            paired_at = await session.scalar(
+                select(Device.paired_at).where(Device.id == device["id"])
+            )
+    finally:
+        await database.dispose()
+    assert paired_at is None
 
 
 async def test_a_revoked_device_token_is_refused_and_its_sockets_are_told(api, app):
