@@ -107,11 +107,16 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         )
         return 2
     configure_logging()
+    # uvicorn believes X-Forwarded-For from loopback unless told otherwise, so a local proxy
+    # passing the header through would let anyone pick the address the rate limits count.
+    proxies = settings.trusted_proxy_list
     uvicorn.run(
         "server.app:app_from_env",
         factory=True,
         host=settings.host,
         port=settings.port,
+        proxy_headers=bool(proxies),
+        forwarded_allow_ips=proxies,
         workers=args.workers,
         access_log=False,
         log_config=None,

@@ -6,6 +6,7 @@ result, and tests build their own.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,9 +37,14 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
     max_import_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 20 * 1024 * 1024
     access_log: bool = True
+    # Peers whose X-Forwarded-For / -Proto headers are believed (comma-separated addresses or
+    # CIDRs); none by default, so a rotated header never passes for another client.
+    trusted_proxies: str | None = None
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
+        if self.trusted_proxies:  # empty means none, as unset does
+            _check_networks("trusted_proxies", self.trusted_proxies)
         if self.base_url is not None:
             _check_http_url("base_url", self.base_url)
         for name in ("redis_url", "smtp_url"):
@@ -50,6 +56,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def public_base_url(self) -> str:
         """The base of every absolute link Tessera hands out, without a trailing slash."""
         return (self.base_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    @property
+    def trusted_proxy_list(self) -> list[str]:
+        """The trusted proxies as uvicorn's `forwarded_allow_ips` takes them (empty: trust none)."""
+        return [item.strip() for item in (self.trusted_proxies or "").split(",") if item.strip()]
 
     @property
     def keys_path(self) -> Path:
@@ -91,6 +102,17 @@ def _check_database_url(url: str) -> None:
     scheme = urlsplit(url).scheme
     if not (scheme.startswith("sqlite") or scheme.startswith("postgresql")):
         raise ValueError(f"database_url: expected a sqlite:/// or postgresql:// URL, got {url!r}")
+
+
+def _check_networks(name: str, value: str) -> None:
+    items = [item.strip() for item in value.split(",")]
+    for item in items:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(
+                f"{name}: expected comma-separated IP addresses or CIDRs, got {item!r}"
+            ) from None
 
 
 def _check_http_url(name: str, url: str) -> None:

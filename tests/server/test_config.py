@@ -18,6 +18,13 @@ def test_base_url_follows_host_and_port_unless_set():
     assert explicit.public_base_url == "https://tickets.example.org"
 
 
+def test_trusted_proxies_are_none_by_default_and_read_as_a_list():
+    assert Settings.from_env({}).trusted_proxy_list == []
+    assert Settings.from_env({"TESSERA_TRUSTED_PROXIES": ""}).trusted_proxy_list == []
+    given = {"TESSERA_TRUSTED_PROXIES": " 10.0.0.0/8, 127.0.0.1 ,::1"}
+    assert Settings.from_env(given).trusted_proxy_list == ["10.0.0.0/8", "127.0.0.1", "::1"]
+
+
 @pytest.mark.parametrize(
     ("env", "named"),
     [
@@ -28,6 +35,8 @@ def test_base_url_follows_host_and_port_unless_set():
         ({"TESSERA_REDIS_URL": "localhost"}, "TESSERA_REDIS_URL"),
         ({"TESSERA_DATABSE_URL": "sqlite:///x"}, "TESSERA_DATABSE_URL"),
         ({"TESSERA_MAX_BODY_BYTES": "12"}, "TESSERA_MAX_BODY_BYTES"),
+        ({"TESSERA_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "TESSERA_TRUSTED_PROXIES"),
+        ({"TESSERA_TRUSTED_PROXIES": "10.0.0.1,,10.0.0.2"}, "TESSERA_TRUSTED_PROXIES"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(env, named):
