@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,6 +98,7 @@ def _demo_event() -> EventCreate:
 
 async def _demo_token(session: AsyncSession) -> str:
     """The demo organiser token, kept in var/demo-token (0600) so a second run reuses it."""
+    _make_private()
     secret = _read_demo_token()
     if secret and await find_active_token(session, secret) is not None:
         return secret
@@ -113,10 +115,18 @@ def _read_demo_token() -> str | None:
 
 
 def _write_demo_token(secret: str) -> None:
-    DEMO_TOKEN_FILE.parent.mkdir(parents=True, exist_ok=True)
     descriptor = os.open(DEMO_TOKEN_FILE, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(descriptor, "w") as handle:
         handle.write(secret + "\n")
+
+
+def _make_private() -> None:
+    """var/ 0700 and the token 0600, also when an older version left them readable by others:
+    var/ is Tessera's own directory (the SQLite files live there too)."""
+    DEMO_TOKEN_FILE.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    DEMO_TOKEN_FILE.parent.chmod(0o700)
+    with contextlib.suppress(FileNotFoundError):
+        DEMO_TOKEN_FILE.chmod(0o600)
 
 
 def _print_demo(

@@ -7,6 +7,8 @@ wrote in between, whereas IMMEDIATE takes the write lock up front and waits `bus
 
 from __future__ import annotations
 
+import contextlib
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -74,9 +76,39 @@ def _make_engine(url: str, *, echo: bool) -> AsyncEngine:
 
 
 def _ensure_sqlite_dir(url: str) -> None:
+    """Make the database private before SQLite opens it: it holds guest links, names and
+    emails in clear.
+
+    The file is created 0600 here, and SQLite gives its -wal and -shm files the database file's
+    mode. Files an older version left readable are tightened. The directory is made 0700 when
+    created here; an existing one only when it is `var/` under the working directory (Tessera's
+    own data directory, which also holds the demo token), never a directory the operator chose.
+    """
     path = url.split(":///", 1)[1].split("?", 1)[0] if ":///" in url else ""
-    if path and path != ":memory:":
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
+    if not path or path == ":memory:" or path.startswith("file:"):
+        return
+    database = Path(path)
+    directory = database.parent
+    created = not directory.exists()
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if created or directory.resolve() == (Path.cwd() / "var").resolve():
+        _tighten(directory)
+    with contextlib.suppress(FileExistsError):
+        os.close(os.open(database, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    for suffix in ("", "-wal", "-shm", "-journal"):
+        _tighten(database.with_name(database.name + suffix))
+
+
+def _tighten(path: Path) -> None:
+    """Take group and other permissions off `path` if it exists and is ours to change."""
+    try:
+        mode = path.stat().st_mode & 0o777
+        if mode & 0o077:
+            path.chmod(mode & 0o700)
+    except FileNotFoundError:
+        return
+    except PermissionError:
+        return  # another owner's file: its modes are the operator's choice
 
 
 def _install_sqlite_hooks(engine: AsyncEngine) -> None:
