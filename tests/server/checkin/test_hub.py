@@ -320,16 +320,64 @@ async def test_a_bad_frame_gets_an_error_frame_and_the_socket_and_its_neighbour_
         assert (await recv_type(good, "result"))["verdict"] == "accepted"
 
 
-async def test_a_scan_of_an_unknown_list_is_refused_without_writing_anything(live, door):
+async def test_a_scan_of_an_unknown_list_is_rejected_not_on_list_stored_but_never_folded_or_logged(
+    live, door, settings
+):
+    frame = scan_frame(door, list_id="NOSUCHLIST")
     async with socket(live, door.token()) as ws:
         head = (await hello(ws, 0))["head"]
-        await send(ws, scan_frame(door, list_id="NOSUCHLIST"))
+        await send(ws, frame)
         answer = await recv(ws)
-        assert answer["type"] in ("error", "result"), answer
-        if answer["type"] == "result":
-            assert answer["verdict"] == "rejected"
+        assert answer["type"] == "result", answer
+        assert (answer["scan_id"], answer["verdict"], answer["reason"]) == (
+            frame["scan_id"],
+            "rejected",
+            "not_on_list",
+        )
+        assert (answer["forced"], answer["entries"]) == (False, 0)
         await send(ws, {"type": "hello", "cursor": head})
         assert (await recv_type(ws, "welcome"))["head"] == head
+    scans, presence, changes = await _rows_of(settings, door.event_id, after=head)
+    assert [
+        (s.scan_id, s.device_id, s.list_id, s.ticket_id, s.accepted, s.reason, s.seq) for s in scans
+    ] == [
+        (
+            frame["scan_id"],
+            door.device_id(),
+            "NOSUCHLIST",
+            door.tickets[0]["id"],
+            False,
+            "not_on_list",
+            None,
+        )
+    ]
+    assert presence == [], "a rejected scan is never folded into presence"
+    assert changes == [], "a rejected scan is never appended to the change log"
+
+
+async def _rows_of(settings, event_id: str, *, after: int):
+    """The event's scan rows, its tickets' presence rows and its change-log entries past `after`."""
+    from sqlalchemy import select
+
+    from server.changes.models import Change
+    from server.checkin.models import Presence, Scan
+    from server.db import Database
+    from server.tickets.models import Ticket
+
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction(read_only=True) as session:
+            scans = (await session.scalars(select(Scan).where(Scan.event_id == event_id))).all()
+            of_event = select(Ticket.id).where(Ticket.event_id == event_id)
+            presence = await session.scalars(
+                select(Presence).where(Presence.ticket_id.in_(of_event))
+            )
+            changes = await session.scalars(
+                select(Change).where(Change.event_id == event_id, Change.seq > after)
+            )
+            return list(scans), list(presence.all()), list(changes.all())
+    finally:
+        await database.dispose()
 
 
 async def test_an_oversize_frame_gets_an_error_and_close_1009_while_others_carry_on(live, door):
