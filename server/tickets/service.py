@@ -211,13 +211,16 @@ async def update_ticket(session: AsyncSession, ticket_id: str, changes: msgspec.
 
 
 async def reissue_ticket(session: AsyncSession, ticket_id: str, issuer: TicketIssuer) -> Ticket:
-    """Supersede the ticket's token and link: version + 1, new token, new link, all at once.
+    """Supersede the ticket's token, link and readable code: version + 1, all at once.
 
-    The old token verifies as `revoked` (superseded `ver`) and the old link shows "replaced".
-    Raises InvalidState for a revoked ticket.
+    The old token verifies as `revoked` (superseded `ver`), the old code matches no ticket
+    (`invalid`), and the old link shows "replaced". Raises InvalidState for a revoked ticket.
     """
     ticket = await get_ticket(session, ticket_id, for_update=True)
     _refuse_revoked(ticket, "reissued")
+    # The code is printed under the QR: whoever holds the old QR holds the old code, so a
+    # reissue that kept it would still let the previous holder in by typing it.
+    (ticket.code,) = await _unused_codes(session, 1)
     ticket.version += 1
     ticket.token = issuer.sign(ticket.id, ticket.event_id, ticket.version)
     ticket.link = new_link()
