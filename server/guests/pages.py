@@ -58,10 +58,20 @@ def _qr_markup(token: str, label: str) -> Markup:
 
 
 def render_ticket_page(guest: GuestTicket, lang: str, nonce: str) -> str:
-    """The e-ticket page of `guest` in `lang`; the QR only in states where it may be used."""
+    """The e-ticket page of `guest` in `lang`; the QR only in states where it may be used, the
+    ticket's details only on its current link (an old link shows the event and its state)."""
     ticket, event, state = guest.ticket, guest.event, guest.state
     labels = _Labels(lang)
     qr = _qr_markup(ticket.token, f"{labels.qr_label} {ticket.code}") if state.shows_qr else None
+    details = None
+    if guest.is_current_link:
+        details = {
+            "code": ticket.code,
+            "holder_name": ticket.holder_name,
+            "ticket_type": guest.ticket_type.name,
+            "seat": ticket.seat,
+            "persons": guest.ticket_type.persons,
+        }
     return _env.get_template("ticket.html").render(
         lang=lang,
         nonce=nonce,
@@ -75,11 +85,7 @@ def render_ticket_page(guest: GuestTicket, lang: str, nonce: str) -> str:
         explanation=t(lang, f"explain_{state.value}"),
         icon=_ICONS[state],
         qr=qr,
-        code=ticket.code,
-        holder_name=ticket.holder_name,
-        ticket_type=guest.ticket_type.name,
-        seat=ticket.seat,
-        persons=guest.ticket_type.persons,
+        details=details,
         languages=[(code, _LANGUAGE_NAMES[code]) for code in SUPPORTED_LANGUAGES],
     )
 

@@ -158,9 +158,12 @@ class GuestController(Controller):
         found = await _lookup(request, link, language)
         if isinstance(found, Response):
             return found
+        refused = _unusable(found)
+        if refused is not None:
+            return refused
         view = ticket_view(found, language, _page_url(request, link))
         name = f"event-{found.ticket.code}.ics"
-        return _unusable(found) or _file(render_ics(view), "text/calendar", name)
+        return _file(render_ics(view), "text/calendar", name)
 
 
 def _page_url(request: Request[Any, Any, Any], link: str) -> str:

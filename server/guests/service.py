@@ -9,6 +9,9 @@ order they are decided (the first that holds wins):
 - `used`: the ticket was already scanned in on some check-in list (its folded presence has an
   entry); the QR still shows, since a list may allow re-entry.
 - `valid`: show the QR.
+
+Only the current link shows the ticket (code, holder, seat); an older one, in whatever state,
+shows the event alone.
 """
 
 from __future__ import annotations
@@ -55,10 +58,17 @@ class GuestTicket:
     is_used: bool = False  # an entry was recorded on some check-in list
 
     @property
+    def is_current_link(self) -> bool:
+        """Whether the link is the ticket's current one. An older link may be in other hands
+        (the previous holder's after a transfer, or leaked), so it shows nothing of the ticket:
+        not its code, holder or seat, which may all belong to someone else by now."""
+        return self.link_version == self.ticket.version
+
+    @property
     def state(self) -> GuestState:
         if self.ticket.status == TicketStatus.REVOKED:
             return GuestState.CANCELLED
-        if self.link_version < self.ticket.version:
+        if not self.is_current_link:
             return GuestState.REPLACED
         if self.ticket.blocked:
             return GuestState.BLOCKED
