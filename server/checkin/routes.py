@@ -34,7 +34,17 @@ from server.checkin.snapshot import build_snapshot, compress, snapshot_session
 from server.checkin.store import DeviceContext
 from server.db import utcnow
 from server.errors import NotFound, Unauthenticated
-from server.http import Body, DbSession, bearer_token, created, organiser_guard
+from server.http import (
+    Body,
+    DbSession,
+    Limit,
+    Offset,
+    Page,
+    bearer_token,
+    created,
+    organiser_guard,
+    page,
+)
 from ticket_renderer import qr_svg
 
 __all__ = ["CheckinAdminController", "DeviceApiController", "pair_device"]
@@ -97,9 +107,10 @@ class CheckinAdminController(Controller):
 
     @get("/events/{event_id:str}/checkin-lists", summary="List an event's check-in lists")
     async def list_lists(
-        self, event_id: FromPath[str], db_session: DbSession
-    ) -> list[CheckinListOut]:
-        return [list_out(row) for row in await service.list_lists(db_session, event_id)]
+        self, event_id: FromPath[str], db_session: DbSession, limit: Limit = 50, offset: Offset = 0
+    ) -> Page[CheckinListOut]:
+        rows, total = await service.list_lists(db_session, event_id, limit=limit, offset=offset)
+        return page([list_out(row) for row in rows], total, limit, offset)
 
     @post(
         "/events/{event_id:str}/devices",
@@ -131,8 +142,11 @@ class CheckinAdminController(Controller):
         return created(body, request, f"/api/v1/devices/{device.id}")
 
     @get("/events/{event_id:str}/devices", summary="List an event's devices")
-    async def list_devices(self, event_id: FromPath[str], db_session: DbSession) -> list[DeviceOut]:
-        return [device_out(row) for row in await service.list_devices(db_session, event_id)]
+    async def list_devices(
+        self, event_id: FromPath[str], db_session: DbSession, limit: Limit = 50, offset: Offset = 0
+    ) -> Page[DeviceOut]:
+        rows, total = await service.list_devices(db_session, event_id, limit=limit, offset=offset)
+        return page([device_out(row) for row in rows], total, limit, offset)
 
     @delete("/devices/{device_id:str}", summary="Revoke a device: its token is refused at once")
     async def revoke_device(self, state: State, device_id: FromPath[str]) -> None:
@@ -161,7 +175,7 @@ class CheckinAdminController(Controller):
 
     @get("/events/{event_id:str}/checkin/stats", summary="Live check-in counters")
     async def stats(self, event_id: FromPath[str], db_session: DbSession) -> Counters:
-        await service.list_lists(db_session, event_id)  # 404 for an unknown event
+        await service.list_lists(db_session, event_id, limit=1, offset=0)  # 404 if unknown
         return await service.event_counters(db_session, event_id)
 
     @post("/scans/{scan_id:str}/annul", status_code=200, summary="Annul any scan (organiser)")

@@ -120,10 +120,16 @@ def list_payload(row: CheckinList) -> dict[str, object]:
     }
 
 
-async def list_lists(session: AsyncSession, event_id: str) -> list[CheckinList]:
+async def list_lists(
+    session: AsyncSession, event_id: str, *, limit: int, offset: int
+) -> tuple[list[CheckinList], int]:
+    """One page of the event's lists, oldest first, and how many it has in all."""
     await _require_event(session, event_id)
-    query = select(CheckinList).where(CheckinList.event_id == event_id)
-    return list(await session.scalars(query.order_by(CheckinList.created_at, CheckinList.id)))
+    where = CheckinList.event_id == event_id
+    total = await session.scalar(select(func.count()).select_from(CheckinList).where(where))
+    query = select(CheckinList).where(where).order_by(CheckinList.created_at, CheckinList.id)
+    rows = await session.scalars(query.limit(limit).offset(offset))
+    return list(rows), int(total or 0)
 
 
 # --- devices and pairing ----------------------------------------------------------------------
@@ -181,10 +187,16 @@ async def create_device(
     return NewDevice(device, code)
 
 
-async def list_devices(session: AsyncSession, event_id: str) -> list[Device]:
+async def list_devices(
+    session: AsyncSession, event_id: str, *, limit: int, offset: int
+) -> tuple[list[Device], int]:
+    """One page of the event's devices, oldest first, and how many it has in all."""
     await _require_event(session, event_id)
-    query = select(Device).where(Device.event_id == event_id)
-    return list(await session.scalars(query.order_by(Device.created_at, Device.id)))
+    where = Device.event_id == event_id
+    total = await session.scalar(select(func.count()).select_from(Device).where(where))
+    query = select(Device).where(where).order_by(Device.created_at, Device.id)
+    rows = await session.scalars(query.limit(limit).offset(offset))
+    return list(rows), int(total or 0)
 
 
 async def get_device(session: AsyncSession, device_id: str) -> Device:

@@ -7,6 +7,7 @@ import re
 from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 from sqlalchemy import select, update
 
 from server.checkin.models import Device
@@ -30,7 +31,7 @@ async def test_a_list_is_created_with_its_rules_and_listed(api):
         True,
     )
     listed = await api.get(f"/api/v1/events/{event['id']}/checkin-lists")
-    assert [row["id"] for row in listed.json()] == [created["id"]]
+    assert [row["id"] for row in listed.json()["items"]] == [created["id"]]
 
 
 async def test_a_list_naming_another_events_ticket_type_is_refused_naming_the_field(api):
@@ -40,6 +41,32 @@ async def test_a_list_naming_another_events_ticket_type_is_refused_naming_the_fi
     response = await api.post(f"/api/v1/events/{event['id']}/checkin-lists", json=body)
     assert response.status_code == 422
     assert problem_of(response)["errors"][0]["field"] == "ticket_type_ids[0]"
+
+
+@pytest.mark.parametrize("kind", ["checkin-lists", "devices"])
+async def test_an_events_lists_and_devices_are_paginated_with_total(api, kind):
+    event, other = await create_event(api), await create_event(api, name="Other")
+    make = create_list if kind == "checkin-lists" else create_device
+    names = [f"{kind} {n}" for n in range(5)]
+    for name in names:
+        await make(api, event["id"], name=name)
+    await make(api, other["id"], name="elsewhere")
+    url = f"/api/v1/events/{event['id']}/{kind}"
+    window = (await api.get(url, params={"limit": 2, "offset": 1})).json()
+    assert (window["total"], window["limit"], window["offset"]) == (5, 2, 1)
+    assert [row["name"] for row in window["items"]] == names[1:3]
+    default = (await api.get(url)).json()
+    assert (default["total"], default["limit"], default["offset"]) == (5, 50, 0)
+    assert [row["name"] for row in default["items"]] == names
+
+
+@pytest.mark.parametrize("kind", ["checkin-lists", "devices"])
+@pytest.mark.parametrize("params", [{"limit": 501}, {"limit": 0}, {"offset": -1}])
+async def test_out_of_range_pagination_of_lists_and_devices_is_refused(api, kind, params):
+    event = await create_event(api)
+    response = await api.get(f"/api/v1/events/{event['id']}/{kind}", params=params)
+    assert response.status_code == 400
+    assert problem_of(response)["errors"]
 
 
 async def test_a_new_device_gets_a_typable_one_time_code_and_a_pairing_uri(api):
@@ -52,10 +79,10 @@ async def test_a_new_device_gets_a_typable_one_time_code_and_a_pairing_uri(api):
     payload = json.loads(device["pairing_payload"])
     assert payload == {"v": 1, "url": "https://tickets.test", "code": device["pairing_code"]}
     listed = await api.get(f"/api/v1/events/{event['id']}/devices")
-    assert [(d["name"], d["paired"], d["revoked"]) for d in listed.json()] == [
+    assert [(d["name"], d["paired"], d["revoked"]) for d in listed.json()["items"]] == [
         ("North door", False, False)
     ]
-    assert "pairing_code" not in listed.json()[0]
+    assert "pairing_code" not in listed.json()["items"][0]
 
 
 async def test_a_pairing_code_works_once(api):
