@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,6 +31,8 @@ class BookingController(Controller):
     tags = ["bookings"]
     guards = [organiser_guard]
     security = [{"organiser": []}]
+    # Every answer carries its tickets' tokens and links: no cache may keep a copy.
+    cache_control = CacheControlHeader(no_store=True)
 
     @post(
         "/events/{event_id:str}/bookings",

@@ -11,7 +11,7 @@ import time
 from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, post
-from litestar.datastructures import State
+from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
@@ -54,6 +54,8 @@ Since = Annotated[
 ]
 ChangesLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="changes per page")]
 PairingCodeQuery = Annotated[str, QueryParameter(min_length=1, max_length=64)]
+# For answers carrying a pairing code or a device token: no cache may keep a copy.
+NO_STORE = CacheControlHeader(no_store=True)
 
 
 def list_out(row: CheckinList) -> CheckinListOut:
@@ -117,6 +119,7 @@ class CheckinAdminController(Controller):
         dto=Body[DeviceCreate],
         return_dto=None,
         summary="Create a door device and its one-time pairing code",
+        cache_control=NO_STORE,
     )
     async def create_device(
         self,
@@ -190,6 +193,7 @@ class CheckinAdminController(Controller):
     status_code=200,
     tags=["check-in"],
     summary="Exchange a one-time pairing code for a device token",
+    cache_control=NO_STORE,
 )
 async def pair_device(request: Request, state: State, data: JSONBody[PairRequest]) -> PairOut:
     """No authentication: the code is the credential, so failed guesses are rate limited per

@@ -27,7 +27,9 @@ GUEST_SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "X-Robots-Tag": "noindex, nofollow",
     "X-Content-Type-Options": "nosniff",
-    "Cache-Control": "private, no-cache",
+    # The page and its files carry the link and the QR token; the service worker keeps its own
+    # offline copy (the Cache API does not read this header).
+    "Cache-Control": "no-store",
 }
 HTML = "text/html"  # Litestar appends "; charset=utf-8" to text types
 Lang = FromQuery[str | None]

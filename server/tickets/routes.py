@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from litestar import Controller, get, patch, post
+from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, JSONBody
 
 from server.bookings.routes import ticket_out
@@ -18,6 +19,8 @@ class TicketController(Controller):
     tags = ["tickets"]
     guards = [organiser_guard]
     security = [{"organiser": []}]
+    # Every answer carries the ticket's token and link: no cache may keep a copy.
+    cache_control = CacheControlHeader(no_store=True)
 
     @get("/{ticket_id:str}", summary="Read a ticket")
     async def get_ticket(

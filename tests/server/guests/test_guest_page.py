@@ -72,7 +72,7 @@ async def test_page_is_small_self_contained_and_locked_down(api, client):
     assert "default-src 'self'" in headers["content-security-policy"]
     assert headers["referrer-policy"] == "no-referrer"
     assert headers["x-robots-tag"].startswith("noindex")
-    assert headers["cache-control"].startswith("private")
+    assert headers["cache-control"] == "no-store"
 
 
 @pytest.mark.parametrize(
