@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
@@ -16,7 +18,10 @@ __all__ = [
     "Language",
     "LongText",
     "Name",
+    "Rule",
     "ShortText",
+    "apply_rules",
+    "check_distinct",
     "check_email",
     "check_timezone",
     "check_window",
@@ -35,6 +40,46 @@ AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
+@dataclass(frozen=True)
+class Rule:
+    """A rule of a request body beyond its field types, declared in the struct's `rules`.
+
+    `check` receives the values of `reads` (default: `field` alone) and raises ValueError with
+    the message reported on `field`. Declared rather than written in `__post_init__` so that
+    validation.py can run each rule on its own, and only once the fields it reads passed their
+    own checks: one 422 then names every bad field. A rule is skipped while a value it reads is
+    UNSET (an absent field of a patch), because the stored value it would compare with is the
+    service's to read.
+    """
+
+    field: str
+    check: Callable[..., None]
+    reads: tuple[str, ...] = ()
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return self.reads or (self.field,)
+
+    def failure(self, values: Sequence[Any]) -> str | None:
+        """The message if `values` (one per name of `inputs`) break the rule, else None."""
+        if any(value is msgspec.UNSET for value in values):
+            return None
+        try:
+            self.check(*values)
+        except ValueError as exc:
+            # Checks shared with services name their field themselves ("timezone: ...").
+            return str(exc).removeprefix(f"{self.field}: ")
+        return None
+
+
+def apply_rules(body: msgspec.Struct) -> None:
+    """Raise ValueError ("field: message") for the first rule `body` breaks; for __post_init__."""
+    for rule in getattr(type(body), "rules", ()):
+        message = rule.failure([getattr(body, name) for name in rule.inputs])
+        if message is not None:
+            raise ValueError(f"{rule.field}: {message}")
+
+
 def check_timezone(name: str) -> None:
     """Raise ValueError ("timezone: ...") unless `name` is an IANA zone known to this machine."""
     if not name or len(name) > 64 or name.startswith(("/", ".")) or ".." in name:
@@ -49,6 +94,12 @@ def check_window(valid_from: datetime | None, valid_until: datetime | None) -> N
     """Raise ValueError ("valid_until: ...") unless a closed window ends after it starts."""
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
         raise ValueError("valid_until: must be after valid_from")
+
+
+def check_distinct(values: Sequence[Any]) -> None:
+    """Raise ValueError unless no value of `values` repeats."""
+    if len(set(values)) != len(values):
+        raise ValueError("must not repeat")
 
 
 def check_email(address: str) -> None:

@@ -2,7 +2,8 @@
 
 msgspec decodes strictly (no "1" for 1, unknown fields refused) but stops at the first error.
 When it fails, `collect_errors` walks the raw JSON against the target type field by field, so the
-422 names every problem in one answer.
+422 names every problem in one answer: each field's type, then the struct's declared rules
+(`server.schemas.Rule`), each run once the fields it reads are fine.
 """
 
 from __future__ import annotations
@@ -80,65 +81,92 @@ def _join(prefix: str, name: str) -> str:
 
 def collect_errors(value: Any, target: Any, path: str) -> Iterator[FieldError]:
     """Every error of `value` against `target`; recurses into structs and lists of structs."""
+    yield from _check(value, target, path)[0]
+
+
+def _check(value: Any, target: Any, path: str) -> tuple[list[FieldError], Any]:
+    """The errors of `value` against `target`, and when there are none its decoded value."""
     struct = _struct_of(target)
     if struct is not None and isinstance(value, dict):
-        yield from _struct_errors(value, struct, path)
-        return
+        errors = _struct_errors(value, struct, path)
+        if errors:
+            return errors, None
     item_type = _list_item_of(target)
     if item_type is not None and _struct_of(item_type) is not None and isinstance(value, list):
-        outer = _convert_error(value, target, path)
-        if outer is not None and "Expected `array` of length" in outer["message"]:
-            yield outer
+        errors = []
         for index, item in enumerate(value):
-            yield from collect_errors(item, item_type, f"{path}[{index}]")
-        return
-    error = _convert_error(value, target, path)
+            errors += _check(item, item_type, f"{path}[{index}]")[0]
+        decoded, outer = _convert(value, target, path)
+        # With bad items the whole fails too; only its own length bound is news.
+        if outer is not None and (not errors or "Expected `array` of length" in outer["message"]):
+            errors.insert(0, outer)
+        return errors, None if errors else decoded
+    decoded, error = _convert(value, target, path)
     if error is not None:
-        yield error
+        if struct is not None and isinstance(value, dict):
+            # Fields and declared rules are fine: a __post_init__ of its own refused the whole,
+            # naming its field by starting its message with "field: ".
+            name, sep, message = error["message"].partition(": ")
+            if sep and name in _fields(struct):
+                error = FieldError(_join(path, name), message)
+        return [error], None
+    return [], decoded
 
 
 def _struct_errors(
     value: dict[str, Any], struct: type[msgspec.Struct], path: str
-) -> Iterator[FieldError]:
-    info = msgspec.inspect.type_info(struct)
-    assert isinstance(info, msgspec.inspect.StructType)
-    fields = {f.encode_name: f for f in info.fields}
+) -> list[FieldError]:
+    """Each field on its own, then each declared rule (server.schemas.Rule) whose fields passed."""
+    fields = _fields(struct)
     hints = typing.get_type_hints(struct, include_extras=True)
-    for key in value:
-        if key not in fields:
-            yield FieldError(_join(path, key), "unknown field")
-    found_field_error = False
+    errors = [FieldError(_join(path, key), "unknown field") for key in value if key not in fields]
+    good: dict[str, Any] = {}
     for name, field in fields.items():
         if name not in value:
             if field.required:
-                found_field_error = True
-                yield FieldError(_join(path, name), "required field missing")
+                errors.append(FieldError(_join(path, name), "required field missing"))
+            else:
+                good[field.name] = _default(field)
             continue
-        for error in collect_errors(value[name], hints[field.name], _join(path, name)):
-            found_field_error = True
-            yield error
-    if not found_field_error and set(value) <= set(fields):
-        # Fields are fine one by one: what is left is a rule across fields (__post_init__),
-        # which names its field by starting its message with "field: ".
-        whole = _convert_error(value, struct, path)
-        if whole is not None:
-            name, sep, message = whole["message"].partition(": ")
-            if sep and name in fields:
-                whole = FieldError(_join(path, name), message)
-            yield whole
+        field_errors, decoded = _check(value[name], hints[field.name], _join(path, name))
+        if field_errors:
+            errors += field_errors
+        else:
+            good[field.name] = decoded
+    encode_names = {field.name: name for name, field in fields.items()}
+    for rule in getattr(struct, "rules", ()):
+        if not all(name in good for name in rule.inputs):
+            continue
+        message = rule.failure([good[name] for name in rule.inputs])
+        if message is not None:
+            errors.append(FieldError(_join(path, encode_names[rule.field]), message))
+            good.pop(rule.field, None)  # a later rule reading it would only repeat the error
+    return errors
 
 
-def _convert_error(value: Any, target: Any, path: str) -> FieldError | None:
+def _fields(struct: type[msgspec.Struct]) -> dict[str, msgspec.inspect.Field]:
+    info = msgspec.inspect.type_info(struct)
+    assert isinstance(info, msgspec.inspect.StructType)
+    return {f.encode_name: f for f in info.fields}
+
+
+def _default(field: msgspec.inspect.Field) -> Any:
+    if field.default_factory is not msgspec.NODEFAULT:
+        return field.default_factory()
+    # msgspec.inspect shows an optional field defaulting to UNSET (a patch) as having no default.
+    return msgspec.UNSET if field.default is msgspec.NODEFAULT else field.default
+
+
+def _convert(value: Any, target: Any, path: str) -> tuple[Any, FieldError | None]:
     try:
-        msgspec.convert(value, target, strict=True)
+        return msgspec.convert(value, target, strict=True), None
     except msgspec.ValidationError as exc:
         message, _, where = str(exc).partition(" - at `")
         if message.startswith("Expected `str` matching regex"):
             message = "does not have the expected format"
         inner = _path(where.rstrip("`")) if where else ""
         field = path + ("" if not inner else (inner if inner.startswith("[") else f".{inner}"))
-        return FieldError(field.lstrip("."), message)
-    return None
+        return None, FieldError(field.lstrip("."), message)
 
 
 def _struct_of(target: Any) -> type[msgspec.Struct] | None:

@@ -1,11 +1,11 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import msgspec
 
-from server.schemas import Email, Id, Language, Name, ShortText
+from server.schemas import Email, Id, Language, Name, Rule, ShortText, apply_rules
 
 __all__ = [
     "BookingCreate",
@@ -19,6 +19,16 @@ __all__ = [
 MAX_QUANTITY = 500
 Quantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_QUANTITY)]
 ExternalRef = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
+
+
+def _check_holders_fit(quantity: int, holders: list[Holder] | None) -> None:
+    if holders is not None and len(holders) > quantity:
+        raise ValueError("more holders than tickets (quantity)")
+
+
+def _check_ticket_limit(items: list[BookingItemIn]) -> None:
+    if sum(item.quantity for item in items) > MAX_QUANTITY:
+        raise ValueError(f"a booking holds at most {MAX_QUANTITY} tickets")
 
 
 class Buyer(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -38,9 +48,12 @@ class BookingItemIn(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     quantity: Quantity
     holders: Annotated[list[Holder], msgspec.Meta(max_length=MAX_QUANTITY)] | None = None
 
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("holders", _check_holders_fit, reads=("quantity", "holders")),
+    )
+
     def __post_init__(self) -> None:
-        if self.holders is not None and len(self.holders) > self.quantity:
-            raise ValueError("holders: more holders than tickets (quantity)")
+        apply_rules(self)
 
 
 class BookingCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -49,9 +62,10 @@ class BookingCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     external_ref: ExternalRef | None = None
     confirm: bool = False
 
+    rules: ClassVar[tuple[Rule, ...]] = (Rule("items", _check_ticket_limit),)
+
     def __post_init__(self) -> None:
-        if sum(item.quantity for item in self.items) > MAX_QUANTITY:
-            raise ValueError(f"items: a booking holds at most {MAX_QUANTITY} tickets")
+        apply_rules(self)
 
 
 class TicketOut(msgspec.Struct, frozen=True):

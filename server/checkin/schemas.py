@@ -7,12 +7,20 @@ by the same rules; its answer is the wire `ResultItem`.
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 
 from protocol.messages import ScanItem
-from server.schemas import AwareDatetime, Id, Name, ShortText, check_window
+from server.schemas import (
+    AwareDatetime,
+    Id,
+    Name,
+    Rule,
+    ShortText,
+    apply_rules,
+    check_window,
+)
 
 __all__ = [
     "AnnulRequest",
@@ -42,8 +50,12 @@ class CheckinListCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
 
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("valid_until", check_window, reads=("valid_from", "valid_until")),
+    )
+
     def __post_init__(self) -> None:
-        check_window(self.valid_from, self.valid_until)
+        apply_rules(self)
 
 
 class CheckinListOut(msgspec.Struct, frozen=True):

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, ClassVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from server.schemas import AwareDatetime, Language, LongText, Name, check_timezone, check_window
+from server.schemas import (
+    AwareDatetime,
+    Language,
+    LongText,
+    Name,
+    Rule,
+    apply_rules,
+    check_distinct,
+    check_timezone,
+    check_window,
+)
 
 __all__ = [
     "EventCreate",
@@ -23,6 +33,19 @@ TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
 Languages = Annotated[list[Language], msgspec.Meta(min_length=1, max_length=3)]
 
 
+def _check_ends_after_start(starts_at: datetime, ends_at: datetime | None) -> None:
+    if ends_at is not None and ends_at <= starts_at:
+        raise ValueError("must be after starts_at")
+
+
+_EVENT_RULES = (
+    Rule("timezone", check_timezone),
+    Rule("ends_at", _check_ends_after_start, reads=("starts_at", "ends_at")),
+    Rule("languages", check_distinct),
+)
+_WINDOW_RULES = (Rule("valid_until", check_window, reads=("valid_from", "valid_until")),)
+
+
 class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: Name
     starts_at: AwareDatetime
@@ -31,12 +54,10 @@ class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     venue: LongText | None = None
     languages: Languages = msgspec.field(default_factory=lambda: ["en"])
 
+    rules: ClassVar[tuple[Rule, ...]] = _EVENT_RULES
+
     def __post_init__(self) -> None:
-        check_timezone(self.timezone)
-        if self.ends_at is not None and self.ends_at <= self.starts_at:
-            raise ValueError("ends_at: must be after starts_at")
-        if len(set(self.languages)) != len(self.languages):
-            raise ValueError("languages: must not repeat")
+        apply_rules(self)
 
 
 class EventPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -47,9 +68,12 @@ class EventPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     venue: LongText | UnsetType | None = UNSET
     languages: Languages | UnsetType = UNSET
 
+    # Times given together must agree here; one given alone is compared with the stored other
+    # by the service.
+    rules: ClassVar[tuple[Rule, ...]] = _EVENT_RULES
+
     def __post_init__(self) -> None:
-        if self.timezone is not UNSET:
-            check_timezone(self.timezone)
+        apply_rules(self)
 
 
 class EventOut(msgspec.Struct, frozen=True):
@@ -72,8 +96,10 @@ class TicketTypeCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
 
+    rules: ClassVar[tuple[Rule, ...]] = _WINDOW_RULES
+
     def __post_init__(self) -> None:
-        check_window(self.valid_from, self.valid_until)
+        apply_rules(self)
 
 
 class TicketTypePatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
@@ -81,6 +107,11 @@ class TicketTypePatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     capacity: Capacity | UnsetType | None = UNSET
     valid_from: AwareDatetime | UnsetType | None = UNSET
     valid_until: AwareDatetime | UnsetType | None = UNSET
+
+    rules: ClassVar[tuple[Rule, ...]] = _WINDOW_RULES  # the service checks a half given alone
+
+    def __post_init__(self) -> None:
+        apply_rules(self)
 
 
 class TicketTypeOut(msgspec.Struct, frozen=True):
