@@ -2,8 +2,9 @@
 
 msgspec decodes strictly (no "1" for 1, unknown fields refused) but stops at the first error.
 When it fails, `collect_errors` walks the raw JSON against the target type field by field, so the
-422 names every problem in one answer: each field's type, then the struct's declared rules
-(`server.schemas.Rule`), each run once the fields it reads are fine.
+422 names every problem in one answer: each field's type, then its time bounds (EARLIEST..LATEST,
+checked on every decoded time), then the struct's declared rules (`server.schemas.Rule`), each
+run once the fields it reads are fine.
 """
 
 from __future__ import annotations
@@ -11,15 +12,26 @@ from __future__ import annotations
 import types
 import typing
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import msgspec
 
 from server.errors import BodyInvalid, FieldError, MalformedBody
 
-__all__ = ["collect_errors", "decode_json_body"]
+__all__ = ["EARLIEST", "LATEST", "collect_errors", "decode_json_body"]
 
 T = TypeVar("T")
+
+# Every time a body carries must lie a day inside the calendar once in UTC:
+# 9999-12-31T23:59:59-14:00 has no UTC equivalent at all (year 10000), and a time on the
+# calendar's first or last day leaves it when shown in the venue's zone or moved by a default
+# duration. Refused here, for every body, so that no accepted time can fail later in a column
+# type, a zone conversion or a timestamp.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+_OFF_CALENDAR = "not representable in UTC: times must lie between 0001-01-02 and 9999-12-30 (UTC)"
+_SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
 
 def decode_json_body(raw: bytes, target: type[T]) -> T:
@@ -37,6 +49,9 @@ def decode_json_body(raw: bytes, target: type[T]) -> T:
         # msgspec reports invalid UTF-8 inside strings as UnicodeDecodeError, and very deep
         # nesting as RecursionError: both mean the body is not a JSON document we accept.
         raise MalformedBody(_decode_detail(raw)) from None
+    times = list(_time_errors(decoded, ""))
+    if times:
+        raise BodyInvalid(times)
     # JSON can only carry NUL escaped; PostgreSQL cannot store it in text, so it is refused here,
     # field by field, rather than failing deep in a query.
     if b"\\u0000" in raw:
@@ -110,7 +125,9 @@ def _check(value: Any, target: Any, path: str) -> tuple[list[FieldError], Any]:
             if sep and name in _fields(struct):
                 error = FieldError(_join(path, name), message)
         return [error], None
-    return [], decoded
+    # A struct's times were checked field by field above.
+    times = [] if struct is not None else list(_time_errors(decoded, path))
+    return times, None if times else decoded
 
 
 def _struct_errors(
@@ -167,6 +184,35 @@ def _convert(value: Any, target: Any, path: str) -> tuple[Any, FieldError | None
         inner = _path(where.rstrip("`")) if where else ""
         field = path + ("" if not inner else (inner if inner.startswith("[") else f".{inner}"))
         return None, FieldError(field.lstrip("."), message)
+
+
+def _time_errors(value: Any, path: str) -> Iterator[FieldError]:
+    """A FieldError for each time in a decoded `value` that lies outside EARLIEST..LATEST."""
+    if type(value) in _SCALARS:
+        return
+    if isinstance(value, datetime):
+        if not _fits_calendar(value):
+            yield FieldError(path, _OFF_CALENDAR)
+    elif isinstance(value, msgspec.Struct):
+        for name, encoded in zip(
+            value.__struct_fields__, value.__struct_encode_fields__, strict=True
+        ):
+            yield from _time_errors(getattr(value, name), _join(path, encoded))
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            yield from _time_errors(item, f"{path}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield from _time_errors(item, _join(path, str(key)))
+
+
+def _fits_calendar(moment: datetime) -> bool:
+    if moment.tzinfo is None:
+        return EARLIEST.replace(tzinfo=None) <= moment <= LATEST.replace(tzinfo=None)
+    try:
+        return EARLIEST <= moment.astimezone(UTC) <= LATEST
+    except OverflowError:  # 9999-12-31T23:59:59-14:00 is in year 10000 in UTC
+        return False
 
 
 def _struct_of(target: Any) -> type[msgspec.Struct] | None:
