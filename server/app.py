@@ -31,7 +31,12 @@ from server.http import DbSession
 from server.keys.routes import jwks
 from server.keys.service import KeyRing, Keystore, ensure_signing_key
 from server.logs import AccessLogMiddleware, configure_logging
-from server.openapi import StrictStructSchemaPlugin, add_problem_responses
+from server.openapi import (
+    SelfHostedSwaggerPlugin,
+    StrictStructSchemaPlugin,
+    add_problem_responses,
+    docs_router,
+)
 from server.problems import EXCEPTION_HANDLERS, problem
 from server.ratelimit import TokenBuckets
 from server.tickets.routes import TicketController
@@ -149,6 +154,10 @@ def create_app(settings: Settings) -> Litestar:
                 }
             ),
             use_handler_docstrings=True,
+            # Only the self-hosted Swagger UI: Litestar's other renderers load their code and
+            # fonts from CDNs, which the guests' origin must not run, and fail offline.
+            render_plugins=[SelfHostedSwaggerPlugin()],
+            openapi_router=docs_router(),
         ),
         plugins=[StrictStructSchemaPlugin()],
         logging_config=None,

@@ -1,10 +1,18 @@
-"""OpenAPI adjustments so the published schema matches what the service really accepts."""
+"""OpenAPI adjustments so the published schema matches what the service really accepts, and the
+API docs page at `/schema`, served from this server alone."""
 
 from __future__ import annotations
 
+import functools
+import html
+import importlib.util
+from pathlib import Path
 from typing import Any
 
+from litestar import Request, Response, Router, get
 from litestar._openapi.schema_generation.plugins.struct import StructSchemaPlugin
+from litestar.datastructures import ResponseHeader
+from litestar.openapi.plugins import OpenAPIRenderPlugin
 from litestar.openapi.spec import (
     OpenAPI,
     OpenAPIMediaType,
@@ -13,8 +21,17 @@ from litestar.openapi.spec import (
     Reference,
     Schema,
 )
+from litestar.params import FromPath
 
-__all__ = ["StrictStructSchemaPlugin", "add_problem_responses"]
+from server.problems import problem
+
+__all__ = [
+    "DOCS_CSP",
+    "SelfHostedSwaggerPlugin",
+    "StrictStructSchemaPlugin",
+    "add_problem_responses",
+    "docs_router",
+]
 
 
 class StrictStructSchemaPlugin(StructSchemaPlugin):
@@ -105,3 +122,97 @@ def add_problem_responses(openapi: OpenAPI) -> None:
                     ),
                 )
             operation.responses = responses
+
+
+# The docs page runs Swagger UI from this origin only: no inline script or style, no CDN, no web
+# fonts (Swagger UI sets styles through the DOM, which a CSP does not restrict).
+DOCS_CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; "
+    "img-src 'self' data:; connect-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
+)
+# The files of the swagger-ui-py package the page needs (nothing else of it is served), and ours.
+_ASSETS = {
+    "swagger-ui-bundle.js": "text/javascript",
+    "swagger-ui.css": "text/css",
+    "favicon-32x32.png": "image/png",
+}
+_INIT_SCRIPT = Path(__file__).with_name("openapi_init.js")
+_ASSET_MAX_AGE = 3600
+
+
+def docs_router(path: str = "/schema") -> Router:
+    """The router Litestar puts the docs under, with the CSP on each of its answers."""
+    return Router(
+        path,
+        route_handlers=[],
+        include_in_schema=False,
+        dto=None,
+        return_dto=None,
+        response_headers=[
+            ResponseHeader(name="Content-Security-Policy", value=DOCS_CSP),
+            ResponseHeader(name="X-Content-Type-Options", value="nosniff"),
+            ResponseHeader(name="Referrer-Policy", value="no-referrer"),
+        ],
+    )
+
+
+class SelfHostedSwaggerPlugin(OpenAPIRenderPlugin):
+    """Swagger UI from the installed swagger-ui-py package at `/schema` and `/schema/swagger`,
+    started by `openapi_init.js` from `/schema/assets/`, reading `/schema/openapi.json`."""
+
+    def __init__(self) -> None:
+        super().__init__(path=["/", "/swagger"], favicon="", style="")
+        self._base = "/schema"  # the docs router's path, learnt in receive_router
+
+    def render(self, request: Request[Any, Any, Any], openapi_schema: dict[str, Any]) -> bytes:
+        base = html.escape(self._base)
+        title = html.escape(str(openapi_schema["info"]["title"]))
+        return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{title} API</title>
+<link rel="icon" type="image/png" href="{base}/assets/favicon-32x32.png">
+<link rel="stylesheet" href="{base}/assets/swagger-ui.css">
+</head>
+<body>
+<div id="swagger-ui" data-openapi-url="{base}/openapi.json"></div>
+<script src="{base}/assets/swagger-ui-bundle.js"></script>
+<script src="{base}/assets/init.js"></script>
+</body>
+</html>
+""".encode()
+
+    def receive_router(self, router: Router) -> None:
+        self._base = router.path.rstrip("/")
+
+        @get("/assets/{name:str}", include_in_schema=False, sync_to_thread=False)
+        def docs_asset(name: FromPath[str]) -> Response[Any]:
+            if name != "init.js" and name not in _ASSETS:
+                return problem(404, "not_found", f"no API docs file {name!r}")
+            headers = {"Cache-Control": f"public, max-age={_ASSET_MAX_AGE}"}
+            return Response(_read_asset(name), media_type=_media_type(name), headers=headers)
+
+        router.register(docs_asset)
+
+
+def _media_type(name: str) -> str:
+    return "text/javascript" if name == "init.js" else _ASSETS[name]
+
+
+@functools.cache
+def _read_asset(name: str) -> bytes:
+    """A docs file, read once (only ever called with the names above, so the cache is bounded)."""
+    if name == "init.js":
+        return _INIT_SCRIPT.read_bytes()
+    return (_swagger_ui_static() / name).read_bytes()
+
+
+def _swagger_ui_static() -> Path:
+    # Located without importing the package: its __init__ pulls in helpers for other frameworks.
+    spec = importlib.util.find_spec("swagger_ui")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the swagger-ui-py package is not installed (see pyproject.toml)")
+    return Path(next(iter(spec.submodule_search_locations))) / "static"
