@@ -15,6 +15,7 @@ from server.errors import (
     Forbidden,
     MalformedBody,
     NotFound,
+    RateLimited,
     Unauthenticated,
     UnsupportedMediaType,
 )
@@ -33,6 +34,7 @@ STATUS_OF: list[tuple[type[DomainError], int]] = [
     (Forbidden, 403),
     (NotFound, 404),
     (Conflict, 409),
+    (RateLimited, 429),
 ]
 
 _TITLES = {
@@ -73,7 +75,10 @@ def _domain(_: Request[Any, Any, Any], exc: DomainError) -> Response[dict[str, A
     extra = dict(exc.extra)
     if isinstance(exc, BodyInvalid):
         extra["errors"] = exc.errors
-    return problem(status, exc.code, exc.detail, title=exc.title, **extra)
+    response = problem(status, exc.code, exc.detail, title=exc.title, **extra)
+    if isinstance(exc, RateLimited):
+        response.headers["Retry-After"] = str(exc.retry_after)
+    return response
 
 
 def _validation(_: Request[Any, Any, Any], exc: ValidationException) -> Response[dict[str, Any]]:

@@ -32,17 +32,18 @@ class TokenBuckets:
         tokens, then = self._buckets.get(key, (float(self.burst), now))
         return min(float(self.burst), tokens + max(0.0, now - then) * self.rate)
 
-    def blocked(self, key: str, now: float) -> int:
-        """Seconds (rounded up, ≥ 1) until `key` may try again, or 0 when it may now."""
+    def blocked(self, key: str, now: float, cost: float = 1.0) -> int:
+        """Seconds (rounded up, ≥ 1) until `key` may spend `cost` tokens, or 0 when it may now."""
         level = self._level(key, now)
-        return 0 if level >= 1.0 else max(1, math.ceil((1.0 - level) / self.rate))
+        return 0 if level >= cost else max(1, math.ceil((cost - level) / self.rate))
 
-    def take(self, key: str, now: float) -> int:
-        """Spend one token of `key`; returns 0 when it was there, else the seconds to wait."""
-        wait = self.blocked(key, now)
+    def take(self, key: str, now: float, cost: float = 1.0) -> int:
+        """Spend `cost` tokens of `key` (all or none); returns 0 when they were there, else the
+        seconds to wait."""
+        wait = self.blocked(key, now, cost)
         if wait:
             return wait
-        self._buckets[key] = (self._level(key, now) - 1.0, now)
+        self._buckets[key] = (self._level(key, now) - cost, now)
         self._buckets.move_to_end(key)
         while len(self._buckets) > self.max_keys:
             self._buckets.popitem(last=False)

@@ -34,9 +34,10 @@ from server.checkin.fanout import Fanout
 from server.checkin.redeem import decide_and_record
 from server.checkin.store import DeviceContext
 from server.db import Database, utcnow
-from server.errors import Unauthenticated
+from server.errors import RateLimited, Unauthenticated
+from server.ratelimit import TokenBuckets
 
-__all__ = ["DEVICE_CACHE_TTL", "DeviceCache", "RedeemWriter"]
+__all__ = ["DEVICE_CACHE_TTL", "ITEM_BURST", "ITEM_RATE", "DeviceCache", "RedeemWriter"]
 
 log = logging.getLogger("tessera.checkin.writer")
 
@@ -44,6 +45,8 @@ log = logging.getLogger("tessera.checkin.writer")
 _Job = tuple[str, list[ScanItem], "asyncio.Future[list[ResultItem]]"]
 
 DEVICE_CACHE_TTL = 1.0  # seconds a token's device is trusted without asking the database
+ITEM_RATE = 50.0  # scan items per second per device (ARCHITECTURE §5)
+ITEM_BURST = 5000
 
 
 class DeviceCache:
@@ -84,10 +87,21 @@ class DeviceCache:
 
 class RedeemWriter:
     def __init__(
-        self, database: Database, fanout: Fanout, *, max_batch: int = 1000, linger: float = 0.001
+        self,
+        database: Database,
+        fanout: Fanout,
+        *,
+        max_batch: int = 1000,
+        linger: float = 0.001,
+        item_rate: float = ITEM_RATE,
+        item_burst: int = ITEM_BURST,
     ) -> None:
         self._database = database
         self._fanout = fanout
+        # Scan items per device (its token: one per device), REST and websocket alike. Frames are
+        # limited elsewhere; this bounds guessing codes in bulk through batches of 500, while an
+        # offline queue of up to `item_burst` scans still uploads at once.
+        self.items = TokenBuckets(rate=item_rate, burst=item_burst)
         self._max_batch = max_batch  # scans per transaction (a job is never split)
         self._queue: asyncio.Queue[_Job] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
@@ -122,9 +136,18 @@ class RedeemWriter:
         return (await self.redeem_many(token, [item]))[0]
 
     async def redeem_many(self, token: str, items: list[ScanItem]) -> list[ResultItem]:
-        """The results of `items` (in order), recorded in one transaction, all or none."""
+        """The results of `items` (in order), recorded in one transaction, all or none.
+
+        Raises RateLimited (nothing recorded) when the device is over its scan-item budget.
+        """
         if self._task is None:
             raise RuntimeError("the redeem writer is not running")
+        wait = self.items.take(token, time.monotonic(), cost=len(items))
+        if wait:
+            limits = f"{self.items.rate:g} scans/s with bursts of {self.items.burst}"
+            raise RateLimited(
+                f"over {limits}: nothing recorded; send again in {wait} s", retry_after=wait
+            )
         future: asyncio.Future[list[ResultItem]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((token, items, future))
         return await future
