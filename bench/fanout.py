@@ -78,7 +78,7 @@ class Listeners:
 def _scan_ids(frame: dict[str, Any]) -> list[str]:
     if frame.get("type") != "changes":
         return []
-    return [i["scan_id"] for i in frame["items"] if i.get("kind") == "scan.accepted"]
+    return [i["scan"]["scan_id"] for i in frame["items"] if i.get("kind") == "scan.accepted"]
 
 
 def _baseline_ids(frame: dict[str, Any]) -> list[str]:

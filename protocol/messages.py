@@ -17,7 +17,7 @@ times and oversize frames are refused, and every refusal is a `FrameError` with 
 Encoding does not validate: whoever builds a frame keeps to the bounds below.
 """
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, TypeAlias, cast
 
 import msgspec
@@ -26,6 +26,8 @@ from protocol.reasons import Reason
 from protocol.rules import Direction
 
 __all__ = [
+    "EARLIEST",
+    "LATEST",
     "MAX_BATCH_ITEMS",
     "MAX_FRAME_BYTES",
     "MAX_HUB_FRAME_BYTES",
@@ -54,6 +56,7 @@ __all__ = [
     "decode_client_frame",
     "decode_hub_frame",
     "encode_frame",
+    "fits_in_utc",
 ]
 
 MAX_FRAME_BYTES = 256 * 1024  # a client frame; 500 scans of a 213-character token fit easily
@@ -73,6 +76,21 @@ Detail = Annotated[str, msgspec.Meta(max_length=2048)]
 Time = Annotated[datetime, msgspec.Meta(tz=True)]  # ISO 8601 with an offset
 Count = Annotated[int, msgspec.Meta(ge=0)]
 Persons = Annotated[int, msgspec.Meta(ge=1)]
+
+
+# Every time on the wire lies a day inside the calendar once in UTC: 9999-12-31T23:59:59-14:00
+# has no UTC equivalent at all (year 10000), and a time on the first or last day leaves the
+# calendar when shown in a venue's zone. The hub's HTTP bodies keep the same bounds.
+EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
+LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
+
+
+def fits_in_utc(moment: datetime) -> bool:
+    """Whether `moment` (aware) lies within EARLIEST..LATEST once converted to UTC."""
+    try:
+        return EARLIEST <= moment.astimezone(UTC) <= LATEST
+    except OverflowError:
+        return False
 
 
 class _Struct(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -95,12 +113,28 @@ class Hello(_Frame, frozen=True, tag="hello"):
 
 
 class _ScanFields(_Struct, frozen=True):
-    scan_id: ScanId
+    scan_id: ScanId  # unique per device
     code: Code  # the QR token or the readable ticket code
     list_id: Id
     direction: Direction = Direction.ENTRY
     scanned_at: Time | None = None  # the door's clock; the hub's receive time when absent
     offline: bool = False
+    # An offline scan carries the door's own verdict (the guest was let in or not), and the
+    # door's reason when it refused; an online scan carries neither: the hub decides.
+    verdict: Literal["accepted", "rejected"] | None = None
+    reason: Reason | None = None
+
+    def __post_init__(self) -> None:
+        if self.scanned_at is not None and not fits_in_utc(self.scanned_at):
+            raise ValueError("scanned_at: must lie between 0001-01-02 and 9999-12-30 in UTC")
+        if not self.offline:
+            if self.verdict is not None or self.reason is not None:
+                raise ValueError("verdict: only an offline scan carries the door's verdict")
+            return
+        if self.verdict is None:
+            raise ValueError("verdict: an offline scan carries the door's verdict")
+        if (self.verdict == "rejected") != (self.reason is not None):
+            raise ValueError("reason: required with verdict rejected, refused with accepted")
 
 
 class Scan(_ScanFields, _Frame, frozen=True, tag="scan"):

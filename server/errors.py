@@ -17,6 +17,8 @@ __all__ = [
     "InvalidState",
     "MalformedBody",
     "NotFound",
+    "RateLimited",
+    "SnapshotRequired",
     "Unauthenticated",
     "UnsupportedMediaType",
 ]
@@ -57,6 +59,24 @@ class CapacityExceeded(Conflict):
 class InvalidState(Conflict):
     code = "invalid_state"
     title = "Not allowed in the current state"
+
+
+class RateLimited(DomainError):
+    """Over a rate limit; `retry_after` is the whole seconds to wait."""
+
+    code = "rate_limited"
+    title = "Too many requests"
+
+    def __init__(self, detail: str, *, retry_after: int) -> None:
+        super().__init__(detail, retry_after=retry_after)
+        self.retry_after = retry_after
+
+
+class SnapshotRequired(Conflict):
+    """The device's cursor cannot be followed: it must load a snapshot and start from its seq."""
+
+    code = "snapshot_required"
+    title = "Snapshot required"
 
 
 class Unauthenticated(DomainError):

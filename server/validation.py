@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 
 import msgspec
 
+from protocol.messages import EARLIEST, LATEST
 from server.errors import BodyInvalid, FieldError, MalformedBody
 
 __all__ = ["EARLIEST", "LATEST", "collect_errors", "decode_json_body"]
@@ -28,8 +29,6 @@ T = TypeVar("T")
 # calendar's first or last day leaves it when shown in the venue's zone or moved by a default
 # duration. Refused here, for every body, so that no accepted time can fail later in a column
 # type, a zone conversion or a timestamp.
-EARLIEST = datetime(1, 1, 2, tzinfo=UTC)
-LATEST = datetime(9999, 12, 30, 23, 59, 59, 999999, tzinfo=UTC)
 _OFF_CALENDAR = "not representable in UTC: times must lie between 0001-01-02 and 9999-12-30 (UTC)"
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 

@@ -29,8 +29,14 @@ class ChangeKind:
     TICKET_REVOKED = "ticket.revoked"
     TICKET_BLOCKED = "ticket.blocked"
     TICKET_UNBLOCKED = "ticket.unblocked"
+    TICKET_TYPE_CREATED = "ticket_type.created"
     TICKET_TYPE_UPDATED = "ticket_type.updated"
+    LIST_CREATED = "list.created"
+    LIST_UPDATED = "list.updated"
+    SCAN_ACCEPTED = "scan.accepted"
+    SCAN_ANNULLED = "scan.annulled"
     KEYS_CHANGED = "keys.changed"
+    DEVICE_REVOKED = "device.revoked"
 
 
 async def append_changes(

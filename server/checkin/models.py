@@ -57,9 +57,11 @@ class Scan(Base):
 
     __tablename__ = "scan"
 
-    scan_id: Mapped[str] = mapped_column(String(64), primary_key=True)  # the client's UUID
+    # A scan is named by its device and the id the device gave it (a UUID): ids are scoped to
+    # the device, so one device can neither read nor squat another's scans by reusing an id.
+    device_id: Mapped[str] = mapped_column(String(16), primary_key=True)
+    scan_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     event_id: Mapped[str] = mapped_column(ForeignKey("event.id", ondelete="CASCADE"), index=True)
-    device_id: Mapped[str | None] = mapped_column(String(16), index=True)
     # As sent by the device: an unknown list is kept for the audit (its verdict is not_on_list).
     list_id: Mapped[str] = mapped_column(String(64), index=True)
     ticket_id: Mapped[str | None] = mapped_column(String(16), index=True, default=None)

@@ -1,8 +1,10 @@
 """The online decision on scans: verify, decide with `protocol.rules`, record, in one transaction.
 
 Rules and invariants (ARCHITECTURE §5):
-  - Exactly once: `scan.scan_id` is the primary key. A scan_id already stored returns its stored
-    result and changes nothing; within one batch a repeated scan_id repeats the first result.
+  - Exactly once, per device: `(device_id, scan_id)` is the primary key. A scan_id the device
+    already used returns its stored result and changes nothing; within one batch a repeated
+    scan_id repeats the first result. Another device's scan_id is another scan: its stored
+    result is never shown to anyone else, and squatting an id cannot hide a real scan.
   - Atomic per ticket: every decision reads `presence` of its ticket x list under a lock. On
     PostgreSQL the row is created if missing (INSERT ... ON CONFLICT DO NOTHING) and locked with
     SELECT ... FOR UPDATE in a fixed order; on SQLite the IMMEDIATE transaction holds the write
@@ -11,10 +13,15 @@ Rules and invariants (ARCHITECTURE §5):
   - A scan that took effect (accepted, or an offline one the door let in) is folded into
     presence, appended to the change log ("scan.accepted") and stored with that change's `seq`,
     the order `fold_all` rebuilds presence in. Rejected scans are stored, never folded or logged.
-  - Offline scans are never refused: the door's verdict stands. When the online rules disagree
-    the scan is `forced`, its `reason` says what they would have decided, and a Conflict naming
-    the ticket's first entry is returned for the event's devices.
+  - Offline scans are never refused: the door's verdict stands. A scan the door refused is stored
+    as rejected with the door's reason, never folded, logged or counted, and raises no conflict.
+    A scan the door admitted takes effect; when the online rules would have refused it, it is
+    `forced`, its `reason` says what they would have decided, and a Conflict naming the ticket's
+    first entry is returned for the event's devices.
   - The code is the QR token (verified against the non-retired public keys) or the readable code.
+    Only a signed token can say `wrong_event`: a readable code of another event is `invalid`, so
+    a device is no oracle for other events' codes.
+  - Times go on the wire in UTC (`protocol.sync`): the door's `scanned_at` is normalised here.
 """
 
 from __future__ import annotations
@@ -31,14 +38,14 @@ from protocol.ids import normalize_code
 from protocol.messages import Conflict, EarlierScan, FirstScan, ResultItem, ScanItem, TicketInfo
 from protocol.reasons import Reason
 from protocol.rules import ListRules, Presence, ScanFacts, Verdict, apply, decide
+from protocol.sync import PresenceEntry, ScanEntry, to_wire, utc
 from protocol.token import verify_ticket_token
-from server.changes.service import append_changes, head
+from server.changes.service import ChangeKind, append_changes, head
 from server.checkin import store
 from server.checkin.store import DeviceContext, PresenceRow, TicketRow
 
-__all__ = ["RedeemOutcome", "decide_and_record"]
+__all__ = ["RedeemOutcome", "decide_and_record", "presence_entry", "scan_change", "stored_result"]
 
-SCAN_ACCEPTED = "scan.accepted"
 _NO_PRESENCE = PresenceRow(Presence(), None)
 
 
@@ -46,6 +53,7 @@ class StoredScan(Protocol):
     """A recorded scan: the ORM `Scan` or a Core row of the scan table."""
 
     scan_id: str
+    device_id: str
     event_id: str
     list_id: str
     ticket_id: str | None
@@ -62,6 +70,7 @@ class RedeemOutcome:
     results: list[ResultItem]  # one per input item, same order
     conflicts: list[Conflict]  # for offline scans flagged forced
     head: int  # change-log head of the device's event after this transaction
+    event_id: str = ""  # the event the scans belong to
 
 
 @dataclass
@@ -70,11 +79,11 @@ class _Batch:
 
     requests: Sequence[tuple[DeviceContext, ScanItem]]
     now: datetime
-    stored: dict[str, StoredScan] = field(default_factory=dict)
+    stored: dict[tuple[str, str], StoredScan] = field(default_factory=dict)  # (device, scan_id)
     tickets: dict[str, TicketRow] = field(default_factory=dict)  # by id and by code
     lists: dict[str, ListRules] = field(default_factory=dict)
     presence: dict[tuple[str, str], PresenceRow] = field(default_factory=dict)
-    results: dict[str, ResultItem] = field(default_factory=dict)
+    results: dict[tuple[str, str], ResultItem] = field(default_factory=dict)
     scan_rows: list[dict[str, Any]] = field(default_factory=list)
     changes: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = field(default_factory=dict)
     touched: set[tuple[str, str]] = field(default_factory=set)
@@ -104,7 +113,7 @@ async def decide_and_record(
     if keys is None:
         keys = await store.verifying_keys(session)
     parsed = [_parse(item.code, keys, device.event_id, now) for device, item in requests]
-    scan_ids = [item.scan_id for _, item in requests]
+    scan_ids = [(device.device_id, item.scan_id) for device, item in requests]
     batch.stored = await store.stored_scans(session, scan_ids)
     ticket_ids = {p.ticket_id for p in parsed if p.ticket_id} | {
         s.ticket_id for s in batch.stored.values() if s.ticket_id
@@ -150,9 +159,16 @@ def _parse(
     return _Parsed(claims.jti, None, None, claims.ver)
 
 
-def _ticket_of(batch: _Batch, parsed: _Parsed) -> TicketRow | None:
-    key = parsed.ticket_id or parsed.code
-    return batch.tickets.get(key) if key else None
+def _ticket_of(batch: _Batch, parsed: _Parsed, event_id: str) -> TicketRow | None:
+    """The ticket behind a verified token, or behind a readable code of the device's event.
+
+    A readable code of another event is no ticket at all (`invalid`): only a signature proves a
+    ticket genuine, so only a token may say `wrong_event`.
+    """
+    if parsed.ticket_id:
+        return batch.tickets.get(parsed.ticket_id)
+    ticket = batch.tickets.get(parsed.code) if parsed.code else None
+    return ticket if ticket is not None and ticket.state.event_id == event_id else None
 
 
 def _presence_pairs(batch: _Batch, parsed: list[_Parsed]) -> list[tuple[str, str]]:
@@ -160,7 +176,7 @@ def _presence_pairs(batch: _Batch, parsed: list[_Parsed]) -> list[tuple[str, str
     one of its lists."""
     pairs: set[tuple[str, str]] = set()
     for (device, item), p in zip(batch.requests, parsed, strict=True):
-        ticket = _ticket_of(batch, p)
+        ticket = _ticket_of(batch, p, device.event_id)
         rules = batch.lists.get(item.list_id)
         if ticket and rules and rules.event_id == device.event_id == ticket.state.event_id:
             pairs.add((ticket.state.id, item.list_id))
@@ -173,11 +189,12 @@ def _presence_pairs(batch: _Batch, parsed: list[_Parsed]) -> list[tuple[str, str
 def _decide_one(
     batch: _Batch, device: DeviceContext, item: ScanItem, parsed: _Parsed
 ) -> ResultItem:
-    if item.scan_id in batch.stored:
-        return _stored_result(batch, batch.stored[item.scan_id])
-    if item.scan_id in batch.results:
-        return batch.results[item.scan_id]
-    ticket = _ticket_of(batch, parsed)
+    scan_key = (device.device_id, item.scan_id)
+    if scan_key in batch.stored:
+        return _stored_result(batch, batch.stored[scan_key])
+    if scan_key in batch.results:
+        return batch.results[scan_key]
+    ticket = _ticket_of(batch, parsed, device.event_id)
     rules = batch.lists.get(item.list_id)
     real_list = rules is not None and rules.event_id == device.event_id
     if not real_list:
@@ -193,10 +210,17 @@ def _decide_one(
             refusal, ticket = Reason.INVALID, None
     key = (ticket.state.id, item.list_id) if ticket else ("", "")
     row = batch.presence.get(key) or PresenceRow(Presence(), None)
-    facts = ScanFacts(direction=item.direction, scanned_at=item.scanned_at or batch.now)
+    facts = ScanFacts(direction=item.direction, scanned_at=utc(item.scanned_at or batch.now))
     state = ticket.state if ticket else None
-    verdict = Verdict(False, refusal) if refusal else decide(facts, state, row.presence, rules)
-    forced = item.offline and not verdict.accepted
+    if item.offline and item.verdict == "rejected":
+        # The door refused the guest: that is what happened, whatever the rules say now.
+        verdict = Verdict(False, item.reason or Reason.INVALID)
+    elif refusal:
+        verdict = Verdict(False, refusal)
+    else:
+        verdict = decide(facts, state, row.presence, rules)
+    admitted = item.offline and item.verdict == "accepted"
+    forced = admitted and not verdict.accepted
     takes_effect = (verdict.accepted or forced) and key in batch.presence
     after = row
     if takes_effect:
@@ -219,7 +243,7 @@ def _decide_one(
         entries=after.presence.entries,
         first_scan=_first_scan(row.presence) if verdict.reason == Reason.ALREADY_REDEEMED else None,
     )
-    batch.results[item.scan_id] = result
+    batch.results[scan_key] = result
     _record(batch, device, item, facts, result, ticket, after if takes_effect else None)
     if forced:
         batch.conflicts.append((device.event_id, _conflict(device, item, facts, result, row)))
@@ -257,25 +281,39 @@ def _record(
     }
     batch.scan_rows.append(row)
     if effect is not None and ticket is not None:
-        payload = scan_change_payload(row, effect.presence.inside)
+        payload = scan_change(row, presence_entry(ticket.state.id, item.list_id, effect))
         batch.changes.setdefault(device.event_id, []).append((payload, row))
 
 
-def scan_change_payload(row: Mapping[str, Any], inside: bool) -> dict[str, Any]:
-    """What a scanner learns of a scan that took effect or was annulled (JSON-ready)."""
-    return {
-        "scan_id": row["scan_id"],
-        "ticket_id": row["ticket_id"],
-        "list_id": row["list_id"],
-        "direction": row["direction"],
-        "scanned_at": row["scanned_at"].isoformat(),
-        "device_id": row["device_id"],
-        "gate": row["gate"],
-        "forced": row["forced"],
-        "offline": row["offline"],
-        "entries": row["entries"],
-        "inside": inside,
-    }
+def scan_change(row: Mapping[str, Any], presence: PresenceEntry) -> dict[str, Any]:
+    """The payload of `scan.accepted` / `scan.annulled`: the scan, and the ticket's presence on
+    its list after it (JSON-ready)."""
+    scan = ScanEntry(
+        scan_id=row["scan_id"],
+        device_id=row["device_id"],
+        ticket_id=row["ticket_id"],
+        list_id=row["list_id"],
+        direction=row["direction"],
+        scanned_at=utc(row["scanned_at"]),
+        gate=row["gate"],
+        offline=row["offline"],
+        forced=row["forced"],
+    )
+    return {"scan": to_wire(scan), "presence": to_wire(presence)}
+
+
+def presence_entry(ticket_id: str, list_id: str, row: PresenceRow) -> PresenceEntry:
+    first = row.presence.first_entry
+    return PresenceEntry(
+        ticket_id=ticket_id,
+        list_id=list_id,
+        entries=row.presence.entries,
+        inside=row.presence.inside,
+        first_scan_id=row.first_scan_id if first else None,
+        first_at=utc(first.at) if first else None,
+        first_gate=first.gate if first else None,
+        first_device=first.device_id if first else None,
+    )
 
 
 async def _write(session: AsyncSession, batch: _Batch) -> dict[str, int]:
@@ -283,7 +321,7 @@ async def _write(session: AsyncSession, batch: _Batch) -> dict[str, int]:
     heads: dict[str, int] = {}
     for event_id, entries in batch.changes.items():
         new_head = await append_changes(
-            session, event_id, [(SCAN_ACCEPTED, payload) for payload, _ in entries]
+            session, event_id, [(ChangeKind.SCAN_ACCEPTED, payload) for payload, _ in entries]
         )
         for offset, (_, row) in enumerate(entries):
             row["seq"] = new_head - len(entries) + 1 + offset
@@ -295,7 +333,7 @@ async def _write(session: AsyncSession, batch: _Batch) -> dict[str, int]:
 
 def _first_scan(presence: Presence) -> FirstScan | None:
     first = presence.first_entry
-    return FirstScan(at=first.at, gate=first.gate, device=first.device_id) if first else None
+    return FirstScan(at=utc(first.at), gate=first.gate, device=first.device_id) if first else None
 
 
 def _conflict(
@@ -305,7 +343,7 @@ def _conflict(
     earlier = None
     if first is not None and before.first_scan_id is not None:
         earlier = EarlierScan(
-            scan_id=before.first_scan_id, device=first.device_id, gate=first.gate, at=first.at
+            scan_id=before.first_scan_id, device=first.device_id, gate=first.gate, at=utc(first.at)
         )
     return Conflict(
         scan_id=item.scan_id,

@@ -10,12 +10,13 @@ from __future__ import annotations
 import time
 from typing import Annotated, Any
 
-from litestar import Controller, Request, Response, delete, get, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import CacheControlHeader, State
 from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from protocol.messages import Counters, ResultItem
+from server.changes.service import head
 from server.checkin import service
 from server.checkin.models import CheckinList, Device
 from server.checkin.schemas import (
@@ -23,6 +24,7 @@ from server.checkin.schemas import (
     ChangesOut,
     CheckinListCreate,
     CheckinListOut,
+    CheckinListPatch,
     DeviceCreate,
     DeviceCreated,
     DeviceOut,
@@ -33,7 +35,7 @@ from server.checkin.schemas import (
 from server.checkin.snapshot import build_snapshot, compress, snapshot_session
 from server.checkin.store import DeviceContext
 from server.db import utcnow
-from server.errors import NotFound, Unauthenticated
+from server.errors import NotFound, SnapshotRequired, Unauthenticated
 from server.http import (
     Body,
     DbSession,
@@ -56,6 +58,12 @@ ChangesLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="changes
 PairingCodeQuery = Annotated[str, QueryParameter(min_length=1, max_length=64)]
 # For answers carrying a pairing code or a device token: no cache may keep a copy.
 NO_STORE = CacheControlHeader(no_store=True)
+DeviceIdQuery = Annotated[
+    str | None,
+    QueryParameter(
+        min_length=1, max_length=64, description="the device whose scan it is, when ambiguous"
+    ),
+]
 
 
 def list_out(row: CheckinList) -> CheckinListOut:
@@ -113,6 +121,21 @@ class CheckinAdminController(Controller):
     ) -> Page[CheckinListOut]:
         rows, total = await service.list_lists(db_session, event_id, limit=limit, offset=offset)
         return page([list_out(row) for row in rows], total, limit, offset)
+
+    @patch(
+        "/events/{event_id:str}/checkin-lists/{list_id:str}",
+        dto=Body[CheckinListPatch],
+        return_dto=None,
+        summary="Change a check-in list (doors learn it from `list.updated`)",
+    )
+    async def update_list(
+        self,
+        event_id: FromPath[str],
+        list_id: FromPath[str],
+        data: JSONBody[CheckinListPatch],
+        db_session: DbSession,
+    ) -> CheckinListOut:
+        return list_out(await service.update_list(db_session, event_id, list_id, data))
 
     @post(
         "/events/{event_id:str}/devices",
@@ -182,8 +205,11 @@ class CheckinAdminController(Controller):
         return await service.event_counters(db_session, event_id)
 
     @post("/scans/{scan_id:str}/annul", status_code=200, summary="Annul any scan (organiser)")
-    async def annul(self, state: State, scan_id: FromPath[str]) -> ResultItem:
-        return await _annul(state, scan_id, device=None)
+    async def annul(
+        self, state: State, scan_id: FromPath[str], device_id: DeviceIdQuery = None
+    ) -> ResultItem:
+        """`device_id` names the device when several used the same scan_id (409 otherwise)."""
+        return await _annul(state, scan_id, device=None, device_id=device_id)
 
 
 @post(
@@ -260,6 +286,11 @@ class DeviceApiController(Controller):
     ) -> ChangesOut:
         async with state.database.transaction(read_only=True) as session:
             device = await _device(session, _token(request))
+            if await service.needs_snapshot(session, device.event_id, since):
+                raise SnapshotRequired(
+                    f"cursor {since} cannot be followed: load the snapshot, then follow its seq",
+                    head=await head(session, device.event_id),
+                )
             page = await service.changes_after(session, device.event_id, since, limit)
         return ChangesOut(items=page.items, head=page.head, has_more=page.has_more)
 
@@ -278,10 +309,13 @@ async def _device(session: Any, token: str) -> DeviceContext:
     return device
 
 
-async def _annul(state: State, scan_id: str, *, device: str | None) -> ResultItem:
+async def _annul(
+    state: State, scan_id: str, *, device: str | None, device_id: str | None = None
+) -> ResultItem:
     async with state.database.transaction() as session:
         context = None if device is None else await _device(session, device)
-        outcome = await service.annul_scan(session, scan_id, device=context, now=utcnow())
-        event_id = context.event_id if context else await service.event_of_scan(session, scan_id)
-    await state.fanout.publish(event_id, {"kind": "head", "head": outcome.head})
+        outcome = await service.annul_scan(
+            session, scan_id, device=context, now=utcnow(), device_id=device_id
+        )
+    await state.fanout.publish(outcome.event_id, {"kind": "head", "head": outcome.head})
     return outcome.results[0]

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 
 import msgspec
+from msgspec import UNSET, UnsetType
 
 from protocol.messages import ScanItem
 from server.schemas import (
@@ -27,6 +28,7 @@ __all__ = [
     "ChangesOut",
     "CheckinListCreate",
     "CheckinListOut",
+    "CheckinListPatch",
     "DeviceCreate",
     "DeviceCreated",
     "DeviceOut",
@@ -50,6 +52,26 @@ class CheckinListCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True)
     valid_from: AwareDatetime | None = None
     valid_until: AwareDatetime | None = None
 
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("valid_until", check_window, reads=("valid_from", "valid_until")),
+    )
+
+    def __post_init__(self) -> None:
+        apply_rules(self)
+
+
+class CheckinListPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """Change any field of a list; an absent field is left as it is, `null` clears it."""
+
+    name: Name | UnsetType = UNSET
+    ticket_type_ids: TypeIds | UnsetType | None = UNSET
+    max_entries: MaxEntries | UnsetType | None = UNSET
+    allow_reentry: bool | UnsetType = UNSET
+    valid_from: AwareDatetime | UnsetType | None = UNSET
+    valid_until: AwareDatetime | UnsetType | None = UNSET
+
+    # Both halves given: checked here with every other field; a half given alone is checked
+    # against the stored one by the service.
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule("valid_until", check_window, reads=("valid_from", "valid_until")),
     )

@@ -13,6 +13,7 @@ from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
 from urllib.parse import urlencode
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -20,17 +21,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from protocol.ids import ALPHABET, new_id, normalize_code
 from protocol.messages import Changes, ScanItem
 from protocol.rules import Direction, Presence, RecordedScan, apply
+from protocol.sync import DeviceEntry, ListEntry, to_wire, utc
 from server.auth.service import hash_secret
 from server.changes.models import Change
-from server.changes.service import append_changes, head
+from server.changes.service import ChangeKind, append_changes, head
 from server.checkin import counters, store
 from server.checkin.models import CheckinList, Device, Scan
-from server.checkin.redeem import RedeemOutcome, decide_and_record, scan_change_payload
+from server.checkin.redeem import (
+    RedeemOutcome,
+    decide_and_record,
+    presence_entry,
+    scan_change,
+)
 from server.checkin.redeem import stored_result as _stored_result
-from server.checkin.schemas import CheckinListCreate, DeviceCreate
+from server.checkin.schemas import CheckinListCreate, CheckinListPatch, DeviceCreate
 from server.checkin.store import DeviceContext, PresenceRow
 from server.errors import (
     BodyInvalid,
+    Conflict,
     FieldError,
     Forbidden,
     InvalidState,
@@ -38,6 +46,7 @@ from server.errors import (
     Unauthenticated,
 )
 from server.events.models import Event, TicketType
+from server.schemas import check_window
 
 __all__ = [
     "ANNUL_WINDOW",
@@ -54,14 +63,15 @@ __all__ = [
     "create_list",
     "device_is_active",
     "event_counters",
-    "event_of_scan",
     "list_devices",
+    "list_entry",
     "list_lists",
     "needs_snapshot",
     "pair_device",
     "pairing_code_matches",
     "redeem_scans",
     "revoke_device",
+    "update_list",
 ]
 
 DEVICE_TOKEN_PREFIX = "tsd_"
@@ -74,23 +84,10 @@ event_counters = counters.event_counters
 
 
 async def create_list(session: AsyncSession, event_id: str, data: CheckinListCreate) -> CheckinList:
-    """A check-in list of the event; its ticket types must be the event's own."""
+    """A check-in list of the event; its ticket types must be the event's own. Logs
+    `list.created`."""
     await _require_event(session, event_id)
-    if data.ticket_type_ids:
-        known = set(
-            await session.scalars(
-                select(TicketType.id).where(
-                    TicketType.event_id == event_id, TicketType.id.in_(data.ticket_type_ids)
-                )
-            )
-        )
-        errors = [
-            FieldError(f"ticket_type_ids[{i}]", f"no ticket type {type_id!r} in this event")
-            for i, type_id in enumerate(data.ticket_type_ids)
-            if type_id not in known
-        ]
-        if errors:
-            raise BodyInvalid(errors)
+    await _check_ticket_types(session, event_id, data.ticket_type_ids)
     row = CheckinList(
         id=new_id(),
         event_id=event_id,
@@ -103,21 +100,82 @@ async def create_list(session: AsyncSession, event_id: str, data: CheckinListCre
     )
     session.add(row)
     await session.flush()
-    await append_changes(session, event_id, [("list.created", list_payload(row))])
+    await append_changes(
+        session, event_id, [(ChangeKind.LIST_CREATED, {"list": to_wire(list_entry(row))})]
+    )
     return row
 
 
-def list_payload(row: CheckinList) -> dict[str, object]:
-    """A list as scanners see it (change log and snapshot), JSON-ready."""
-    return {
-        "list_id": row.id,
-        "name": row.name,
-        "ticket_type_ids": row.ticket_type_ids,
-        "max_entries": row.max_entries,
-        "allow_reentry": row.allow_reentry,
-        "valid_from": row.valid_from.isoformat() if row.valid_from else None,
-        "valid_until": row.valid_until.isoformat() if row.valid_until else None,
-    }
+async def update_list(
+    session: AsyncSession, event_id: str, list_id: str, patch: CheckinListPatch
+) -> CheckinList:
+    """Change a list's name, ticket types, entry rules or window; logs `list.updated` when
+    anything changed. Entries already counted stay counted: a lower `max_entries` refuses the
+    next entry of a ticket that reached it, it never undoes one."""
+    row = await session.scalar(
+        select(CheckinList)
+        .where(CheckinList.id == list_id, CheckinList.event_id == event_id)
+        .with_for_update()
+    )
+    if row is None:
+        raise NotFound("check-in list", list_id)
+    wanted = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
+    if "ticket_type_ids" in wanted:
+        await _check_ticket_types(session, event_id, wanted["ticket_type_ids"])
+        if wanted["ticket_type_ids"] is not None:
+            wanted["ticket_type_ids"] = sorted(set(wanted["ticket_type_ids"]))
+    valid_from = wanted.get("valid_from", row.valid_from)
+    valid_until = wanted.get("valid_until", row.valid_until)
+    try:
+        check_window(valid_from, valid_until)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise BodyInvalid([FieldError(field, message)]) from None
+    before = list_entry(row)
+    for name, value in wanted.items():
+        setattr(row, name, value)
+    await session.flush()
+    after = list_entry(row)
+    if after != before:
+        await append_changes(
+            session, event_id, [(ChangeKind.LIST_UPDATED, {"list": to_wire(after)})]
+        )
+    return row
+
+
+async def _check_ticket_types(
+    session: AsyncSession, event_id: str, type_ids: Sequence[str] | None
+) -> None:
+    """Raise BodyInvalid naming each id that is not a ticket type of the event."""
+    if not type_ids:
+        return
+    known = set(
+        await session.scalars(
+            select(TicketType.id).where(
+                TicketType.event_id == event_id, TicketType.id.in_(list(type_ids))
+            )
+        )
+    )
+    errors = [
+        FieldError(f"ticket_type_ids[{i}]", f"no ticket type {type_id!r} in this event")
+        for i, type_id in enumerate(type_ids)
+        if type_id not in known
+    ]
+    if errors:
+        raise BodyInvalid(errors)
+
+
+def list_entry(row: CheckinList) -> ListEntry:
+    """A list as doors see it, in the snapshot and the change log."""
+    return ListEntry(
+        id=row.id,
+        name=row.name,
+        ticket_type_ids=None if row.ticket_type_ids is None else list(row.ticket_type_ids),
+        max_entries=row.max_entries,
+        allow_reentry=row.allow_reentry,
+        valid_from=utc(row.valid_from) if row.valid_from else None,
+        valid_until=utc(row.valid_until) if row.valid_until else None,
+    )
 
 
 async def list_lists(
@@ -249,8 +307,9 @@ async def revoke_device(session: AsyncSession, device_id: str, *, now: datetime)
         device.revoked_at = now
         device.pairing_code_hash = None
         await session.flush()
-        payload = {"device_id": device.id, "name": device.name, "gate": device.gate}
-        await append_changes(session, device.event_id, [("device.revoked", payload)])
+        entry = DeviceEntry(id=device.id, name=device.name, gate=device.gate)
+        payload = {"device": to_wire(entry)}
+        await append_changes(session, device.event_id, [(ChangeKind.DEVICE_REVOKED, payload)])
     return device
 
 
@@ -316,41 +375,68 @@ async def redeem_scans(
     results, conflicts, heads = await decide_and_record(
         session, [(device, item) for item in items], now=now, keys=keys
     )
-    return RedeemOutcome(results, [c for _, c in conflicts], heads[device.event_id])
+    return RedeemOutcome(
+        results, [c for _, c in conflicts], heads[device.event_id], device.event_id
+    )
 
 
 async def annul_scan(
-    session: AsyncSession, scan_id: str, *, device: DeviceContext | None, now: datetime
+    session: AsyncSession,
+    scan_id: str,
+    *,
+    device: DeviceContext | None,
+    now: datetime,
+    device_id: str | None = None,
 ) -> RedeemOutcome:
     """Undo a scan as a new fact: flag it annulled, rebuild presence without it, log it.
 
-    `device` None is the organiser; a device may annul only its own scans, within ANNUL_WINDOW.
-    Raises NotFound, Forbidden, or InvalidState (a rejected scan changed nothing to undo).
-    Annulling twice changes nothing the second time.
+    A device names its own scans only (a scan_id is scoped to its device), within ANNUL_WINDOW.
+    The organiser (`device` None) may annul any scan; `device_id` says whose when two devices
+    used the same scan_id (Conflict otherwise). The result's `entries` are the ticket's entries
+    on the list after the annulment. Raises NotFound, Forbidden, Conflict, or InvalidState (a
+    rejected scan changed nothing to undo). Annulling twice changes nothing the second time.
     """
-    scan = await session.get(Scan, scan_id)
-    if scan is None or (device is not None and scan.event_id != device.event_id):
-        raise NotFound("scan", scan_id)
-    if device is not None:
-        if scan.device_id != device.device_id:
-            raise Forbidden("a device may annul only its own scans")
-        if now - scan.received_at > ANNUL_WINDOW:
-            raise Forbidden("a device may annul a scan only within 15 minutes; ask an organiser")
+    scan = await _scan_to_annul(session, scan_id, device, device_id)
+    if device is not None and now - scan.received_at > ANNUL_WINDOW:
+        raise Forbidden("a device may annul a scan only within 15 minutes; ask an organiser")
     if not scan.accepted:
         raise InvalidState("a rejected scan changed nothing: there is nothing to annul")
+    key = (scan.ticket_id or "", scan.list_id)
     if not scan.annulled:
         await _annul(session, scan, by=device.device_id if device else "organiser", now=now)
     info = (await store.load_tickets(session, [scan.ticket_id], [])) if scan.ticket_id else {}
     ticket = info.get(scan.ticket_id or "")
     own = ticket.info if ticket and ticket.state.event_id == scan.event_id else None
-    return RedeemOutcome([_stored_result(scan, own, None)], [], await head(session, scan.event_id))
+    result = _stored_result(scan, own, None)
+    if scan.ticket_id is not None:
+        current = (await store.lock_presence(session, [key]))[key]
+        result = msgspec.structs.replace(result, entries=current.presence.entries)
+    current_head = await head(session, scan.event_id)
+    return RedeemOutcome([result], [], current_head, scan.event_id)
 
 
-async def event_of_scan(session: AsyncSession, scan_id: str) -> str:
-    event_id = await session.scalar(select(Scan.event_id).where(Scan.scan_id == scan_id))
-    if event_id is None:
+async def _scan_to_annul(
+    session: AsyncSession, scan_id: str, device: DeviceContext | None, device_id: str | None
+) -> Scan:
+    if device is not None:
+        scan = await session.get(Scan, (device.device_id, scan_id))
+        if scan is None:
+            raise NotFound("scan", scan_id)
+        return scan
+    query = select(Scan).where(Scan.scan_id == scan_id)
+    if device_id is not None:
+        query = query.where(Scan.device_id == device_id)
+    found = list(await session.scalars(query.limit(10)))
+    if not found:
         raise NotFound("scan", scan_id)
-    return str(event_id)
+    if len(found) > 1:
+        devices = sorted(s.device_id for s in found)
+        raise Conflict(
+            f"several devices used scan_id {scan_id!r}: name one with ?device_id=",
+            id=scan_id,
+            devices=devices,
+        )
+    return found[0]
 
 
 async def _annul(session: AsyncSession, scan: Scan, *, by: str, now: datetime) -> None:
@@ -360,16 +446,15 @@ async def _annul(session: AsyncSession, scan: Scan, *, by: str, now: datetime) -
         await store.lock_presence(session, [key])
     scan.annulled, scan.annulled_at, scan.annulled_by = True, now, by
     await session.flush()
-    inside = False
-    if took_effect:
-        rebuilt = await _refold(session, key)
-        await store.save_presence(session, {key: rebuilt})
-        inside = rebuilt.presence.inside
+    if not took_effect:
+        return
+    rebuilt = await _refold(session, key)
+    await store.save_presence(session, {key: rebuilt})
     row = {c: getattr(scan, c) for c in ("scan_id", "ticket_id", "list_id", "direction")}
     row |= {"scanned_at": scan.scanned_at, "device_id": scan.device_id, "gate": scan.gate}
-    row |= {"forced": scan.forced, "offline": scan.offline, "entries": scan.entries}
-    payload = scan_change_payload(row, inside) | {"annulled_by": by}
-    await append_changes(session, scan.event_id, [("scan.annulled", payload)])
+    row |= {"forced": scan.forced, "offline": scan.offline}
+    payload = scan_change(row, presence_entry(key[0], key[1], rebuilt)) | {"annulled_by": by}
+    await append_changes(session, scan.event_id, [(ChangeKind.SCAN_ANNULLED, payload)])
 
 
 async def _refold(session: AsyncSession, key: tuple[str, str]) -> PresenceRow:

@@ -132,13 +132,17 @@ async def list_rules(session: AsyncSession, list_ids: Collection[str]) -> dict[s
     return found
 
 
-async def stored_scans(session: AsyncSession, scan_ids: Collection[str]) -> dict[str, Any]:
-    """The stored scans among `scan_ids`, as rows (Core: no ORM objects on the hot path)."""
-    if not scan_ids:
+async def stored_scans(
+    session: AsyncSession, keys: Collection[tuple[str, str]]
+) -> dict[tuple[str, str], Any]:
+    """The stored scans among `keys` (device_id, scan_id), as rows (Core: no ORM objects on the
+    hot path). A scan_id names a scan only together with its device."""
+    if not keys:
         return {}
     connection = await session.connection()
-    rows = await connection.execute(select(_SCAN).where(_SCAN.c.scan_id.in_(list(set(scan_ids)))))
-    return {row.scan_id: row for row in rows}
+    key = tuple_(_SCAN.c.device_id, _SCAN.c.scan_id)
+    rows = await connection.execute(select(_SCAN).where(key.in_(sorted(set(keys)))))
+    return {(row.device_id, row.scan_id): row for row in rows}
 
 
 async def load_tickets(
@@ -259,13 +263,13 @@ async def lock_presence(
 
 
 async def insert_scans(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    """Store new scans; a scan_id already stored is left as it is (exactly once)."""
+    """Store new scans; a (device, scan_id) already stored is left as it is (exactly once)."""
     if not rows:
         return
     connection = await session.connection()
     dialect_insert = sqlite_insert if connection.dialect.name == "sqlite" else pg_insert
     await connection.execute(
-        dialect_insert(_SCAN).on_conflict_do_nothing(index_elements=["scan_id"]), rows
+        dialect_insert(_SCAN).on_conflict_do_nothing(index_elements=["device_id", "scan_id"]), rows
     )
 
 

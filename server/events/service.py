@@ -12,6 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.ids import EVENT_ID_LENGTH, new_id
+from protocol.sync import TicketTypeEntry, to_wire, utc
 from server.changes.service import ChangeKind, append_changes
 from server.errors import BodyInvalid, FieldError, InvalidState, NotFound
 from server.events.models import Event, TicketType
@@ -33,6 +34,7 @@ __all__ = [
     "get_ticket_type",
     "list_events",
     "list_ticket_types",
+    "ticket_type_entry",
     "ticket_type_out",
     "ticket_type_payload",
     "update_event",
@@ -106,6 +108,11 @@ async def create_ticket_type(
     )
     session.add(ticket_type)
     await session.flush()
+    # Doors must know a type before its first ticket reaches them, or they could not decide on
+    # it offline (its persons and window are the type's).
+    await append_changes(
+        session, event_id, [(ChangeKind.TICKET_TYPE_CREATED, ticket_type_payload(ticket_type))]
+    )
     return ticket_type
 
 
@@ -141,28 +148,31 @@ async def update_ticket_type(
     except ValueError as exc:
         field, _, message = str(exc).partition(": ")
         raise BodyInvalid([FieldError(field, message)]) from None
+    before = ticket_type_entry(ticket_type)
     for name, value in changes.items():
         setattr(ticket_type, name, value)
     await session.flush()
-    await append_changes(
-        session, event_id, [(ChangeKind.TICKET_TYPE_UPDATED, ticket_type_payload(ticket_type))]
-    )
+    if ticket_type_entry(ticket_type) != before:  # a capacity change is nothing to the doors
+        await append_changes(
+            session, event_id, [(ChangeKind.TICKET_TYPE_UPDATED, ticket_type_payload(ticket_type))]
+        )
     return ticket_type
 
 
+def ticket_type_entry(ticket_type: TicketType) -> TicketTypeEntry:
+    """What doors need of a ticket type, in the snapshot and the change log."""
+    return TicketTypeEntry(
+        id=ticket_type.id,
+        name=ticket_type.name,
+        persons=ticket_type.persons,
+        valid_from=None if ticket_type.valid_from is None else utc(ticket_type.valid_from),
+        valid_until=None if ticket_type.valid_until is None else utc(ticket_type.valid_until),
+    )
+
+
 def ticket_type_payload(ticket_type: TicketType) -> dict[str, object]:
-    """What scanners need of a ticket type: its name, persons and validity window."""
-    return {
-        "ticket_type_id": ticket_type.id,
-        "name": ticket_type.name,
-        "persons": ticket_type.persons,
-        "valid_from": _iso(ticket_type.valid_from),
-        "valid_until": _iso(ticket_type.valid_until),
-    }
-
-
-def _iso(moment: datetime | None) -> str | None:
-    return None if moment is None else moment.isoformat()
+    """The payload of `ticket_type.created` and `ticket_type.updated`: the whole type."""
+    return {"ticket_type": to_wire(ticket_type_entry(ticket_type))}
 
 
 async def list_ticket_types(session: AsyncSession, event_id: str) -> list[TicketType]:

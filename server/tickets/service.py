@@ -12,6 +12,7 @@ from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.ids import TICKET_ID_LENGTH, new_id, ticket_code
+from protocol.sync import TicketEntry, to_wire
 from protocol.token import TicketClaims, sign_ticket_token
 from server.bookings.models import Booking
 from server.changes.service import ChangeKind, append_changes
@@ -29,6 +30,7 @@ __all__ = [
     "new_link",
     "reissue_ticket",
     "revoke_booking_tickets",
+    "ticket_entry",
     "tickets_by_booking",
     "tickets_of",
     "unblock_ticket",
@@ -58,19 +60,24 @@ def new_link() -> str:
     return secrets.token_urlsafe(24)
 
 
-def change_payload(ticket: Ticket | dict[str, Any]) -> dict[str, Any]:
-    """What a scanner needs to know of a ticket: no e-mail, no link, no token."""
+def ticket_entry(ticket: Ticket | dict[str, Any]) -> TicketEntry:
+    """A ticket as doors see it, in the snapshot and the change log: no e-mail, link or token."""
     get = ticket.get if isinstance(ticket, dict) else lambda name: getattr(ticket, name)
-    return {
-        "ticket_id": get("id"),
-        "code": get("code"),
-        "ticket_type_id": get("ticket_type_id"),
-        "holder_name": get("holder_name"),
-        "seat": get("seat"),
-        "version": get("version"),
-        "status": get("status"),
-        "blocked": get("blocked"),
-    }
+    return TicketEntry(
+        id=get("id"),
+        code=get("code"),
+        ticket_type_id=get("ticket_type_id"),
+        holder_name=get("holder_name"),
+        seat=get("seat"),
+        version=get("version"),
+        status=get("status"),
+        blocked=get("blocked"),
+    )
+
+
+def change_payload(ticket: Ticket | dict[str, Any]) -> dict[str, Any]:
+    """The payload of every `ticket.*` change: the whole ticket, as in the snapshot."""
+    return {"ticket": to_wire(ticket_entry(ticket))}
 
 
 async def issue_tickets(

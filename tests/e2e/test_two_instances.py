@@ -211,7 +211,7 @@ async def _accepted_seen_by(watcher: ClientConnection, count: int) -> set[str]:
             assert item["seq"] == seq + 1, "changes arrive gap-free and in order"
             seq = item["seq"]
             if item["kind"] == "scan.accepted":
-                seen.add(item["scan_id"])
+                seen.add(item["scan"]["scan_id"])
     return seen
 
 

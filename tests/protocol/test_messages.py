@@ -57,6 +57,7 @@ ITEM = ScanItem(
     direction=Direction.EXIT,
     scanned_at=AT,
     offline=True,
+    verdict="accepted",
 )
 RESULT_FIELDS: dict[str, Any] = {
     "scan_id": "scan-1",
@@ -154,7 +155,51 @@ def test_scan_frame_fields_are_the_spec() -> None:
         "direction": "entry",
         "scanned_at": None,
         "offline": False,
+        "verdict": None,
+        "reason": None,
     }
+
+
+OFFLINE_ITEM_CASES = [
+    pytest.param({"offline": True}, False, id="offline-without-the-doors-verdict"),
+    pytest.param({"offline": True, "verdict": "accepted"}, True, id="offline-admitted"),
+    pytest.param(
+        {"offline": True, "verdict": "rejected", "reason": "revoked"}, True, id="offline-refused"
+    ),
+    pytest.param({"offline": True, "verdict": "rejected"}, False, id="refused-without-reason"),
+    pytest.param(
+        {"offline": True, "verdict": "accepted", "reason": "revoked"},
+        False,
+        id="admitted-with-a-reason",
+    ),
+    pytest.param({"verdict": "accepted"}, False, id="online-with-a-verdict"),
+    pytest.param({"reason": "revoked"}, False, id="online-with-a-reason"),
+    pytest.param(
+        {"offline": True, "verdict": "rejected", "reason": "nope"}, False, id="unknown-reason"
+    ),
+    pytest.param({"offline": True, "verdict": "maybe"}, False, id="unknown-verdict"),
+    pytest.param({"scanned_at": "9999-12-31T23:59:59-14:00"}, False, id="after-year-9999-in-utc"),
+    pytest.param({"scanned_at": "0001-01-01T00:00:00+14:00"}, False, id="before-year-1-in-utc"),
+    pytest.param({"scanned_at": "9999-12-31T09:59:59-14:00"}, False, id="last-day-of-9999"),
+    pytest.param({"scanned_at": "9999-12-30T09:59:59-14:00"}, True, id="last-day-but-one"),
+    pytest.param({"scanned_at": "0001-01-02T00:00:00Z"}, True, id="second-day-of-year-1"),
+]
+
+
+@pytest.mark.parametrize(("fields", "valid"), OFFLINE_ITEM_CASES)
+def test_an_offline_scan_carries_the_doors_verdict_and_its_reason_only_when_refused(
+    fields: dict[str, Any], valid: bool
+) -> None:
+    frame = {"type": "scan", "scan_id": "s", "code": "c", "list_id": "L", **fields}
+    batch = {"type": "scan_batch", "items": [{k: v for k, v in frame.items() if k != "type"}]}
+    for data in (frame, batch):
+        raw = json.dumps(data)
+        if valid:
+            decode_client_frame(raw)
+        else:
+            with pytest.raises(FrameError) as refused:
+                decode_client_frame(raw)
+            assert refused.value.code == "invalid"
 
 
 def test_scan_defaults_apply_when_optional_fields_are_absent() -> None:
@@ -362,6 +407,8 @@ def test_frame_errors_carry_code_and_detail() -> None:
 def test_public_names_are_pinned() -> None:
     assert sorted(protocol.messages.__all__) == sorted(
         [
+            "EARLIEST",
+            "LATEST",
             "MAX_BATCH_ITEMS",
             "MAX_FRAME_BYTES",
             "MAX_HUB_FRAME_BYTES",
@@ -390,5 +437,6 @@ def test_public_names_are_pinned() -> None:
             "decode_client_frame",
             "decode_hub_frame",
             "encode_frame",
+            "fits_in_utc",
         ]
     )

@@ -28,8 +28,10 @@ async def test_confirm_and_cancel_append_gap_free_changes(api, settings):
     booking = await create_booking(api, event["id"], ticket_type["id"], 2, confirm=True)
     await api.post(f"/api/v1/bookings/{booking['id']}/cancel")
     log = await change_log(settings, event["id"])
-    assert [seq for seq, _ in log] == [1, 2, 3, 4]
-    assert [kind for _, kind in log] == ["ticket.issued"] * 2 + ["ticket.revoked"] * 2
+    assert [seq for seq, _ in log] == [1, 2, 3, 4, 5]
+    assert [kind for _, kind in log] == (
+        ["ticket_type.created"] + ["ticket.issued"] * 2 + ["ticket.revoked"] * 2
+    )
 
 
 async def test_a_refused_request_appends_nothing(api, settings):
@@ -44,7 +46,7 @@ async def test_a_refused_request_appends_nothing(api, settings):
         },
     )
     assert response.status_code == 409
-    assert await change_log(settings, event["id"]) == []
+    assert await change_log(settings, event["id"]) == [(1, "ticket_type.created")]
 
 
 async def test_doors_are_told_to_look_after_a_commit_that_changed_their_event(api, app):
@@ -53,7 +55,7 @@ async def test_doors_are_told_to_look_after_a_commit_that_changed_their_event(ap
     async with app.state.fanout.subscribe(event["id"]) as notices:
         await create_booking(api, event["id"], ticket_type["id"], 3, confirm=True)
         notice = await asyncio.wait_for(notices.get(), 5)
-    assert notice == {"kind": "head", "head": 3}
+    assert notice == {"kind": "head", "head": 4}  # the type's creation, then three tickets
 
 
 async def test_no_notice_for_a_request_that_changed_nothing(api, app):

@@ -92,6 +92,6 @@ async def test_the_decision_locks_the_presence_row_it_reads(api, settings, backe
         assert "LEFT OUTER JOIN presence" in presence_reads[0]
         assert statements[0] == "BEGIN IMMEDIATE"  # the write lock, held before any read
     assert any(
-        s.startswith("INSERT INTO scan") and "ON CONFLICT (scan_id) DO NOTHING" in s
+        s.startswith("INSERT INTO scan") and "ON CONFLICT (device_id, scan_id) DO NOTHING" in s
         for s in statements
     )

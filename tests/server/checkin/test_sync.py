@@ -47,6 +47,7 @@ async def test_the_snapshot_is_compressed_msgpack_consistent_with_its_seq(
         "event",
         "seq",
         "keys",
+        "ticket_types",
         "lists",
         "tickets",
         "revoked",
@@ -56,9 +57,10 @@ async def test_the_snapshot_is_compressed_msgpack_consistent_with_its_seq(
     changes = await api.get("/api/v1/checkin/changes?since=0", headers=v.door.headers)
     assert snapshot["seq"] == changes.json()["head"] == int(response.headers["x-tessera-seq"])
     assert {t["code"] for t in snapshot["tickets"]} == {t["code"] for t in v.tickets}
-    assert snapshot["tickets"][0]["persons"] == 2
+    assert [(t["id"], t["persons"]) for t in snapshot["ticket_types"]] == [(v.type_id, 2)]
+    assert {t["ticket_type_id"] for t in snapshot["tickets"]} == {v.type_id}
     assert [key["kty"] for key in snapshot["keys"]] == ["OKP"]
-    assert [row["list_id"] for row in snapshot["lists"]] == [v.list_id]
+    assert [row["id"] for row in snapshot["lists"]] == [v.list_id]
     assert [(c["list_id"], c["entries"], c["inside"]) for c in snapshot["checkins"]] == [
         (v.list_id, 1, True)
     ]
@@ -72,16 +74,18 @@ async def test_the_changes_after_the_snapshot_are_exactly_what_happened_since(ap
     await redeem(api, v.door, v.tickets[1]["code"], v.list_id, scan_id="after")
     await redeem(api, v.door, v.tickets[1]["code"], v.list_id, scan_id="refused")
     changes = (await api.get(f"/api/v1/checkin/changes?since={seq}", headers=v.door.headers)).json()
-    assert [(c["seq"], c["kind"], c["scan_id"]) for c in changes["items"]] == [
+    assert [(c["seq"], c["kind"], c["scan"]["scan_id"]) for c in changes["items"]] == [
         (seq + 1, "scan.accepted", "after")
     ]
     item = changes["items"][0]
-    assert (item["ticket_id"], item["entries"], item["inside"], item["gate"]) == (
+    assert (item["scan"]["ticket_id"], item["scan"]["gate"]) == (v.tickets[1]["id"], "A")
+    presence = item["presence"]
+    assert (presence["ticket_id"], presence["entries"], presence["inside"]) == (
         v.tickets[1]["id"],
         1,
         True,
-        "A",
     )
+    assert presence["first_scan_id"] == "after"
     assert (changes["head"], changes["has_more"]) == (seq + 1, False)
 
 

@@ -67,7 +67,10 @@ async def arrange_case(
     if ticket.revoked:
         cancel = await api.post(f"/api/v1/bookings/{booking_id}/cancel")
         assert cancel.status_code == 200, cancel.text
-    return ArrangedCase(door, checkin_list["id"], issued["code"])
+    # Only a signed token proves a ticket of another event genuine (a readable code of another
+    # event is `invalid`), so those cases present the token.
+    foreign = ticket.event_id != rules.event_id
+    return ArrangedCase(door, checkin_list["id"], issued["token"] if foreign else issued["code"])
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -114,6 +117,7 @@ async def _build_presence(
             direction=f.direction,
             scanned_at=f.scanned_at,
             offline=True,
+            verdict="accepted",
         )
         for f in facts
     ]

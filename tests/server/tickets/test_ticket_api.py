@@ -91,6 +91,7 @@ async def test_patch_changes_holder_and_seat_without_reissue(api, settings):
         ticket["link"],
     )
     seq, kind, payload = (await changes_of(settings, booking["event_id"]))[-1]
+    payload = payload["ticket"]
     assert (kind, payload["holder_name"], payload["seat"], payload["version"]) == (
         "ticket.updated",
         "Léa Durand",
@@ -180,7 +181,7 @@ async def test_reissue_gives_a_new_version_token_and_link_in_one_change(api, cli
     old_link, new_link = ticket["link"].rsplit("/", 1)[1], new["link"].rsplit("/", 1)[1]
     assert await links_of(settings, ticket["id"]) == [(old_link, 1), (new_link, 2)]
     _, kind, payload = (await changes_of(settings, event_id))[-1]
-    assert (kind, payload["version"]) == ("ticket.reissued", 2)
+    assert (kind, payload["ticket"]["version"]) == ("ticket.reissued", 2)
 
 
 async def test_reissue_signs_with_the_current_key(api, app, settings):
@@ -242,6 +243,7 @@ async def test_every_change_is_logged_with_a_gap_free_seq(api, settings):
     assert [seq for seq, _, _ in log] == list(range(1, len(log) + 1))
     assert len(log) == await change_head(settings, booking["event_id"])
     assert [kind for _, kind, _ in log] == [
+        "ticket_type.created",
         *["ticket.issued"] * 3,
         "ticket.updated",
         "ticket.reissued",
