@@ -303,6 +303,23 @@ GARBAGE = [
     pytest.param('{"type": "scan_batch", "items": [{}]}', "invalid", id="empty-batch-item"),
     pytest.param('{"type": "auth", "token": "t"}', "invalid", id="auth-twice"),
     pytest.param('{"type": "hello", "cursor": 0}  trailing', "malformed", id="trailing-bytes"),
+    pytest.param(
+        '{"type": "scan", "scan_id": "x", "code": "c", "list_id": "L",'
+        ' "scanned_at": "9999-12-31T23:59:59-14:00"}',
+        "invalid",
+        id="scanned-at-past-year-9999-in-utc",
+    ),
+    pytest.param(
+        '{"type": "scan_batch", "items": [{"scan_id": "x", "code": "c", "list_id": "L",'
+        ' "scanned_at": "0001-01-01T00:00:00+14:00"}]}',
+        "invalid",
+        id="batch-scanned-at-before-year-1-in-utc",
+    ),
+    pytest.param(
+        '{"type": "scan", "scan_id": "x", "code": "c", "list_id": "L", "offline": true}',
+        "invalid",
+        id="offline-without-the-doors-verdict",
+    ),
 ]
 
 
@@ -512,3 +529,34 @@ async def test_every_device_of_another_event_hears_nothing(live, http, settings,
         await recv_type(a, "result")
         with pytest.raises(TimeoutError):
             await recv_type(stranger, "changes", within=0.5)
+
+
+async def test_a_batch_over_the_devices_scan_item_budget_is_refused_whole_and_recorded_never(
+    live, door
+):
+    """Frames are few, items many: 3 batches of 400 codes from one device is what guessing looks
+    like. The third is refused with `rate_limited`, nothing of it is recorded, the socket stays."""
+    from server.ratelimit import TokenBuckets
+
+    live.app.state.redeem_writer.items = TokenBuckets(rate=0.001, burst=1000)
+    async with socket(live, door.token("A")) as a:
+
+        def batch() -> dict:
+            items = [
+                {"scan_id": str(uuid.uuid4()), "code": f"ZZZZ-{i:04d}", "list_id": door.list_id}
+                for i in range(400)
+            ]
+            return {"type": "scan_batch", "items": items}
+
+        for _ in range(2):
+            await send(a, batch())
+            assert len((await recv_type(a, "results"))["items"]) == 400
+        over = batch()
+        over["items"][0]["code"] = door.tickets[0]["token"]
+        await send(a, over)
+        error = await recv_type(a, "error")
+        assert error["code"] == "rate_limited"
+    # Nothing of the refused batch was recorded: the ticket in it still admits its guest.
+    async with socket(live, door.token("B")) as b:
+        await send(b, scan_frame(door, 0))
+        assert (await recv_type(b, "result"))["verdict"] == "accepted"
