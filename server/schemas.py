@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+
+from server.errors import BodyInvalid, FieldError
 
 __all__ = [
     "AwareDatetime",
@@ -23,6 +25,7 @@ __all__ = [
     "apply_rules",
     "check_distinct",
     "check_email",
+    "check_patched_window",
     "check_timezone",
     "check_window",
 ]
@@ -94,6 +97,18 @@ def check_window(valid_from: datetime | None, valid_until: datetime | None) -> N
     """Raise ValueError ("valid_until: ...") unless a closed window ends after it starts."""
     if valid_from is not None and valid_until is not None and valid_until <= valid_from:
         raise ValueError("valid_until: must be after valid_from")
+
+
+def check_patched_window(changes: Mapping[str, Any], stored: Any) -> None:
+    """Raise BodyInvalid unless the window after a patch (the halves it changes over the ones
+    `stored` has) ends after it starts: a half sent alone is checked against the stored one."""
+    valid_from = changes.get("valid_from", stored.valid_from)
+    valid_until = changes.get("valid_until", stored.valid_until)
+    try:
+        check_window(valid_from, valid_until)
+    except ValueError as exc:
+        field, _, message = str(exc).partition(": ")
+        raise BodyInvalid([FieldError(field, message)]) from None
 
 
 def check_distinct(values: Sequence[Any]) -> None:

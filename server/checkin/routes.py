@@ -12,10 +12,10 @@ from typing import Annotated, Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import CacheControlHeader, State
-from litestar.exceptions import TooManyRequestsException
 from litestar.params import FromPath, JSONBody, QueryParameter
 
 from protocol.messages import Counters, ResultItem
+from protocol.sync import utc
 from server.changes.service import head
 from server.checkin import service
 from server.checkin.models import CheckinList, Device
@@ -35,7 +35,7 @@ from server.checkin.schemas import (
 from server.checkin.snapshot import build_snapshot, compress, snapshot_session
 from server.checkin.store import DeviceContext
 from server.db import utcnow
-from server.errors import NotFound, SnapshotRequired, Unauthenticated
+from server.errors import NotFound, RateLimited, SnapshotRequired, Unauthenticated
 from server.http import (
     Body,
     DbSession,
@@ -74,8 +74,9 @@ def list_out(row: CheckinList) -> CheckinListOut:
         ticket_type_ids=row.ticket_type_ids,
         max_entries=row.max_entries,
         allow_reentry=row.allow_reentry,
-        valid_from=row.valid_from,
-        valid_until=row.valid_until,
+        # What was just written echoes as read back: in UTC, like the doors see it.
+        valid_from=utc(row.valid_from) if row.valid_from else None,
+        valid_until=utc(row.valid_until) if row.valid_until else None,
     )
 
 
@@ -121,6 +122,12 @@ class CheckinAdminController(Controller):
     ) -> Page[CheckinListOut]:
         rows, total = await service.list_lists(db_session, event_id, limit=limit, offset=offset)
         return page([list_out(row) for row in rows], total, limit, offset)
+
+    @get("/events/{event_id:str}/checkin-lists/{list_id:str}", summary="Read a check-in list")
+    async def get_list(
+        self, event_id: FromPath[str], list_id: FromPath[str], db_session: DbSession
+    ) -> CheckinListOut:
+        return list_out(await service.get_list(db_session, event_id, list_id))
 
     @patch(
         "/events/{event_id:str}/checkin-lists/{list_id:str}",
@@ -173,6 +180,10 @@ class CheckinAdminController(Controller):
     ) -> Page[DeviceOut]:
         rows, total = await service.list_devices(db_session, event_id, limit=limit, offset=offset)
         return page([device_out(row) for row in rows], total, limit, offset)
+
+    @get("/devices/{device_id:str}", summary="Read a device: paired, revoked, when")
+    async def get_device(self, device_id: FromPath[str], db_session: DbSession) -> DeviceOut:
+        return device_out(await service.get_device(db_session, device_id))
 
     @delete("/devices/{device_id:str}", summary="Revoke a device: its token is refused at once")
     async def revoke_device(self, state: State, device_id: FromPath[str]) -> None:
@@ -229,9 +240,7 @@ async def pair_device(request: Request, state: State, data: JSONBody[PairRequest
     limiter, now = state.pair_limiter, time.monotonic()
     wait = limiter.blocked(client, now)
     if wait:
-        raise TooManyRequestsException(
-            detail="too many pairing attempts", headers={"Retry-After": str(wait)}
-        )
+        raise RateLimited("too many failed pairing attempts from this address", retry_after=wait)
     try:
         async with state.database.transaction() as session:
             device, token = await service.pair_device(session, data.pairing_code, now=utcnow())

@@ -46,7 +46,7 @@ from server.errors import (
     Unauthenticated,
 )
 from server.events.models import Event, TicketType
-from server.schemas import check_window
+from server.schemas import check_patched_window
 
 __all__ = [
     "ANNUL_WINDOW",
@@ -63,6 +63,8 @@ __all__ = [
     "create_list",
     "device_is_active",
     "event_counters",
+    "get_device",
+    "get_list",
     "list_devices",
     "list_entry",
     "list_lists",
@@ -112,25 +114,13 @@ async def update_list(
     """Change a list's name, ticket types, entry rules or window; logs `list.updated` when
     anything changed. Entries already counted stay counted: a lower `max_entries` refuses the
     next entry of a ticket that reached it, it never undoes one."""
-    row = await session.scalar(
-        select(CheckinList)
-        .where(CheckinList.id == list_id, CheckinList.event_id == event_id)
-        .with_for_update()
-    )
-    if row is None:
-        raise NotFound("check-in list", list_id)
+    row = await get_list(session, event_id, list_id, for_update=True)
     wanted = {k: v for k, v in msgspec.structs.asdict(patch).items() if v is not msgspec.UNSET}
     if "ticket_type_ids" in wanted:
         await _check_ticket_types(session, event_id, wanted["ticket_type_ids"])
         if wanted["ticket_type_ids"] is not None:
             wanted["ticket_type_ids"] = sorted(set(wanted["ticket_type_ids"]))
-    valid_from = wanted.get("valid_from", row.valid_from)
-    valid_until = wanted.get("valid_until", row.valid_until)
-    try:
-        check_window(valid_from, valid_until)
-    except ValueError as exc:
-        field, _, message = str(exc).partition(": ")
-        raise BodyInvalid([FieldError(field, message)]) from None
+    check_patched_window(wanted, row)
     before = list_entry(row)
     for name, value in wanted.items():
         setattr(row, name, value)
@@ -140,6 +130,17 @@ async def update_list(
         await append_changes(
             session, event_id, [(ChangeKind.LIST_UPDATED, {"list": to_wire(after)})]
         )
+    return row
+
+
+async def get_list(
+    session: AsyncSession, event_id: str, list_id: str, *, for_update: bool = False
+) -> CheckinList:
+    """The list `list_id` of the event; raises NotFound (also for another event's list)."""
+    query = select(CheckinList).where(CheckinList.id == list_id, CheckinList.event_id == event_id)
+    row = await session.scalar(query.with_for_update() if for_update else query)
+    if row is None:
+        raise NotFound("check-in list", list_id)
     return row
 
 

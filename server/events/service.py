@@ -24,7 +24,7 @@ from server.events.schemas import (
     TicketTypeOut,
     TicketTypePatch,
 )
-from server.schemas import check_window
+from server.schemas import check_patched_window
 
 __all__ = [
     "create_event",
@@ -141,13 +141,7 @@ async def update_ticket_type(
             id=ticket_type.id,
             confirmed=ticket_type.confirmed_count,
         )
-    valid_from = changes.get("valid_from", ticket_type.valid_from)
-    valid_until = changes.get("valid_until", ticket_type.valid_until)
-    try:
-        check_window(valid_from, valid_until)
-    except ValueError as exc:
-        field, _, message = str(exc).partition(": ")
-        raise BodyInvalid([FieldError(field, message)]) from None
+    check_patched_window(changes, ticket_type)
     before = ticket_type_entry(ticket_type)
     for name, value in changes.items():
         setattr(ticket_type, name, value)
@@ -215,8 +209,8 @@ def ticket_type_out(ticket_type: TicketType) -> TicketTypeOut:
         capacity=capacity,
         confirmed=ticket_type.confirmed_count,
         remaining=None if capacity is None else max(capacity - ticket_type.confirmed_count, 0),
-        valid_from=ticket_type.valid_from,
-        valid_until=ticket_type.valid_until,
+        valid_from=None if ticket_type.valid_from is None else utc(ticket_type.valid_from),
+        valid_until=None if ticket_type.valid_until is None else utc(ticket_type.valid_until),
     )
 
 

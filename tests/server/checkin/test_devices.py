@@ -119,6 +119,7 @@ async def test_pairing_guesses_are_rate_limited_per_address(api):
     assert statuses == [401] * 10 + [429]
     limited = await pair(api, "AAAA-AAAA-AAAA")
     assert problem_of(limited)["status"] == 429
+    assert problem_of(limited)["code"] == "rate_limited"
     assert int(limited.headers["retry-after"]) >= 1
 
 

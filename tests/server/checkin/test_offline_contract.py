@@ -319,3 +319,19 @@ async def test_scan_items_per_device_are_bounded_with_a_clear_error(api, app):
     writer.items = TokenBuckets(rate=0.001, burst=20)
     again = await redeem(api, v.door, v.tickets[0]["code"], v.list_id, scan_id="over")
     assert again.json()["verdict"] == "accepted"
+
+
+async def test_what_create_answers_is_what_a_read_answers_times_in_utc(api):
+    v = await venue(api)
+    body = {"name": "Late door", "valid_from": "2031-06-14T22:00:00+02:00"}
+    created = await api.post(f"/api/v1/events/{v.event_id}/checkin-lists", json=body)
+    assert created.status_code == 201
+    read = await api.get(created.headers["location"])
+    assert read.status_code == 200
+    assert created.json() == read.json()
+    assert read.json()["valid_from"] == "2031-06-14T20:00:00Z"
+    device = await api.post(f"/api/v1/events/{v.event_id}/devices", json={"name": "D"})
+    shown = await api.get(device.headers["location"])
+    assert shown.status_code == 200
+    assert (shown.json()["id"], shown.json()["paired"]) == (device.json()["id"], False)
+    assert "pairing_code" not in shown.json()  # shown once, at creation
