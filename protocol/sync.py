@@ -6,6 +6,7 @@ exactly the shapes below, so that a door that loaded a snapshot and applied the 
 holds what a fresh snapshot would hold (docs/protocol.md section 8):
 
   snapshot key     entity           change kinds that carry it (the item's field)
+  event            EventEntry       event.updated                              (event)
   ticket_types     TicketTypeEntry  ticket_type.created, ticket_type.updated   (ticket_type)
   lists            ListEntry        list.created, list.updated                 (list)
   tickets          TicketEntry      ticket.issued, .updated, .reissued, .revoked,
@@ -15,7 +16,9 @@ holds what a fresh snapshot would hold (docs/protocol.md section 8):
 
 An item replaces the entity it carries as a whole (an upsert by id): nothing is a delta, so a door
 never has to know what an item changed. A scan item carries the ticket's presence on that list
-AFTER the scan (or its annulment), so a door applies it without re-running the rules.
+AFTER the scan (or its annulment), so a door applies it without re-running the rules. An empty
+presence (no entry counted, not inside, no first entry) is the same as none: the snapshot leaves
+it out, and a door drops the ticket x list entry it would replace.
 
 Times are RFC 3339 in UTC with `Z` (`2031-06-14T20:00:00Z`, a fraction of a second only when
 there is one), on every frame and body of the scanner protocol: msgspec encodes them so.
@@ -30,11 +33,13 @@ from protocol.rules import Direction, FirstEntry, ListRules, Presence, TicketSta
 
 __all__ = [
     "DeviceEntry",
+    "EventEntry",
     "ListEntry",
     "PresenceEntry",
     "ScanEntry",
     "TicketEntry",
     "TicketTypeEntry",
+    "is_empty",
     "list_rules",
     "presence_of",
     "ticket_state",
@@ -47,6 +52,15 @@ TicketStatus = Literal["valid", "revoked"]
 
 class _Entry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     """A synced entity: strict, so a door notices a shape it does not know."""
+
+
+class EventEntry(_Entry, frozen=True):
+    id: str
+    name: str
+    starts_at: datetime
+    ends_at: datetime | None
+    timezone: str  # the IANA zone the venue shows its times in
+    venue: str | None
 
 
 class TicketTypeEntry(_Entry, frozen=True):
@@ -150,6 +164,11 @@ def list_rules(entry: ListEntry, event_id: str) -> ListRules:
         valid_from=entry.valid_from,
         valid_until=entry.valid_until,
     )
+
+
+def is_empty(entry: PresenceEntry) -> bool:
+    """Whether `entry` holds nothing: the same as no presence at all (see the module comment)."""
+    return entry.entries == 0 and not entry.inside and entry.first_at is None
 
 
 def presence_of(entry: PresenceEntry) -> Presence:

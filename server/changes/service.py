@@ -29,6 +29,7 @@ class ChangeKind:
     TICKET_REVOKED = "ticket.revoked"
     TICKET_BLOCKED = "ticket.blocked"
     TICKET_UNBLOCKED = "ticket.unblocked"
+    EVENT_UPDATED = "event.updated"
     TICKET_TYPE_CREATED = "ticket_type.created"
     TICKET_TYPE_UPDATED = "ticket_type.updated"
     LIST_CREATED = "list.created"

@@ -22,7 +22,7 @@ import zstandard
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from protocol.sync import PresenceEntry, TicketEntry, utc
+from protocol.sync import PresenceEntry, TicketEntry, is_empty
 from protocol.token import public_jwk
 from server.changes.service import head
 from server.checkin.models import CheckinList, Presence
@@ -31,7 +31,7 @@ from server.checkin.service import list_entry
 from server.checkin.store import presence_row
 from server.db import Database
 from server.events.models import Event, TicketType
-from server.events.service import ticket_type_entry
+from server.events.service import event_entry, ticket_type_entry
 from server.keys.models import SigningKey
 from server.keys.service import decode_public_key
 from server.tickets.models import Ticket, TicketStatus
@@ -68,14 +68,7 @@ async def build_snapshot(session: AsyncSession, event_id: str) -> dict[str, Any]
     )
     tickets = await _tickets(session, event_id)
     return {
-        "event": {
-            "id": event.id,
-            "name": event.name,
-            "starts_at": utc(event.starts_at),
-            "ends_at": utc(event.ends_at) if event.ends_at else None,
-            "timezone": event.timezone,
-            "venue": event.venue,
-        },
+        "event": event_entry(event),
         "seq": seq,
         "keys": [public_jwk(kid, decode_public_key(public)) for kid, public in keys],
         "ticket_types": [ticket_type_entry(row) for row in types],
@@ -104,7 +97,10 @@ async def _checkins(session: AsyncSession, event_id: str) -> list[PresenceEntry]
         .where(CheckinList.event_id == event_id)
         .order_by(Presence.ticket_id, Presence.list_id)
     )
-    return [presence_entry(p.ticket_id, p.list_id, presence_row(p)) for p in rows.scalars()]
+    # An empty row (PostgreSQL creates the row it locks, even for a scan that was refused; an
+    # annulment can empty one) is the same as none, and left out (protocol.sync).
+    entries = (presence_entry(p.ticket_id, p.list_id, presence_row(p)) for p in rows.scalars())
+    return [entry for entry in entries if not is_empty(entry)]
 
 
 def compress(snapshot: dict[str, Any], accept_encoding: str) -> tuple[bytes, str]:

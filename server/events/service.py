@@ -12,7 +12,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.ids import EVENT_ID_LENGTH, new_id
-from protocol.sync import TicketTypeEntry, to_wire, utc
+from protocol.sync import EventEntry, TicketTypeEntry, to_wire, utc
 from server.changes.service import ChangeKind, append_changes
 from server.errors import BodyInvalid, FieldError, InvalidState, NotFound
 from server.events.models import Event, TicketType
@@ -29,6 +29,7 @@ from server.schemas import check_patched_window
 __all__ = [
     "create_event",
     "create_ticket_type",
+    "event_entry",
     "event_out",
     "get_event",
     "get_ticket_type",
@@ -86,10 +87,27 @@ async def update_event(session: AsyncSession, event_id: str, patch: EventPatch) 
     ends_at = changes.get("ends_at", event.ends_at)
     if ends_at is not None and ends_at <= starts_at:
         raise BodyInvalid([FieldError("ends_at", "ends_at must be after starts_at")])
+    before = event_entry(event)
     for name, value in changes.items():
         setattr(event, name, list(value) if name == "languages" else value)
     await session.flush()
+    after = event_entry(event)
+    if after != before:  # doors show the event's name, times and venue
+        payload = {"event": to_wire(after)}
+        await append_changes(session, event_id, [(ChangeKind.EVENT_UPDATED, payload)])
     return event
+
+
+def event_entry(event: Event) -> EventEntry:
+    """The event as doors see it, in the snapshot and the change log."""
+    return EventEntry(
+        id=event.id,
+        name=event.name,
+        starts_at=utc(event.starts_at),
+        ends_at=None if event.ends_at is None else utc(event.ends_at),
+        timezone=event.timezone,
+        venue=event.venue,
+    )
 
 
 async def create_ticket_type(

@@ -62,8 +62,16 @@ async def test_no_notice_for_a_request_that_changed_nothing(api, app):
     event = await create_event(api)
     async with app.state.fanout.subscribe(event["id"]) as notices:
         await api.get(f"/api/v1/events/{event['id']}")
-        await api.patch(f"/api/v1/events/{event['id']}", json={"name": "Renamed"})
+        # Its languages are nothing to the doors (guest pages and mails use them).
+        await api.patch(f"/api/v1/events/{event['id']}", json={"languages": ["fr", "en"]})
         assert notices.empty()
+
+
+async def test_an_event_change_doors_show_is_logged_as_the_snapshot_holds_it(api, settings):
+    event = await create_event(api)
+    await api.patch(f"/api/v1/events/{event['id']}", json={"venue": "Hangar 32, Nantes"})
+    log = await change_log(settings, event["id"])
+    assert log == [(1, "event.updated")]
 
 
 async def test_key_rotation_and_retirement_reach_current_events_logs(api, settings):

@@ -222,8 +222,28 @@ async def test_after_an_annulment_the_log_the_result_and_a_snapshot_all_say_no_e
     assert item["scan"]["scan_id"] == scan["scan_id"]
     assert (item["presence"]["entries"], item["presence"]["inside"]) == (0, False)
     assert item["presence"]["first_at"] is None
-    snapshot = await _snapshot(api, v.door)
-    assert [item["presence"]] == snapshot["checkins"]
+    # An empty presence is the same as none: a fresh snapshot leaves it out.
+    assert (await _snapshot(api, v.door))["checkins"] == []
+
+
+async def test_a_refused_scan_leaves_no_presence_in_the_snapshot(api):
+    """PostgreSQL creates the presence row a decision locks: a refusal must not show in it."""
+    v = await venue(api)
+    await redeem(api, v.door, v.tickets[0]["code"], "NOSUCHLIST")
+    door_refused = {"offline": True, "verdict": "rejected", "reason": "blocked"}
+    await redeem(api, v.door, v.tickets[0]["code"], v.list_id, **door_refused)
+    assert (await _snapshot(api, v.door))["checkins"] == []
+
+
+async def test_an_event_patch_reaches_the_door_in_the_snapshots_shape(api):
+    v = await venue(api)
+    seq = (await _snapshot(api, v.door))["seq"]
+    patched = await api.patch(f"/api/v1/events/{v.event_id}", json={"venue": "Hangar 32"})
+    assert patched.status_code == 200
+    (item,) = await _changes(api, v.door, seq)
+    assert item["kind"] == "event.updated"
+    assert item["event"] == (await _snapshot(api, v.door))["event"]
+    assert item["event"]["venue"] == "Hangar 32"
 
 
 # --- 4. REST sync says when to start again ----------------------------------------------------
