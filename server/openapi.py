@@ -86,6 +86,13 @@ _PROBLEM_TEXT = {
     "413": "Body over the size limit",
     "415": "Content-Type is not application/json",
     "422": "Validation failed; `errors` lists every bad field",
+    "429": "Over a rate limit (`rate_limited`); `Retry-After` says when to try again",
+}
+# Operations that answer more than their shape tells (docs/protocol.md sections 1, 8, 9).
+_EXTRA_CODES = {
+    "/api/v1/devices/pair": ["429"],
+    "/api/v1/checkin/redeem": ["429"],
+    "/api/v1/checkin/changes": ["409"],
 }
 
 
@@ -112,15 +119,16 @@ def add_problem_responses(openapi: OpenAPI) -> None:
                 codes += ["409", "413", "415", "422"]
             elif method in ("post", "delete"):
                 codes.append("409")
+            codes += [c for c in _EXTRA_CODES.get(path, []) if c not in codes]
             responses = operation.responses or {}
             for code in codes:
-                responses.setdefault(
-                    code,
-                    OpenAPIResponse(
+                documented = responses.get(code)
+                # Litestar documents its own 400 body; every error here is problem+json.
+                if documented is None or code == "400":
+                    responses[code] = OpenAPIResponse(
                         description=_PROBLEM_TEXT[code],
                         content={"application/problem+json": OpenAPIMediaType(schema=reference)},
-                    ),
-                )
+                    )
             operation.responses = responses
 
 

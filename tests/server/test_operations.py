@@ -88,3 +88,21 @@ async def test_openapi_documents_every_route_with_strict_bodies(client):
     component = schema["components"]["schemas"][ref]
     assert component["additionalProperties"] is False
     assert set(component["required"]) == {"name", "starts_at", "timezone"}
+
+
+async def test_openapi_says_every_api_error_is_problem_json_with_the_codes_it_can_be(client):
+    paths = (await client.get("/schema/openapi.json")).json()["paths"]
+    for path, item in paths.items():
+        if not path.startswith("/api/v1"):
+            continue
+        for method, operation in item.items():
+            for code, response in operation.get("responses", {}).items():
+                if code.startswith(("4", "5")):
+                    assert set(response.get("content", {})) == {"application/problem+json"}, (
+                        method,
+                        path,
+                        code,
+                    )
+    assert "429" in paths["/api/v1/devices/pair"]["post"]["responses"]
+    assert "429" in paths["/api/v1/checkin/redeem"]["post"]["responses"]
+    assert "409" in paths["/api/v1/checkin/changes"]["get"]["responses"]
