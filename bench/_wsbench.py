@@ -1,7 +1,10 @@
 """Shared pieces of the websocket benchmarks: scratch databases, a real server process, an event.
 
-The Tessera server runs as its own process (uvicorn, uvloop, httptools, no permessage-deflate, as
-`tessera serve`); the benchmark clients run in this process.
+The Tessera server runs as its own process, started as `make run` starts it (`tessera serve`, access
+log on); the benchmark clients run in this process. Every scan a device sends counts against its
+scan-item budget (`ITEM_RATE` scans/s with bursts of `ITEM_BURST`, server/checkin/writer.py): a
+benchmark spreads its load over enough devices that none goes over it, and counts the refusals
+(`rate_limited`) so that a throttled run cannot pass for a fast one.
 """
 
 from __future__ import annotations
@@ -27,9 +30,11 @@ import httpx
 from server.auth.service import create_token
 from server.checkin import service
 from server.checkin.schemas import DeviceCreate
+from server.checkin.writer import ITEM_BURST, ITEM_RATE
 from server.db import Database, utcnow
 from server.db.migrate import migrate
 
+ROOT = Path(__file__).resolve().parent.parent
 POSTGRES_ADMIN_URL = os.environ.get("TESSERA_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 VERSIONS = {
     "python": platform.python_version(),
@@ -44,6 +49,11 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def item_budget(seconds: float) -> float:
+    """The most scan items one device may send in `seconds` from a full bucket."""
+    return ITEM_BURST + ITEM_RATE * seconds
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -86,28 +96,44 @@ async def _migrate(url: str) -> None:
 
 
 @contextlib.contextmanager
-def tessera_server(url: str, keys: Path, **env: str) -> Iterator[tuple[str, int]]:
-    """`(base_url, pid)` of a Tessera server on a free port; stopped on exit."""
+def tessera_server(
+    url: str, keys: Path, *, access_log: bool = True, **env: str
+) -> Iterator[tuple[str, int]]:
+    """`(base_url, pid)` of a Tessera server on a free port, run as `make run` runs it.
+
+    `tessera serve` (one uvicorn process; uvloop and httptools, which uvicorn picks when they are
+    installed; no permessage-deflate) with its defaults, the access log included: one JSON line
+    per HTTP request on standard output, which goes to `server.log` beside `keys` (as a service
+    manager or a container runtime would collect it). `access_log=False` measures without it.
+    Stopped with SIGINT (a graceful stop) on exit.
+    """
     port = free_port()
-    environment = os.environ | {
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    environment |= {
         "TESSERA_DATABASE_URL": url,
         "TESSERA_KEYS_DIR": str(keys),
         "TESSERA_PORT": str(port),
-        "TESSERA_ACCESS_LOG": "false",
+        "TESSERA_ACCESS_LOG": "true" if access_log else "false",
         **env,
     }
-    command = [sys.executable, "-m", "uvicorn", "server.app:app_from_env", "--factory"]
+    command = [sys.executable, "-m", "server.cli", "serve"]
     if os.environ.get("BENCH_PROFILE"):  # a cProfile of the server, written at its exit
         command[1:1] = ["-m", "cProfile", "-o", os.environ["BENCH_PROFILE"]]
-    command += ["--host", "127.0.0.1", "--port", str(port), "--log-level", "warning"]
-    command += ["--no-access-log", "--loop", "uvloop", "--http", "httptools"]
-    command += ["--ws-per-message-deflate", "false"]
-    process = subprocess.Popen(command, env=environment)
+    with (keys.parent / "server.log").open("ab") as log:
+        process = subprocess.Popen(
+            command, env=environment, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         yield f"http://127.0.0.1:{port}", process.pid
     finally:
         process.send_signal(signal.SIGINT)  # a graceful stop (and the profile written)
         process.wait(30)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds the process `pid` has used so far, all its threads (/proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def wait_ready(base: str) -> None:

@@ -1,6 +1,6 @@
 """Fan-out latency of an accepted scan to 200 connected devices, beside a bare broadcast server.
 
-Starts a real Tessera server (one uvicorn process, as `tessera serve`; scratch SQLite by default,
+Starts a real Tessera server as `make run` does (`tessera serve`; scratch SQLite by default,
 or PostgreSQL, dropped afterwards), pairs 201 devices of one event, connects them all, has 200 of
 them `hello` at the head, and makes the 201st scan `--scans` distinct tickets one after the
 other. For each scan it measures, for every listening device, the time from sending the `scan`
@@ -11,8 +11,16 @@ Baseline, same run, same client code: a bare `websockets` server (its own proces
 broadcasts every frame it receives to the 200 others, padded to the size of the Tessera
 `changes` frame measured just before.
 
+The scanning device sends `--scans` scans (200 by default) in a few seconds: far inside its
+scan-item budget (5,000-scan burst, then 50/s; server/checkin/writer.py). Its answers are
+counted (accepted, rejected, rate_limited, other errors) and the script exits 1 unless every scan
+was accepted, so a refused scan cannot pass for a fast one (a refused scan is never fanned out,
+so its wait would also time out).
+
 Prints one JSON line per contender: devices, scans, samples, p50_ms, p99_ms, max_ms,
-p99_last_device_ms (per scan, the slowest device), frame_bytes, versions.
+p99_last_device_ms (per scan, the slowest device), frame_bytes, the scanner's answers,
+server_cpu_ms_per_scan (the server process over the measured scans, /proc, i.e. the redeem plus
+its 200 sends), versions.
 
 Run: ``.venv/bin/python bench/fanout.py [--backend sqlite|postgresql] [--devices N] [--scans N]``
 """
@@ -27,11 +35,13 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
 from _wsbench import (  # bench/ is on sys.path when a script of it runs
     VERSIONS,
+    cpu_seconds,
     free_port,
     percentile,
     scratch_database,
@@ -111,14 +121,19 @@ async def _measure(
     }
 
 
-async def _drain_scanner(scanner: ClientConnection) -> None:
-    async for _ in scanner:  # results, counters: read so that nothing backs up
-        pass
+async def _drain_scanner(scanner: ClientConnection, answers: dict[str, int]) -> None:
+    """Read the scanner's frames so that nothing backs up, counting its answers."""
+    async for message in scanner:
+        frame = json.loads(message)
+        if frame.get("type") == "result":
+            answers[str(frame.get("verdict"))] += 1
+        elif frame.get("type") == "error":
+            answers["rate_limited" if frame.get("code") == "rate_limited" else "errors"] += 1
 
 
 async def _tessera(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
     async with scratch_database(args.backend, tmp) as url:
-        with tessera_server(url, tmp / "keys") as (base, _pid):
+        with tessera_server(url, tmp / "keys") as (base, pid):
             await wait_ready(base)
             event = await setup_event(base, url, tickets=args.scans + 5, devices=args.devices + 1)
             ws_url = "ws" + base.removeprefix("http") + "/ws/scanner"
@@ -133,7 +148,8 @@ async def _tessera(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 sockets.append(ws)
             tasks = [asyncio.create_task(listeners.listen(ws, _scan_ids)) for ws in sockets]
             scanner = await _connect(ws_url, event.device_tokens[-1])
-            drain = asyncio.create_task(_drain_scanner(scanner))
+            answers = dict.fromkeys(("accepted", "rejected", "rate_limited", "errors"), 0)
+            drain = asyncio.create_task(_drain_scanner(scanner, answers))
             frames = []
             for code in event.codes[: args.scans]:
                 scan_id = str(uuid.uuid4())
@@ -141,12 +157,16 @@ async def _tessera(args: argparse.Namespace, tmp: Path) -> dict[str, Any]:
                 frames.append((scan_id, json.dumps(body)))
             warm = [(i, f) for i, f in frames[:3]]
             await _measure(listeners, scanner, warm)
+            cpu = cpu_seconds(pid)
             result = await _measure(listeners, scanner, frames[3:])
+            cpu = cpu_seconds(pid) - cpu
+            result["server_cpu_ms_per_scan"] = round(cpu * 1000 / max(1, result["scans"]), 2)
+            await asyncio.sleep(0.2)  # the last answers
             for task in [*tasks, drain]:
                 task.cancel()
             for ws in [*sockets, scanner]:
                 await ws.close()
-            return {"contender": "tessera", "backend": args.backend} | result
+            return {"contender": "tessera", "backend": args.backend} | result | answers
 
 
 async def _baseline(args: argparse.Namespace, frame_bytes: int) -> dict[str, Any]:
@@ -164,13 +184,16 @@ async def _baseline(args: argparse.Namespace, frame_bytes: int) -> dict[str, Any
         sockets = [await _connect(url, None) for _ in range(args.devices)]
         tasks = [asyncio.create_task(listeners.listen(ws, _baseline_ids)) for ws in sockets]
         scanner = await _connect(url, None)
-        drain = asyncio.create_task(_drain_scanner(scanner))
+        drain = asyncio.create_task(_drain_scanner(scanner, defaultdict(int)))
         frames = []
         for _ in range(args.scans):
             frame_id = str(uuid.uuid4())
             frames.append((frame_id, json.dumps({"type": "scan", "id": frame_id})))
         await _measure(listeners, scanner, frames[:3])
+        cpu = cpu_seconds(process.pid)
         result = await _measure(listeners, scanner, frames[3:])
+        cpu = cpu_seconds(process.pid) - cpu
+        result["server_cpu_ms_per_scan"] = round(cpu * 1000 / max(1, result["scans"]), 2)
         for task in [*tasks, drain]:
             task.cancel()
         for ws in [*sockets, scanner]:
@@ -202,6 +225,8 @@ async def main() -> None:
     print(json.dumps(tessera | {"versions": VERSIONS}), flush=True)
     baseline = await _baseline(args, tessera["frame_bytes"])
     print(json.dumps(baseline | {"versions": VERSIONS}), flush=True)
+    if tessera["accepted"] != args.scans:
+        raise SystemExit(f"fanout: {args.scans - tessera['accepted']} scans not accepted (above)")
 
 
 if __name__ == "__main__":

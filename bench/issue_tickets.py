@@ -209,6 +209,8 @@ def main(bookings: int, per_booking: int) -> None:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        raise SystemExit(__doc__)
     b = int(sys.argv[1]) if len(sys.argv) > 1 else 100
     t = int(sys.argv[2]) if len(sys.argv) > 2 else 100
     if len(sys.argv) > 3:

@@ -1,19 +1,35 @@
 """Online redeem over REST at 16 concurrent connections, beside the same server's HTTP floor.
 
 For each backend (a scratch SQLite file; a scratch PostgreSQL database, dropped afterwards) this
-starts a real Tessera server (one uvicorn process, as `tessera serve`) on 127.0.0.1, creates an
-event with N tickets, a single-entry list and a paired device, then drives it with `wrk` (C, one
-thread by default: a Python load generator in one process tops out near 2,650 req/s, below what
-the server can do), each contender for the same time at the same concurrency:
+starts a real Tessera server as `make run` does (`tessera serve`: one uvicorn process, access log
+on; `--no-access-log` turns it off) on 127.0.0.1, creates an event with N tickets, a single-entry
+list and `--devices` paired devices, then drives it with `wrk` (C, one thread by default: a
+Python load generator in one process tops out near 2,650 req/s, below what the server can do),
+each contender for the same time at the same concurrency:
 
   healthz  GET /healthz: the HTTP floor of this server on this machine (no database)
   redeem   POST /api/v1/checkin/redeem, each request a new scan_id and the next unused ticket
            (QR token), so every scan should be accepted; `accepted` counts them from the bodies
 
+Devices. Each device may redeem ITEM_RATE scans/s (50) with bursts of ITEM_BURST (5,000)
+(server/checkin/writer.py); a scan over it answers 429. A real door scans a few codes a second,
+so one device at 2,000 scans/s would measure the limiter, not the redeem path. The Lua script
+therefore sends request n with the token of device n mod D (each connection cycles through all
+of them): with the default 128 devices, 3,000 scans/s is 23 scans/s per device, inside the
+sustained rate, so no device ever draws on its burst. The run stops with status 1 if any redeem
+answered anything but 200 `accepted` (429s and other statuses are counted separately).
+
+Each wrk run takes its own tickets (an offset past every ticket the earlier runs sent) and its
+own scan_ids, so no round replays an earlier round's scans (a replay answers the stored result:
+fast and `accepted`, but not a redeem).
+
 The contenders alternate for `--rounds` rounds (a noisy neighbour on the machine then hits both
-alike). Prints one JSON line per contender with its median round (backend, requests, per_second,
-p50_ms, p99_ms, accepted, non_2xx, errors, every round's per_second and p99, versions), then a
-`ratio` line: median redeem per_second / median healthz per_second.
+alike). Prints one JSON line per contender with its median round: backend, requests, per_second
+(200 answers per second; for redeem only the `accepted` ones, so fast 429s never look like a
+fast run), p50_ms, p99_ms, accepted, rate_limited, other_non_200, errors, server_cpu_ms per
+request and the server's CPU share of one core (/proc), every round's per_second and p99,
+versions. Then a `ratio` line: median redeem per_second / median healthz per_second, with the
+busiest device's scans beside its budget.
 
 `wrk` is Debian's package: installed with apt-get when missing (needs root), else the run stops.
 Run: ``.venv/bin/python bench/redeem_rest.py [--backend sqlite|postgresql|both] [--rounds 3]``
@@ -24,25 +40,32 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import shutil
 import subprocess
+import sys
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
 from _wsbench import (  # bench/ is on sys.path when a script of it runs
+    ITEM_RATE,
     VERSIONS,
+    cpu_seconds,
+    item_budget,
     scratch_database,
     setup_event,
     tessera_server,
     wait_ready,
 )
 
-# One Lua state per wrk thread. Each thread walks its own stride of the ticket list (thread t of
-# T takes tickets t, t+T, t+2T...), so no ticket is scanned twice while the list lasts; scan_ids
-# are thread id + counter. `done` runs in the main state and sums the threads' counts.
+# One Lua state per wrk thread. Request n of a run (thread t of T sends n = t, t+T, t+2T...)
+# takes ticket OFFSET + n and device n mod D, so no ticket is scanned twice while the list lasts
+# and the load is spread evenly over the devices; scan_ids are RUN-n. `done` runs in the main
+# state and sums the threads' counts.
 LUA = r"""
-local codes, nthreads, offset = {}, tonumber(os.getenv("BENCH_THREADS")), 0
+local codes, tokens, nthreads = {}, {}, tonumber(os.getenv("BENCH_THREADS"))
 local threads, created = {}, 0
 function setup(thread)
   thread:set("tid", created)
@@ -51,32 +74,45 @@ function setup(thread)
 end
 function init(args)
   for line in io.lines(os.getenv("BENCH_CODES")) do codes[#codes + 1] = line end
-  list_id, token, path = os.getenv("BENCH_LIST"), os.getenv("BENCH_TOKEN"), os.getenv("BENCH_PATH")
-  i, accepted = 0, 0
-  headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer " .. token}
+  for line in io.lines(os.getenv("BENCH_TOKENS")) do
+    tokens[#tokens + 1] = {["Content-Type"] = "application/json",
+                           ["Authorization"] = "Bearer " .. line}
+  end
+  list_id, path, run = os.getenv("BENCH_LIST"), os.getenv("BENCH_PATH"), os.getenv("BENCH_RUN")
+  offset = tonumber(os.getenv("BENCH_OFFSET"))
+  sent, accepted, limited, other = 0, 0, 0, 0
 end
 function request()
+  local n = sent * nthreads + tid
+  sent = sent + 1
   if path == "/healthz" then return wrk.format("GET", path) end
-  local n = i * nthreads + tid
-  i = i + 1
-  local body = '{"scan_id":"b' .. tid .. "-" .. i .. '","code":"' .. codes[(n % #codes) + 1]
-    .. '","list_id":"' .. list_id .. '"}'
-  return wrk.format("POST", path, headers, body)
+  local body = '{"scan_id":"' .. run .. "-" .. n .. '","code":"'
+    .. codes[((offset + n) % #codes) + 1] .. '","list_id":"' .. list_id .. '"}'
+  return wrk.format("POST", path, tokens[(n % #tokens) + 1], body)
 end
 function response(status, hdrs, body)
-  if status == 200 and (path == "/healthz" or body:find('"verdict":"accepted"', 1, true)) then
-    accepted = accepted + 1
+  if status == 200 then
+    if path == "/healthz" or body:find('"verdict":"accepted"', 1, true) then
+      accepted = accepted + 1
+    end
+  elseif status == 429 then
+    limited = limited + 1
+  else
+    other = other + 1
   end
 end
 function done(summary, latency, requests)
-  local total = 0
-  for _, thread in ipairs(threads) do total = total + thread:get("accepted") end
+  local sum = {sent = 0, accepted = 0, limited = 0, other = 0}
+  for _, thread in ipairs(threads) do
+    for key, _ in pairs(sum) do sum[key] = sum[key] + thread:get(key) end
+  end
   io.write(string.format(
     '{"requests":%d,"seconds":%.3f,"p50_ms":%.2f,"p99_ms":%.2f,"max_ms":%.2f,' ..
-    '"accepted":%d,"non_2xx":%d,"errors":%d}\n',
+    '"accepted":%d,"rate_limited":%d,"other_non_200":%d,"errors":%d,"sent":%d}\n',
     summary.requests, summary.duration / 1e6, latency:percentile(50) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000, total, summary.errors.status,
-    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout))
+    latency:percentile(99) / 1000, latency.max / 1000, sum.accepted, sum.limited, sum.other,
+    summary.errors.connect + summary.errors.read + summary.errors.write + summary.errors.timeout,
+    sum.sent))
 end
 """
 
@@ -92,51 +128,99 @@ def ensure_wrk() -> str:
     return found
 
 
-def run_wrk(base: str, env: dict[str, str], args: argparse.Namespace, seconds: float) -> Any:
-    """One bounded wrk run; its `done` JSON line, parsed."""
+def run_wrk(
+    base: str, env: dict[str, str], args: argparse.Namespace, seconds: float, pid: int
+) -> Any:
+    """One bounded wrk run; its `done` JSON line, parsed, with the server's CPU beside it."""
     with tempfile.NamedTemporaryFile("w", suffix=".lua") as script:
         script.write(LUA)
         script.flush()
         command = [args.wrk, "-t", str(args.threads), "-c", str(args.clients)]
         command += ["-d", f"{max(1, round(seconds))}s", "--timeout", "10s", "-s", script.name, base]
         environment = {"BENCH_THREADS": str(args.threads), "PATH": "/usr/bin:/bin", **env}
+        cpu = cpu_seconds(pid)
         done = subprocess.run(
             command, env=environment, capture_output=True, text=True, timeout=seconds + 60
         )
+        cpu = cpu_seconds(pid) - cpu
     if done.returncode != 0:
         raise SystemExit(f"wrk failed: {done.stderr or done.stdout}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    # 200 answers (redeem: `accepted` ones) only: a run of fast 429s never looks like a fast run
+    result["per_second"] = round(result["accepted"] / result["seconds"])
+    result["answers_per_second"] = round(result["requests"] / result["seconds"])
+    result["server_cpu_ms"] = round(cpu * 1000 / max(1, result["requests"]), 3)
+    result["server_cpu_share"] = round(cpu / result["seconds"], 2)  # of one core
+    return result
 
 
-async def bench_backend(backend: str, args: argparse.Namespace) -> None:
+async def bench_backend(backend: str, args: argparse.Namespace) -> bool:
+    """Run one backend's rounds and print them; False when a redeem was not a 200 accepted."""
     with tempfile.TemporaryDirectory() as tmp:
         async with scratch_database(backend, Path(tmp)) as url:
-            with tessera_server(url, Path(tmp) / "keys") as (base, _pid):
+            server = tessera_server(url, Path(tmp) / "keys", access_log=args.access_log)
+            with server as (base, pid):
                 await wait_ready(base)
-                event = await setup_event(base, url, tickets=args.tickets, devices=1)
-                codes = Path(tmp) / "codes.txt"
+                event = await setup_event(base, url, tickets=args.tickets, devices=args.devices)
+                codes, tokens = Path(tmp) / "codes.txt", Path(tmp) / "tokens.txt"
                 codes.write_text("\n".join(event.codes) + "\n")
-                env = {"BENCH_CODES": str(codes), "BENCH_LIST": event.list_id}
-                env["BENCH_TOKEN"] = event.device_tokens[0]
-                run_wrk(base, env | {"BENCH_PATH": "/healthz"}, args, 1.0)  # warm-up
+                tokens.write_text("\n".join(event.device_tokens) + "\n")
+                env = {"BENCH_CODES": str(codes), "BENCH_TOKENS": str(tokens)}
+                env |= {"BENCH_LIST": event.list_id, "BENCH_OFFSET": "0", "BENCH_RUN": "w"}
+                run_wrk(base, env | {"BENCH_PATH": "/healthz"}, args, 1.0, pid)  # warm-up
                 paths = {"healthz": "/healthz", "redeem": "/api/v1/checkin/redeem"}
                 rounds: dict[str, list[dict[str, Any]]] = {name: [] for name in paths}
-                for _ in range(args.rounds):  # interleaved: a noisy neighbour hits both alike
+                offset, started = 0, time.monotonic()
+                for n in range(args.rounds):  # interleaved: a noisy neighbour hits both alike
                     for name, path in paths.items():
-                        result = run_wrk(base, env | {"BENCH_PATH": path}, args, args.seconds)
-                        result["per_second"] = round(result["requests"] / result["seconds"])
+                        own = {
+                            "BENCH_PATH": path,
+                            "BENCH_OFFSET": str(offset),
+                            "BENCH_RUN": f"r{n}",
+                        }
+                        result = run_wrk(base, env | own, args, args.seconds, pid)
                         rounds[name].append(result)
+                        if name == "redeem":
+                            offset += result["sent"]
+                elapsed = time.monotonic() - started
+                ok = True
                 for name, results in rounds.items():
                     line = {"bench": "redeem_rest", "backend": backend, "contender": name}
                     line |= {"clients": args.clients, "wrk_threads": args.threads}
+                    line |= {"devices": args.devices, "access_log": args.access_log}
                     line |= _median_round(results) | {"versions": VERSIONS}
                     print(json.dumps(line), flush=True)
+                    if name == "redeem":
+                        refused = [r for r in results if r["accepted"] != r["requests"]]
+                        ok = ok and not refused and all(r["errors"] == 0 for r in results)
                 ratio = (
                     _median_round(rounds["redeem"])["per_second"]
                     / _median_round(rounds["healthz"])["per_second"]
                 )
+                busiest = math.ceil(offset / args.devices)  # scans of the busiest device
+                fastest = max(r["per_second"] for r in rounds["redeem"]) / args.devices
                 line = {"bench": "redeem_rest", "backend": backend, "rounds": args.rounds}
-                print(json.dumps(line | {"ratio_redeem_to_healthz": round(ratio, 3)}), flush=True)
+                line |= {"ratio_redeem_to_healthz": round(ratio, 3)}
+                line |= {
+                    "scans_sent": offset,
+                    "tickets": len(event.codes),
+                    "max_scans_per_device": busiest,
+                    "item_budget_per_device": round(item_budget(elapsed)),
+                    "peak_scans_per_second_per_device": round(fastest, 1),
+                    "item_rate_per_device": ITEM_RATE,
+                    "all_redeems_200_accepted": ok,
+                }
+                print(json.dumps(line), flush=True)
+                if offset > len(event.codes):
+                    print("redeem_rest: tickets ran out (raise --tickets)", file=sys.stderr)
+                    ok = False
+                if fastest > ITEM_RATE:
+                    print(
+                        f"redeem_rest: {fastest:.0f} scans/s per device is over the "
+                        f"{ITEM_RATE:g}/s budget: a longer run would hit 429 (raise --devices)",
+                        file=sys.stderr,
+                    )
+                return ok
 
 
 def _median_round(results: list[dict[str, Any]]) -> dict[str, Any]:
@@ -156,13 +240,20 @@ async def main() -> None:
     parser.add_argument("--clients", type=int, default=16)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
     parser.add_argument("--tickets", type=int, default=40_000)
+    parser.add_argument("--devices", type=int, default=128, help="paired devices sharing the load")
+    parser.add_argument(
+        "--no-access-log", dest="access_log", action="store_false", help="as make run, without it"
+    )
     args = parser.parse_args()
     args.wrk = ensure_wrk()
     args.seconds = min(args.seconds, 30.0)  # bounded runs
     args.rounds = max(1, min(args.rounds, 9))
+    ok = True
     for backend in ("sqlite", "postgresql"):
         if args.backend in (backend, "both"):
-            await bench_backend(backend, args)
+            ok = await bench_backend(backend, args) and ok
+    if not ok:
+        raise SystemExit("redeem_rest: some redeems were not 200 accepted (see the counts above)")
 
 
 if __name__ == "__main__":

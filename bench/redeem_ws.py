@@ -1,17 +1,31 @@
 """Online redeem over the websocket, beside a websocket echo on the same server stack.
 
-Starts a real Tessera server (one uvicorn process, as `tessera serve`) on a scratch database
+Starts a real Tessera server as `make run` does (`tessera serve`) on a scratch database
 (PostgreSQL by default, dropped afterwards), an event with an unlimited-entry list (every scan is
-accepted) and one paired device per client, then runs with the same client code, each for the
-same time, `--clients` sockets in a closed loop (send, await the answer, repeat):
+accepted) and paired devices, then runs with the same client code, each for the same time,
+`--clients` sockets in a closed loop (send, await the answer, repeat):
 
   ws_echo     a Litestar websocket on uvicorn answering each frame with a result-sized frame:
               the floor of this stack on this machine (no database)
   ws_scan     `scan` -> `result`, one ticket per frame (each socket cycles over its own tickets)
   ws_batch    `scan_batch` of `--batch` scans -> `results` (scans counted, not frames)
 
+Devices and the scan-item budget. Each device may send ITEM_RATE scans/s (50) with bursts of
+ITEM_BURST (5,000), websocket and REST together (server/checkin/writer.py); over it a frame gets
+`error {code: "rate_limited"}` and nothing is recorded. Each socket is its own device, and each
+contender gets a fresh set of devices (full buckets). A contender runs 1 s of warm-up plus
+`--seconds` (8 s by default, at most 20 s): per device that is (scans/s / clients) x 9 s, e.g.
+~1,400 scans at 5,000 scans/s over 32 clients, or ~1,700 at 3,000 scans/s over 16, inside the
+5,000-scan burst (budget 5,000 + 50 x 9 = 5,450), so these runs never reach the limiter even
+though `ws_batch` sends above 50 scans/s per device (as an offline backlog upload does). A run
+long enough to drain the burst (5,000 / (r - 50) seconds at r scans/s per device) would measure
+the limiter: each line says the busiest device's scans beside its budget, counts `rate_limited`
+and other error answers, and the script exits 1 when there was any.
+
 Prints one JSON line per contender: backend, clients, frames, scans, scans_per_second,
-p50_ms, p99_ms (per frame), accepted, versions.
+p50_ms, p99_ms (per frame), accepted, rate_limited, errors, max_scans_per_device,
+item_budget_per_device, server_cpu_ms_per_scan (server process, /proc) and the server's CPU
+share of one core, versions.
 
 Run: ``.venv/bin/python bench/redeem_ws.py [--backend postgresql|sqlite] [--seconds 8]``
 """
@@ -32,7 +46,9 @@ from typing import Any
 
 from _wsbench import (  # bench/ is on sys.path when a script of it runs
     VERSIONS,
+    cpu_seconds,
     free_port,
+    item_budget,
     percentile,
     scratch_database,
     setup_event,
@@ -43,6 +59,9 @@ from websockets.asyncio.client import ClientConnection, connect
 
 ROOT = Path(__file__).resolve().parent.parent
 TICKETS_PER_CLIENT = 50
+WARM_UP = 1.0
+ANSWER_TIMEOUT = 10.0  # seconds; a frame over the frame-rate limit is dropped without answer
+MAX_SECONDS = 20.0  # with WARM_UP, inside every device's burst at the rates measured
 
 
 async def _open(url: str, token: str | None) -> ClientConnection:
@@ -51,56 +70,80 @@ async def _open(url: str, token: str | None) -> ClientConnection:
 
 
 async def _loop(
-    ws: ClientConnection, make_frame: Any, deadline: float, stats: dict[str, Any]
+    ws: ClientConnection, make_frame: Any, deadline: float, stats: dict[str, Any], n: int
 ) -> None:
     i = 0
     while time.perf_counter() < deadline:
         frame, scans = make_frame(i)
+        i += 1
         started = time.perf_counter()
         await ws.send(frame)
-        while True:
-            answer = json.loads(await ws.recv())
-            if answer["type"] in ("result", "results"):
-                break
-            if answer["type"] == "error":
-                raise RuntimeError(answer)
+        stats["sent"][n] += scans  # against the device's budget, answered or not
+        try:
+            while True:
+                answer = json.loads(await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT))
+                if answer["type"] in ("result", "results", "error"):
+                    break
+        except TimeoutError:  # a frame dropped unanswered (the frame-rate limit): stop here
+            stats["errors"] += 1
+            return
+        if answer["type"] == "error":  # nothing of the frame recorded: not a scan
+            key = "rate_limited" if answer.get("code") == "rate_limited" else "errors"
+            stats[key] += 1
+            continue
         stats["latencies"].append(time.perf_counter() - started)
         stats["scans"] += scans
         items = answer.get("items", [answer])
         stats["accepted"] += sum(item.get("verdict") == "accepted" for item in items)
-        i += 1
+
+
+def _stats(clients: int) -> dict[str, Any]:
+    return {
+        "latencies": [],
+        "scans": 0,
+        "accepted": 0,
+        "rate_limited": 0,
+        "errors": 0,
+        "sent": [0] * clients,
+    }
 
 
 async def _contender(
-    name: str, url: str, tokens: list[str | None], make: Any, seconds: float
+    name: str, url: str, tokens: list[str | None], make: Any, seconds: float, pid: int
 ) -> dict[str, Any]:
+    """`tokens[n]` is socket n's device; `pid` the server process whose CPU is counted."""
     sockets = [await _open(url, token) for token in tokens]
-    stats: dict[str, Any] = {"latencies": [], "scans": 0, "accepted": 0}
-    # warm-up, then the measured run
-    await asyncio.gather(
-        *(
-            _loop(ws, make(n), time.perf_counter() + 1.0, {**stats, "latencies": []})
-            for n, ws in enumerate(sockets)
-        )
-    )
-    stats = {"latencies": [], "scans": 0, "accepted": 0}
+    warm = _stats(len(sockets))
+    first = time.perf_counter()
+    deadline = first + WARM_UP
+    await asyncio.gather(*(_loop(ws, make(n), deadline, warm, n) for n, ws in enumerate(sockets)))
+    stats = _stats(len(sockets))
+    cpu = cpu_seconds(pid)
     started = time.perf_counter()
     deadline = started + seconds
-    await asyncio.gather(*(_loop(ws, make(n), deadline, stats) for n, ws in enumerate(sockets)))
+    await asyncio.gather(*(_loop(ws, make(n), deadline, stats, n) for n, ws in enumerate(sockets)))
     elapsed = time.perf_counter() - started
+    cpu = cpu_seconds(pid) - cpu
     for ws in sockets:
         await ws.close()
-    latencies = stats["latencies"]
+    latencies = stats["latencies"] or [0.0]
+    sent = [a + b for a, b in zip(warm["sent"], stats["sent"], strict=True)]
     return {
         "contender": name,
         "clients": len(sockets),
-        "frames": len(latencies),
+        "frames": len(stats["latencies"]),
         "scans": stats["scans"],
         "scans_per_second": round(stats["scans"] / elapsed),
-        "frames_per_second": round(len(latencies) / elapsed),
+        "frames_per_second": round(len(stats["latencies"]) / elapsed),
         "p50_ms": round(percentile(latencies, 0.50) * 1000, 2),
         "p99_ms": round(percentile(latencies, 0.99) * 1000, 2),
         "accepted": stats["accepted"],
+        "rate_limited": stats["rate_limited"] + warm["rate_limited"],
+        "errors": stats["errors"] + warm["errors"],
+        "max_scans_per_device": max(sent),
+        "item_budget_per_device": round(item_budget(time.perf_counter() - first)),
+        "server_cpu_ms_per_scan": round(cpu * 1000 / max(1, stats["scans"]), 3),
+        "server_cpu_share": round(cpu / elapsed, 2),  # of one core
     }
 
 
@@ -145,7 +188,12 @@ async def _echo_baseline(args: argparse.Namespace) -> dict[str, Any]:
             return lambda _i: (frame, 1)
 
         url = f"ws://127.0.0.1:{port}/ws/echo"
-        return await _contender("ws_echo", url, [None] * args.clients, make, args.seconds)
+        clients: list[str | None] = [None] * args.clients
+        result = await _contender("ws_echo", url, clients, make, args.seconds, process.pid)
+        for key in ("max_scans_per_device", "item_budget_per_device"):  # no devices here
+            del result[key]
+        result["server_cpu_ms_per_frame"] = result.pop("server_cpu_ms_per_scan")
+        return result
     finally:
         process.terminate()
         process.wait(15)
@@ -156,27 +204,36 @@ async def main() -> None:
     parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument("--clients", type=int, default=32)
     parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=8.0)
+    parser.add_argument("--seconds", type=float, default=8.0, help=f"at most {MAX_SECONDS:g}")
     args = parser.parse_args()
+    args.seconds = min(args.seconds, MAX_SECONDS)  # inside every device's burst (see above)
     common = {"backend": args.backend, "versions": VERSIONS}
     print(json.dumps(common | await _echo_baseline(args)), flush=True)
+    refused = 0
     with tempfile.TemporaryDirectory() as tmp:
         async with scratch_database(args.backend, Path(tmp)) as url:
-            with tessera_server(url, Path(tmp) / "keys") as (base, _pid):
+            with tessera_server(url, Path(tmp) / "keys") as (base, pid):
                 await wait_ready(base)
+                contenders = (("ws_scan", 1), ("ws_batch", args.batch))
                 event = await setup_event(
                     base,
                     url,
                     tickets=args.clients * TICKETS_PER_CLIENT,
-                    devices=args.clients,
+                    devices=args.clients * len(contenders),  # a fresh set per contender
                     max_entries=None,
                 )
                 ws_url = "ws" + base.removeprefix("http") + "/ws/scanner"
-                tokens: list[str | None] = list(event.device_tokens)
-                for name, batch in (("ws_scan", 1), ("ws_batch", args.batch)):
+                for k, (name, batch) in enumerate(contenders):
+                    tokens: list[str | None] = list(
+                        event.device_tokens[k * args.clients : (k + 1) * args.clients]
+                    )
                     maker = _scan_maker(event.codes, event.list_id, batch)
-                    result = await _contender(name, ws_url, tokens, maker, args.seconds)
+                    result = await _contender(name, ws_url, tokens, maker, args.seconds, pid)
                     print(json.dumps(common | result | {"batch": batch}), flush=True)
+                    refused += result["rate_limited"] + result["errors"]
+                    refused += result["scans"] - result["accepted"]
+    if refused:
+        raise SystemExit(f"redeem_ws: {refused} frames or scans refused (see the counts above)")
 
 
 if __name__ == "__main__":

@@ -89,6 +89,8 @@ def main(n: int) -> None:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        raise SystemExit(__doc__)
     count = int(sys.argv[1]) if len(sys.argv) > 1 else 20_000
     if len(sys.argv) > 2:
         print(json.dumps(measure(sys.argv[2], count)))

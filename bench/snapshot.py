@@ -7,8 +7,14 @@ GETs `/api/v1/checkin/snapshot` (zstd), decompresses and decodes the msgpack map
 come on top). Baseline, same run: msgpack-encode + zstd-compress + decompress + decode of the same
 decoded map in this process, i.e. the serialisation floor with no database and no HTTP.
 
-Prints one JSON line per contender (seconds, bytes, tickets, versions) and the server's RSS after
-the snapshot (ARCHITECTURE §9: first sync < 5 s, server memory < 300 MB).
+The server runs as `make run` runs it (`tessera serve`, access log on). After the timed part the
+decoded snapshot is checked against the contract (docs/protocol.md section 8): its keys, and every
+ticket type, list, ticket and check-in converted to its `protocol.sync` entity (strict: a field
+more or less fails), so a shape change cannot go unnoticed here.
+
+Prints one JSON line per contender (seconds, bytes, tickets, versions; for the server, its CPU
+seconds for the request from /proc and its RSS after it) (ARCHITECTURE §9: first sync < 5 s,
+server memory < 300 MB).
 Run: ``.venv/bin/python bench/snapshot.py [N]`` (default 100,000).
 """
 
@@ -16,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import sys
 import tempfile
@@ -31,6 +38,7 @@ import zstandard
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from protocol.sync import ListEntry, PresenceEntry, TicketEntry, TicketTypeEntry  # noqa: E402
 from server.bookings.schemas import BookingCreate, BookingItemIn, Buyer  # noqa: E402
 from server.bookings.service import create_booking  # noqa: E402
 from server.config import Settings  # noqa: E402
@@ -50,6 +58,15 @@ VERSIONS = {
     "litestar": version("litestar"),
 }
 PER_BOOKING = 500
+SNAPSHOT_KEYS = {
+    "event", "seq", "keys", "ticket_types", "lists", "tickets", "revoked", "blocked", "checkins"
+}  # fmt: skip
+ENTITIES = {
+    "ticket_types": TicketTypeEntry,
+    "lists": ListEntry,
+    "tickets": TicketEntry,
+    "checkins": PresenceEntry,
+}
 
 
 async def _seed(settings: Settings, tickets: int) -> str:
@@ -104,22 +121,44 @@ def _floor(snapshot: dict[str, object]) -> tuple[float, int]:
     return time.perf_counter() - started, len(body)
 
 
-def _server_rss_mb() -> float | None:
-    """RSS of the newest `server.cli serve` process (the one live_server started)."""
-    newest = None
+def _server_pid() -> int:
+    """The `tessera serve` process that live_server started: this process's child."""
+    me = str(Path("/proc/self").resolve().name)
     for proc in Path("/proc").iterdir():
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-        except (OSError, ValueError):
+        if not proc.name.isdigit():
             continue
-        if b"server.cli" in cmdline and b"serve" in cmdline and proc.name.isdigit():
-            newest = max(newest or 0, int(proc.name))
-    if newest is None:
-        return None
-    for line in Path(f"/proc/{newest}/status").read_text().splitlines():
+        try:
+            parent = (proc / "stat").read_text().rpartition(")")[2].split()[1]
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+        except (OSError, IndexError):
+            continue
+        if parent == me and b"server.cli" in cmdline and b"serve" in cmdline:
+            return int(proc.name)
+    raise RuntimeError("the server process was not found")
+
+
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _server_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
-    return None
+    raise RuntimeError("no VmRSS")
+
+
+def _check_shape(snapshot: dict[str, object]) -> dict[str, int]:
+    """Raise unless `snapshot` is in the contract's shape; the count of each entity kind."""
+    assert set(snapshot) == SNAPSHOT_KEYS, sorted(set(snapshot) ^ SNAPSHOT_KEYS)
+    counts = {}
+    for key, entity in ENTITIES.items():
+        rows = snapshot[key]
+        assert isinstance(rows, list), key
+        msgspec.convert(rows, list[entity])  # type: ignore[valid-type]
+        counts[key] = len(rows)
+    return counts
 
 
 def main(tickets: int) -> None:
@@ -129,8 +168,7 @@ def main(tickets: int) -> None:
         root = Path(directory)
         settings = Settings(
             database_url=f"sqlite:///{root / 'bench.db'}",
-            keys_dir=str(root / "keys"),
-            access_log=False,
+            keys_dir=str(root / "keys"),  # access log on, as `make run`
         )
         seeded = time.perf_counter()
         event_id = asyncio.run(_seed(settings, tickets))
@@ -146,10 +184,14 @@ def main(tickets: int) -> None:
         organiser = asyncio.run(token())
         with live_server(settings, root / "server.log") as base_url:
             device = _device_token(base_url, organiser, event_id)
+            pid = _server_pid()
+            cpu = _cpu_seconds(pid)
             snapshot, seconds, size = _download(base_url, device)
-            rss = _server_rss_mb()
+            cpu = _cpu_seconds(pid) - cpu
+            rss = _server_rss_mb(pid)
         floor_seconds, floor_size = _floor(snapshot)
-    count = len(snapshot["tickets"])  # type: ignore[arg-type]
+    counts = _check_shape(snapshot)
+    count = counts["tickets"]
     print(
         json.dumps(
             {
@@ -158,7 +200,10 @@ def main(tickets: int) -> None:
                 "seconds": round(seconds, 3),
                 "bytes": size,
                 "seed_seconds": round(seeded, 1),
+                "server_cpu_seconds": round(cpu, 2),
                 "server_rss_mb": rss,
+                "entities": counts,
+                "shape": "protocol.sync entities, every key of docs/protocol.md section 8",
                 "versions": VERSIONS,
             }
         )
@@ -186,4 +231,6 @@ def main(tickets: int) -> None:
 
 
 if __name__ == "__main__":
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        raise SystemExit(__doc__)
     main(int(sys.argv[1]) if len(sys.argv) > 1 else 100_000)
