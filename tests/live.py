@@ -1,22 +1,28 @@
-"""A real `tessera serve` (uvicorn) in a subprocess on a free loopback port, for e2e tests."""
+"""Real servers for tests on free loopback ports: `tessera serve` in a subprocess (`live_server`),
+or an app served by uvicorn in a thread of the test process (`serve_in_thread`), whose state the
+test can reach."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
+import uvicorn
+from litestar import Litestar
 
 from server.config import Settings
 
-__all__ = ["free_port", "live_server", "settings_env"]
+__all__ = ["free_port", "live_server", "serve_in_thread", "settings_env"]
 
 
 def free_port() -> int:
@@ -81,3 +87,40 @@ def _stop(process: subprocess.Popen[bytes]) -> None:
         except subprocess.TimeoutExpired:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
+
+
+@contextlib.contextmanager
+def serve_in_thread(
+    app: Litestar, port: int | None = None
+) -> Iterator[tuple[int, asyncio.AbstractEventLoop]]:
+    """Serve `app` with uvicorn on 127.0.0.1 in a thread with its own event loop; yield the port
+    and that loop (to run coroutines on the server's side), then stop it within 15 s or fail."""
+    port = port or free_port()
+    config = uvicorn.Config(
+        app,
+        host="127.0.0.1",
+        port=port,
+        log_config=None,
+        access_log=False,
+        ws_per_message_deflate=False,
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not server.started:
+            if time.monotonic() > deadline or not thread.is_alive():
+                raise RuntimeError("uvicorn did not start")
+            time.sleep(0.02)
+        yield port, loop
+    finally:
+        server.should_exit = True
+        thread.join(15)
+    if thread.is_alive():  # show what the server still waits for, then fail the test
+        for task in asyncio.all_tasks(loop):
+            task.print_stack(file=sys.stderr)
+        raise RuntimeError("uvicorn did not stop within 15 s")
+    loop.close()

@@ -22,7 +22,6 @@ import os
 import re
 import subprocess
 import sys
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -33,7 +32,6 @@ from typing import Any
 import httpx
 import msgpack
 import pytest
-import uvicorn
 import zstandard
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -51,7 +49,7 @@ from protocol.rules import (
 from protocol.token import load_public_jwk, verify_ticket_token
 from server.app import create_app
 from server.config import Settings
-from tests.live import free_port
+from tests.live import free_port, serve_in_thread
 
 WAIT = 5.0
 DEVICES = 20
@@ -574,29 +572,8 @@ def live(settings: Settings) -> Iterator[Live]:
         base_url=base_url,
         access_log=False,
     )
-    config = uvicorn.Config(
-        create_app(live_settings),
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        ws_per_message_deflate=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    yield Live(base_url, live_settings)
-    server.should_exit = True
-    thread.join(15)
-    assert not thread.is_alive(), "uvicorn did not stop within 15 s"
-    loop.close()
+    with serve_in_thread(create_app(live_settings), port):
+        yield Live(base_url, live_settings)
 
 
 @pytest.fixture

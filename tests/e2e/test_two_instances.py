@@ -19,8 +19,6 @@ import contextlib
 import json
 import os
 import secrets
-import threading
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -29,7 +27,6 @@ from typing import Any
 import httpx
 import msgspec
 import pytest
-import uvicorn
 from websockets.asyncio.client import ClientConnection, connect
 
 from server.app import create_app
@@ -37,7 +34,7 @@ from server.checkin.hub import HubConfig
 from server.config import Settings
 from tests.conftest import _create_token, _empty_pg_database, _pg_url
 from tests.factories import create_booking, create_event, create_ticket_type
-from tests.live import free_port, live_server
+from tests.live import live_server, serve_in_thread
 
 REDIS_URL = os.environ.get("TESSERA_TEST_REDIS", "redis://127.0.0.1:6379/0")
 TICKETS = 20
@@ -83,27 +80,8 @@ def _in_process(settings: Settings, hub: HubConfig) -> Iterator[str]:
     """An instance served by uvicorn in a thread of this process, its hub configured by `hub`."""
     app = create_app(settings)
     app.state.hub.configure(hub)  # before any socket: a room reads its config when it opens
-    port = free_port()
-    config = uvicorn.Config(
-        app, host="127.0.0.1", port=port, log_config=None, access_log=False, lifespan="on"
-    )
-    server = uvicorn.Server(config)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
-    thread.start()
-    try:
-        deadline = time.monotonic() + WAIT
-        while not server.started:
-            if time.monotonic() > deadline or not thread.is_alive():
-                raise RuntimeError("uvicorn did not start")
-            time.sleep(0.02)
+    with serve_in_thread(app) as (port, _):
         yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(WAIT)
-        if not thread.is_alive():
-            loop.close()
-    assert not thread.is_alive(), "uvicorn did not stop"
 
 
 async def _setup(

@@ -4,16 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
-import threading
-import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from litestar import Litestar
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -22,7 +18,7 @@ from server.checkin.schemas import CheckinListCreate, DeviceCreate
 from server.config import Settings
 from server.db import Database, utcnow
 from tests.factories import create_booking, create_event, create_ticket_type
-from tests.live import free_port
+from tests.live import serve_in_thread
 
 WAIT = 5.0
 
@@ -41,33 +37,8 @@ class LiveServer:
 
 @pytest.fixture
 def live(app: Litestar) -> Iterator[LiveServer]:
-    port = free_port()
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=port,
-        log_config=None,
-        access_log=False,
-        ws_per_message_deflate=False,
-        lifespan="on",
-    )
-    server = uvicorn.Server(config)
-    loop = asyncio.new_event_loop()
-    thread = threading.Thread(target=loop.run_until_complete, args=(server.serve(),), daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        if time.monotonic() > deadline or not thread.is_alive():
-            raise RuntimeError("uvicorn did not start")
-        time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/scanner", app, loop)
-    server.should_exit = True
-    thread.join(15)
-    if thread.is_alive():  # show what the server still waits for, then fail the test
-        for task in asyncio.all_tasks(loop):
-            task.print_stack(file=sys.stderr)
-        raise RuntimeError("uvicorn did not stop within 15 s")
-    loop.close()
+    with serve_in_thread(app) as (port, loop):
+        yield LiveServer(f"http://127.0.0.1:{port}", f"ws://127.0.0.1:{port}/ws/scanner", app, loop)
 
 
 @pytest.fixture
