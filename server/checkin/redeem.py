@@ -202,34 +202,15 @@ def _decide_one(
         # the ticket's own checks.
         rules = ListRules(id=item.list_id, event_id=device.event_id, ticket_type_ids=frozenset())
     assert rules is not None
-    refusal = parsed.refusal
-    if ticket is not None and parsed.version is not None and refusal is None:
-        if parsed.version < ticket.state.version:
-            refusal = Reason.REVOKED
-        elif parsed.version > ticket.state.version:
-            refusal, ticket = Reason.INVALID, None
+    ticket, refusal = _check_version(ticket, parsed)
     key = (ticket.state.id, item.list_id) if ticket else ("", "")
     row = batch.presence.get(key) or PresenceRow(Presence(), None)
     facts = ScanFacts(direction=item.direction, scanned_at=utc(item.scanned_at or batch.now))
-    state = ticket.state if ticket else None
-    if item.offline and item.verdict == "rejected":
-        # The door refused the guest: that is what happened, whatever the rules say now.
-        verdict = Verdict(False, item.reason or Reason.INVALID)
-    elif refusal:
-        verdict = Verdict(False, refusal)
-    else:
-        verdict = decide(facts, state, row.presence, rules)
-    admitted = item.offline and item.verdict == "accepted"
-    forced = admitted and not verdict.accepted
+    verdict, forced = _judge(item, refusal, facts, ticket, row.presence, rules)
     takes_effect = (verdict.accepted or forced) and key in batch.presence
     after = row
     if takes_effect:
-        presence = apply(row.presence, facts, rules, gate=device.gate, device_id=device.device_id)
-        first_id = row.first_scan_id if row.presence.first_entry else None
-        if presence.first_entry is not None and first_id is None:
-            first_id = item.scan_id
-        after = PresenceRow(presence, first_id)
-        batch.presence[key] = after
+        after = batch.presence[key] = _fold(row, facts, rules, device, item.scan_id)
         batch.touched.add(key)
     own_ticket = ticket if ticket and ticket.state.event_id == device.event_id else None
     result = ResultItem(
@@ -248,6 +229,49 @@ def _decide_one(
     if forced:
         batch.conflicts.append((device.event_id, _conflict(device, item, facts, result, row)))
     return result
+
+
+def _check_version(
+    ticket: TicketRow | None, parsed: _Parsed
+) -> tuple[TicketRow | None, Reason | None]:
+    """The token's own refusal, or its `ver` against the ticket's: a superseded token is
+    `revoked`, one from the future names no ticket we know (`invalid`)."""
+    if ticket is None or parsed.version is None or parsed.refusal is not None:
+        return ticket, parsed.refusal
+    if parsed.version < ticket.state.version:
+        return ticket, Reason.REVOKED
+    if parsed.version > ticket.state.version:
+        return None, Reason.INVALID
+    return ticket, None
+
+
+def _judge(
+    item: ScanItem,
+    refusal: Reason | None,
+    facts: ScanFacts,
+    ticket: TicketRow | None,
+    presence: Presence,
+    rules: ListRules,
+) -> tuple[Verdict, bool]:
+    """The verdict to record and whether it is forced (admitted offline against the rules)."""
+    if item.offline and item.verdict == "rejected":
+        # The door refused the guest: that is what happened, whatever the rules say now.
+        return Verdict(False, item.reason or Reason.INVALID), False
+    state = ticket.state if ticket else None
+    verdict = Verdict(False, refusal) if refusal else decide(facts, state, presence, rules)
+    admitted = item.offline and item.verdict == "accepted"
+    return verdict, admitted and not verdict.accepted
+
+
+def _fold(
+    row: PresenceRow, facts: ScanFacts, rules: ListRules, device: DeviceContext, scan_id: str
+) -> PresenceRow:
+    """The presence after a scan that took effect, with the scan that first let the ticket in."""
+    presence = apply(row.presence, facts, rules, gate=device.gate, device_id=device.device_id)
+    first_id = row.first_scan_id if row.presence.first_entry else None
+    if presence.first_entry is not None and first_id is None:
+        first_id = scan_id
+    return PresenceRow(presence, first_id)
 
 
 def _record(
