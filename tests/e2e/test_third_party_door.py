@@ -55,8 +55,9 @@ WAIT = 5.0
 DEVICES = 20
 PARIS_SUMMER = timezone(timedelta(hours=2))
 
-# Section 2: "RFC 3339 in UTC with `Z` ... with a fraction of a second only when there is one".
-RFC3339_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d*[1-9])?Z")
+# Section 2: "RFC 3339 in UTC with `Z` ... with a fraction of a second only when there is one,
+# in microseconds".
+RFC3339_Z = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z")
 DATE_LIKE = re.compile(r"\d{4}-\d{2}-\d{2}[T ]\d{2}:")
 TIME_FIELDS = {
     "at",
@@ -143,11 +144,8 @@ def assert_times(value: Any, where: str) -> None:
 
 
 def z(moment: datetime) -> str:
-    """How the hub writes `moment` (section 2): UTC, `Z`, a fraction only when there is one."""
-    text = moment.astimezone(UTC).replace(tzinfo=None).isoformat()
-    if "." in text:
-        text = text.rstrip("0")
-    return text + "Z"
+    """How the hub writes `moment` (section 2): UTC, `Z`, microseconds only when there are any."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def parse_time(text: str | None) -> datetime | None:
