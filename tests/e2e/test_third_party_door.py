@@ -711,7 +711,6 @@ def expected_result(
 
 
 async def test_third_party_door(live: Live, organiser: httpx.AsyncClient) -> None:
-    started = time.monotonic()
     base = live.base_url
     day = datetime(2031, 6, 14, tzinfo=UTC)
 
@@ -1113,4 +1112,3 @@ async def test_third_party_door(live: Live, organiser: httpx.AsyncClient) -> Non
         for d in (a, b, c, silent):
             await d.disconnect()
     assert a.sync_checks >= 10  # every changes page door A applied was checked
-    assert time.monotonic() - started < 30
