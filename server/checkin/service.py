@@ -402,16 +402,20 @@ async def annul_scan(
         raise Forbidden("a device may annul a scan only within 15 minutes; ask an organiser")
     if not scan.accepted:
         raise InvalidState("a rejected scan changed nothing: there is nothing to annul")
-    key = (scan.ticket_id or "", scan.list_id)
     if not scan.annulled:
         await _annul(session, scan, by=device.device_id if device else "organiser", now=now)
-    info = (await store.load_tickets(session, [scan.ticket_id], [])) if scan.ticket_id else {}
-    ticket = info.get(scan.ticket_id or "")
-    own = ticket.info if ticket and ticket.state.event_id == scan.event_id else None
-    result = _stored_result(scan, own, None)
+    result = _stored_result(scan, None, None)
     if scan.ticket_id is not None:
-        current = (await store.lock_presence(session, [key]))[key]
-        result = msgspec.structs.replace(result, entries=current.presence.entries)
+        # The ticket and its presence as they stand now, in one query: the entries after the
+        # annulment, not those the scan left when it was recorded.
+        tickets, presence = await store.load_tickets_and_presence(
+            session, [scan.ticket_id], [], [scan.list_id]
+        )
+        ticket = tickets.get(scan.ticket_id)
+        own = ticket.info if ticket and ticket.state.event_id == scan.event_id else None
+        current = presence.get((scan.ticket_id, scan.list_id))
+        entries = current.presence.entries if current else 0
+        result = msgspec.structs.replace(result, ticket=own, entries=entries)
     current_head = await head(session, scan.event_id)
     return RedeemOutcome([result], [], current_head, scan.event_id)
 

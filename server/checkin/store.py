@@ -37,7 +37,6 @@ __all__ = [
     "insert_scans",
     "list_rules",
     "list_rules_of",
-    "load_tickets",
     "load_tickets_and_presence",
     "lock_presence",
     "presence_row",
@@ -143,13 +142,6 @@ async def stored_scans(
     key = tuple_(_SCAN.c.device_id, _SCAN.c.scan_id)
     rows = await connection.execute(select(_SCAN).where(key.in_(sorted(set(keys)))))
     return {(row.device_id, row.scan_id): row for row in rows}
-
-
-async def load_tickets(
-    session: AsyncSession, ticket_ids: Collection[str], codes: Collection[str]
-) -> dict[str, TicketRow]:
-    """Tickets with their type, by id and by readable code, in one query."""
-    return (await load_tickets_and_presence(session, ticket_ids, codes, ()))[0]
 
 
 async def load_tickets_and_presence(
