@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, MediaType, Response, get
+from litestar import Litestar, MediaType, Request, Response, get
 from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.di import Provide
@@ -72,6 +72,15 @@ async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
 async def provide_issuer(state: State, db_session: DbSession) -> TicketIssuer:
     keys = await state.keyring.keys(db_session)
     return TicketIssuer(keys=keys, base_url=state.settings.public_base_url)
+
+
+async def refuse_nul_in_path(request: Request[Any, Any, Any]) -> Response[Any] | None:
+    """404 for a path parameter holding NUL (`%00`): no id has one, and PostgreSQL cannot even
+    compare text with it, so the lookup would fail instead of finding nothing."""
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and "\x00" in value:
+            return problem(404, "not_found", f"no resource with that {name}: it holds NUL")
+    return None
 
 
 @get("/healthz", include_in_schema=True, tags=["operations"], summary="Liveness")
@@ -140,6 +149,7 @@ def create_app(settings: Settings) -> Litestar:
             }
         ),
         lifespan=[lifespan],
+        before_request=refuse_nul_in_path,
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[AccessLogMiddleware] if settings.access_log else [],
         request_max_body_size=settings.max_body_bytes,

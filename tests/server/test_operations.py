@@ -3,6 +3,8 @@
 import json
 import logging
 
+import pytest
+
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from litestar.testing import AsyncTestClient
@@ -106,3 +108,20 @@ async def test_openapi_says_every_api_error_is_problem_json_with_the_codes_it_ca
     assert "429" in paths["/api/v1/devices/pair"]["post"]["responses"]
     assert "429" in paths["/api/v1/checkin/redeem"]["post"]["responses"]
     assert "409" in paths["/api/v1/checkin/changes"]["get"]["responses"]
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/events/%00",
+        "/api/v1/events/%00/ticket-types",
+        "/api/v1/bookings/a%00b",
+        "/api/v1/tickets/%00",
+        "/api/v1/devices/%00",
+        "/t/%00",
+        "/t/%00/qr.svg",
+    ],
+)
+async def test_a_nul_in_a_path_parameter_is_a_404_never_a_database_error(api, path):
+    response = await api.get(path)
+    assert response.status_code == 404, response.text

@@ -355,3 +355,42 @@ async def test_what_create_answers_is_what_a_read_answers_times_in_utc(api):
     assert shown.status_code == 200
     assert (shown.json()["id"], shown.json()["paired"]) == (device.json()["id"], False)
     assert "pairing_code" not in shown.json()  # shown once, at creation
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/v1/events/{event}/checkin-lists/NOSUCHLIST",
+        "/api/v1/events/{event}/checkin-lists/{other_list}",
+        "/api/v1/events/NOSUCHEVENT/checkin-lists/{list}",
+        "/api/v1/events/{event}/checkin-lists/%C3%A9%00%FF",
+        "/api/v1/events/{event}/checkin-lists/" + "L" * 5000,
+        "/api/v1/devices/NOSUCHDEVICE",
+        "/api/v1/devices/%00",
+    ],
+)
+async def test_reading_a_list_or_device_that_is_not_there_is_404_problem_json(api, path):
+    v = await venue(api)
+    other = await venue(api)
+    url = path.format(event=v.event_id, list=v.list_id, other_list=other.list_id)
+    response = await api.get(url)
+    assert response.status_code == 404, response.text
+    assert response.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize(
+    ("query", "status"),
+    [
+        pytest.param("?device_id=", 400, id="empty"),
+        pytest.param("?device_id=" + "D" * 65, 400, id="too-long"),
+        pytest.param("?device_id=NOSUCHDEVICE", 404, id="unknown-device"),
+    ],
+)
+async def test_a_bad_device_id_on_the_organiser_annul_is_refused_and_annuls_nothing(
+    api, query, status
+):
+    v = await venue(api)
+    await redeem(api, v.door, v.tickets[0]["code"], v.list_id, scan_id="keep")
+    response = await api.post(f"/api/v1/scans/keep/annul{query}")
+    assert response.status_code == status, response.text
+    assert (await _stats(api, v.event_id))["checked_in"] == 1
