@@ -24,11 +24,8 @@ __all__ = ["EARLIEST", "LATEST", "collect_errors", "decode_json_body"]
 
 T = TypeVar("T")
 
-# Every time a body carries must lie a day inside the calendar once in UTC:
-# 9999-12-31T23:59:59-14:00 has no UTC equivalent at all (year 10000), and a time on the
-# calendar's first or last day leaves it when shown in the venue's zone or moved by a default
-# duration. Refused here, for every body, so that no accepted time can fail later in a column
-# type, a zone conversion or a timestamp.
+# Every time a body carries lies within protocol.messages' EARLIEST..LATEST (why: there), checked
+# here for every body, so that no accepted time can fail later in a column, a zone or a timestamp.
 _OFF_CALENDAR = "not representable in UTC: times must lie between 0001-01-02 and 9999-12-30 (UTC)"
 _SCALARS = frozenset({str, int, float, bool, type(None), bytes})
 
