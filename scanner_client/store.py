@@ -1,0 +1,790 @@
+"""The door's local store: what it knows of its event, and the journal of its own scans (SQLite).
+
+Two halves, one file (`door.db`, WAL, mode 0600):
+
+  hub state   the snapshot folded with the change log: event, keys, ticket types, lists,
+              tickets, and the check-in presence of every ticket x list at every door, with the
+              cursor (the last `seq` applied). A `changes` page is applied in one transaction
+              together with its cursor, so a crash never leaves the cursor ahead of the data.
+              This half mirrors the hub exactly (docs/protocol.md section 8): nothing of this
+              door's own unconfirmed scans is written into it.
+  journal     every scan this door made, appended (synchronous=FULL: committed to disk) BEFORE
+              its verdict is shown, never deleted. Its upload state moves forward only:
+                pending  sent online, no answer yet and no verdict of the door's own
+                queued   the door decided (offline, or the hub did not answer in time)
+                done     the hub's result is stored
+              `effect` marks a scan that let the guest in (or out) as far as the door knows:
+              the door's own admission, then the hub's verdict once it answers. `reflected`
+              marks a scan whose effect the hub state already holds (its `scan.*` change item
+              arrived, or a snapshot taken after its result). The door's view of a ticket on a
+              list is the hub's presence with the effective, unreflected, not-undone journal
+              scans folded on top (`overlay`), so offline verdicts count the door's own scans
+              and a page of other doors' changes never erases them.
+
+The store is synchronous on purpose: every call is a few indexed lookups or one small commit
+(tens of microseconds), and the sync core that calls it must stay free of I/O scheduling.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sqlite3
+import unicodedata
+from collections.abc import Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+import msgspec
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from protocol.rules import Direction
+from protocol.sync import (
+    EventEntry,
+    ListEntry,
+    PresenceEntry,
+    ScanEntry,
+    TicketEntry,
+    TicketTypeEntry,
+    is_empty,
+)
+from protocol.token import load_public_jwk
+
+__all__ = [
+    "JournalEntry",
+    "LocalStore",
+    "Snapshot",
+    "Store",
+    "StoreFacts",
+    "SyncError",
+    "decode_snapshot",
+]
+
+_SCHEMA_VERSION = "1"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS ticket_types (
+    id TEXT PRIMARY KEY, name TEXT NOT NULL, persons INTEGER NOT NULL,
+    valid_from TEXT, valid_until TEXT);
+CREATE TABLE IF NOT EXISTS lists (
+    id TEXT PRIMARY KEY, position INTEGER NOT NULL, name TEXT NOT NULL, ticket_type_ids TEXT,
+    max_entries INTEGER, allow_reentry INTEGER NOT NULL, valid_from TEXT, valid_until TEXT);
+CREATE TABLE IF NOT EXISTS tickets (
+    id TEXT PRIMARY KEY, code TEXT NOT NULL, ticket_type_id TEXT NOT NULL, holder_name TEXT,
+    search_name TEXT NOT NULL, seat TEXT, version INTEGER NOT NULL, status TEXT NOT NULL,
+    blocked INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS checkins (
+    ticket_id TEXT NOT NULL, list_id TEXT NOT NULL, entries INTEGER NOT NULL,
+    inside INTEGER NOT NULL, first_scan_id TEXT, first_at TEXT, first_gate TEXT,
+    first_device TEXT, PRIMARY KEY (ticket_id, list_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS journal (
+    local_id INTEGER PRIMARY KEY AUTOINCREMENT,
+    scan_id TEXT NOT NULL UNIQUE, code TEXT NOT NULL, list_id TEXT NOT NULL,
+    direction TEXT NOT NULL, scanned_at TEXT NOT NULL, ticket_id TEXT,
+    state TEXT NOT NULL CHECK (state IN ('pending', 'queued', 'done')),
+    door_verdict TEXT, door_reason TEXT,
+    hub_verdict TEXT, hub_reason TEXT, hub_forced INTEGER, hub_entries INTEGER,
+    effect INTEGER NOT NULL DEFAULT 0, reflected INTEGER NOT NULL DEFAULT 0,
+    annul TEXT CHECK (annul IN ('requested', 'done')), created_at REAL NOT NULL);
+"""
+
+# Indexes are built after a snapshot's bulk insert (faster than maintaining them row by row).
+_INDEXES = """
+CREATE INDEX IF NOT EXISTS tickets_code ON tickets (code);
+CREATE INDEX IF NOT EXISTS tickets_search ON tickets (search_name);
+CREATE INDEX IF NOT EXISTS tickets_type ON tickets (ticket_type_id);
+CREATE INDEX IF NOT EXISTS checkins_list ON checkins (list_id);
+"""
+_JOURNAL_INDEXES = """
+CREATE INDEX IF NOT EXISTS journal_open ON journal (state) WHERE state != 'done';
+CREATE INDEX IF NOT EXISTS journal_overlay ON journal (ticket_id, list_id)
+    WHERE effect = 1 AND reflected = 0;
+CREATE INDEX IF NOT EXISTS journal_annul ON journal (annul) WHERE annul = 'requested';
+"""
+
+
+class SyncError(Exception):
+    """The hub sent something the store cannot apply: a gap in `seq` or an item of a bad shape.
+
+    `gap` is True for a gap (ask for the changes again from the cursor); otherwise the door's
+    copy can no longer be trusted to equal the hub's and needs a new snapshot.
+    """
+
+    def __init__(self, detail: str, *, gap: bool = False) -> None:
+        super().__init__(detail)
+        self.gap = gap
+
+
+class Snapshot(msgspec.Struct, frozen=True):
+    """The hub's snapshot, as decoded from its msgpack (docs/protocol.md section 8)."""
+
+    event: EventEntry
+    seq: int
+    keys: list[dict[str, Any]]
+    ticket_types: list[TicketTypeEntry]
+    lists: list[ListEntry]
+    tickets: list[TicketEntry]
+    revoked: list[str]
+    blocked: list[str]
+    checkins: list[PresenceEntry]
+
+
+JournalState = Literal["pending", "queued", "done"]
+Verdict = Literal["accepted", "rejected"]
+
+
+class JournalEntry(msgspec.Struct, frozen=True, kw_only=True):
+    """One scan of this door, as journaled."""
+
+    scan_id: str
+    code: str
+    list_id: str
+    direction: Direction
+    scanned_at: datetime
+    ticket_id: str | None
+    state: JournalState
+    door_verdict: Verdict | None = None  # what the door decided itself (None: the hub decided)
+    door_reason: str | None = None
+    hub_verdict: Verdict | None = None
+    hub_reason: str | None = None
+    hub_forced: bool = False
+    hub_entries: int | None = None
+    effect: bool = False
+    reflected: bool = False
+    annul: Literal["requested", "done"] | None = None
+    local_id: int = 0
+
+
+class StoreFacts(msgspec.Struct, frozen=True, kw_only=True):
+    """What `tessera-scan status` shows."""
+
+    event_id: str | None
+    event_name: str | None
+    cursor: int | None
+    synced_at: float | None  # wall-clock seconds of the last word from the hub's log
+    tickets: int
+    lists: list[tuple[str, str]]  # (id, name), in the hub's order
+    list_id: str | None  # the list last chosen at this door
+    queued: int  # own scans the hub has not confirmed yet
+    journal: int  # own scans in all
+
+
+class Store(Protocol):
+    """What the sync engine needs of a store: the hub state, the journal, a few facts.
+
+    `LocalStore` is the implementation; the engine and the door's verdicts see only this.
+    """
+
+    # hub state
+    def cursor(self) -> int | None: ...
+    def synced_at(self) -> float | None: ...
+    def event(self) -> EventEntry | None: ...
+    def keys(self) -> Mapping[str, Ed25519PublicKey]: ...
+    def ticket(self, ticket_id: str) -> TicketEntry | None: ...
+    def ticket_by_code(self, code: str) -> TicketEntry | None: ...
+    def ticket_type(self, type_id: str) -> TicketTypeEntry | None: ...
+    def checkin_list(self, list_id: str) -> ListEntry | None: ...
+    def lists(self) -> list[ListEntry]: ...
+    def presence(self, ticket_id: str, list_id: str) -> PresenceEntry | None: ...
+    def presence_rows(self) -> Iterator[tuple[str, str, int, bool, str | None]]: ...
+    def ticket_persons(self) -> dict[str, tuple[int, bool, str]]: ...
+    def ticket_count(self) -> int: ...
+    def replace_snapshot(self, snapshot: Snapshot, *, now: float) -> None: ...
+    def apply_changes(
+        self, items: Sequence[Mapping[str, Any]], *, own_device: str, now: float
+    ) -> bool: ...
+
+    # the door's own choices
+    def chosen_list(self) -> str | None: ...
+    def choose_list(self, list_id: str) -> None: ...
+
+    # journal
+    def journal(self, entry: JournalEntry, *, now: float) -> None: ...
+    def record_door_verdict(
+        self,
+        scan_id: str,
+        verdict: Verdict,
+        reason: str | None,
+        *,
+        effect: bool,
+        ticket_id: str | None,
+    ) -> None: ...
+    def record_hub_result(
+        self,
+        scan_id: str,
+        verdict: Verdict,
+        reason: str | None,
+        *,
+        forced: bool,
+        entries: int,
+        ticket_id: str | None,
+    ) -> None: ...
+    def journal_entry(self, scan_id: str) -> JournalEntry | None: ...
+    def overlay(self, ticket_id: str, list_id: str) -> list[JournalEntry]: ...
+    def overlay_pairs(self) -> list[tuple[str, str]]: ...
+    def open_scans(self, limit: int) -> list[JournalEntry]: ...
+    def annul_requests(self) -> list[JournalEntry]: ...
+    def set_annul(self, scan_id: str, state: Literal["requested", "done"] | None) -> None: ...
+    def last_effective_scan(self) -> JournalEntry | None: ...
+    def queued_count(self) -> int: ...
+
+
+class LocalStore:
+    """The SQLite store of one paired device (see the module comment for what it holds)."""
+
+    def __init__(self, connection: sqlite3.Connection, path: Path | None) -> None:
+        self._db = connection
+        self.path = path
+        self._keys: dict[str, Ed25519PublicKey] | None = None
+        self._lists: dict[str, ListEntry] | None = None
+        self._types: dict[str, TicketTypeEntry] | None = None
+        self._event: EventEntry | None = None
+        self._event_loaded = False
+
+    @classmethod
+    def open(cls, path: Path | str) -> LocalStore:
+        """Open (creating it 0600 if new) the store at `path`, in WAL mode."""
+        path = Path(path)
+        if not path.exists():
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT, 0o600))
+        connection = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        store = cls(connection, path)
+        store._setup()
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(FileNotFoundError):
+                os.chmod(f"{path}{suffix}", 0o600)
+        return store
+
+    def close(self) -> None:
+        self._db.close()
+
+    def _setup(self) -> None:
+        db = self._db
+        db.execute("PRAGMA journal_mode=WAL")
+        # FULL: a journaled scan is on disk before its verdict is shown, even on power loss.
+        db.execute("PRAGMA synchronous=FULL")
+        db.execute("PRAGMA foreign_keys=OFF")
+        db.executescript(_SCHEMA + _INDEXES + _JOURNAL_INDEXES)
+        version = self._meta("schema")
+        if version is None:
+            self._set_meta("schema", _SCHEMA_VERSION)
+        elif version != _SCHEMA_VERSION:
+            raise RuntimeError(f"door store schema {version} is not {_SCHEMA_VERSION}")
+
+    @contextlib.contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self._db
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            self._forget_caches()
+            raise
+        self._db.execute("COMMIT")
+
+    def _forget_caches(self) -> None:
+        self._keys = self._lists = self._types = None
+        self._event_loaded = False
+
+    # --- meta ---------------------------------------------------------------------------------
+
+    def _meta(self, key: str) -> str | None:
+        row = self._db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def _set_meta(self, key: str, value: str | None) -> None:
+        if value is None:
+            self._db.execute("DELETE FROM meta WHERE key = ?", (key,))
+        else:
+            self._db.execute(
+                "INSERT INTO meta (key, value) VALUES (?, ?) "
+                "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def cursor(self) -> int | None:
+        value = self._meta("cursor")
+        return None if value is None else int(value)
+
+    def synced_at(self) -> float | None:
+        value = self._meta("synced_at")
+        return None if value is None else float(value)
+
+    def mark_synced(self, now: float) -> None:
+        """The hub's change log was read up to its head at `now` (the data's age counts from it)."""
+        self._set_meta("synced_at", repr(now))
+
+    def chosen_list(self) -> str | None:
+        return self._meta("list_id")
+
+    def choose_list(self, list_id: str) -> None:
+        self._set_meta("list_id", list_id)
+
+    def event(self) -> EventEntry | None:
+        if not self._event_loaded:
+            raw = self._meta("event")
+            self._event = None if raw is None else msgspec.json.decode(raw, type=EventEntry)
+            self._event_loaded = True
+        return self._event
+
+    def keys(self) -> Mapping[str, Ed25519PublicKey]:
+        """The public keys that verify tickets (unusable JWKs are skipped, as the hub retires
+        them)."""
+        if self._keys is None:
+            keys: dict[str, Ed25519PublicKey] = {}
+            for jwk in msgspec.json.decode(self._meta("keys") or "[]"):
+                with contextlib.suppress(ValueError, TypeError, AttributeError):
+                    kid, key = load_public_jwk(jwk)
+                    keys[kid] = key
+            self._keys = keys
+        return self._keys
+
+    # --- hub state: reads ---------------------------------------------------------------------
+
+    def ticket(self, ticket_id: str) -> TicketEntry | None:
+        row = self._db.execute(_TICKET_SELECT + " WHERE id = ?", (ticket_id,)).fetchone()
+        return None if row is None else _ticket(row)
+
+    def ticket_by_code(self, code: str) -> TicketEntry | None:
+        row = self._db.execute(_TICKET_SELECT + " WHERE code = ? LIMIT 1", (code,)).fetchone()
+        return None if row is None else _ticket(row)
+
+    def ticket_type(self, type_id: str) -> TicketTypeEntry | None:
+        if self._types is None:
+            rows = self._db.execute(
+                "SELECT id, name, persons, valid_from, valid_until FROM ticket_types"
+            )
+            self._types = {
+                row[0]: TicketTypeEntry(row[0], row[1], row[2], _time(row[3]), _time(row[4]))
+                for row in rows
+            }
+        return self._types.get(type_id)
+
+    def checkin_list(self, list_id: str) -> ListEntry | None:
+        return self._lists_by_id().get(list_id)
+
+    def lists(self) -> list[ListEntry]:
+        return list(self._lists_by_id().values())
+
+    def _lists_by_id(self) -> dict[str, ListEntry]:
+        if self._lists is None:
+            rows = self._db.execute(
+                "SELECT id, name, ticket_type_ids, max_entries, allow_reentry, valid_from, "
+                "valid_until FROM lists ORDER BY position"
+            )
+            self._lists = {
+                row[0]: ListEntry(
+                    row[0],
+                    row[1],
+                    None if row[2] is None else msgspec.json.decode(row[2]),
+                    row[3],
+                    bool(row[4]),
+                    _time(row[5]),
+                    _time(row[6]),
+                )
+                for row in rows
+            }
+        return self._lists
+
+    def presence(self, ticket_id: str, list_id: str) -> PresenceEntry | None:
+        row = self._db.execute(
+            "SELECT ticket_id, list_id, entries, inside, first_scan_id, first_at, first_gate, "
+            "first_device FROM checkins WHERE ticket_id = ? AND list_id = ?",
+            (ticket_id, list_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return PresenceEntry(
+            row[0], row[1], row[2], bool(row[3]), row[4], _time(row[5]), row[6], row[7]
+        )
+
+    def ticket_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM tickets").fetchone()[0])
+
+    def search(self, text: str, limit: int = 20) -> list[TicketEntry]:
+        """Tickets whose holder name contains `text` (case and accents ignored), or whose code
+        starts with it; at most `limit`, by name."""
+        needle = _searchable(text)
+        if len(needle) < 3:
+            return []
+        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        code = text.strip().upper()
+        rows = self._db.execute(
+            _TICKET_SELECT + " WHERE search_name LIKE ? ESCAPE '\\' OR code LIKE ? "
+            "ORDER BY search_name, code LIMIT ?",
+            (pattern, code.replace("%", "") + "%", limit),
+        )
+        return [_ticket(row) for row in rows]
+
+    def presence_rows(self) -> Iterator[tuple[str, str, int, bool, str | None]]:
+        """(ticket_id, list_id, entries, inside, first_gate) of every presence the hub holds."""
+        rows = self._db.execute(
+            "SELECT ticket_id, list_id, entries, inside, first_gate FROM checkins"
+        )
+        for row in rows:
+            yield row[0], row[1], row[2], bool(row[3]), row[4]
+
+    def overlay_pairs(self) -> list[tuple[str, str]]:
+        """The (ticket_id, list_id) pairs that this door's unconfirmed scans change."""
+        rows = self._db.execute(
+            "SELECT DISTINCT ticket_id, list_id FROM journal WHERE effect = 1 AND reflected = 0 "
+            "AND annul IS NULL AND ticket_id IS NOT NULL"
+        )
+        return [(row[0], row[1]) for row in rows]
+
+    def ticket_persons(self) -> dict[str, tuple[int, bool, str]]:
+        """Each ticket's (persons, valid, ticket_type_id): what the counters weigh."""
+        rows = self._db.execute(
+            "SELECT t.id, tt.persons, t.status, t.ticket_type_id "
+            "FROM tickets t JOIN ticket_types tt ON tt.id = t.ticket_type_id"
+        )
+        return {row[0]: (row[1], row[2] == "valid", row[3]) for row in rows}
+
+    # --- hub state: writes --------------------------------------------------------------------
+
+    def replace_snapshot(self, snapshot: Snapshot, *, now: float) -> None:
+        """Replace the hub state by `snapshot`, in one transaction. Journal scans the hub had
+        answered before are reflected in it."""
+        with self._transaction() as db:
+            for table in ("ticket_types", "lists", "tickets", "checkins"):
+                db.execute(f"DELETE FROM {table}")
+            # executescript would commit: statements one by one keep the one transaction.
+            for name in ("tickets_code", "tickets_search", "tickets_type", "checkins_list"):
+                db.execute(f"DROP INDEX IF EXISTS {name}")
+            db.executemany(_TYPE_UPSERT, [_type_row(t) for t in snapshot.ticket_types])
+            db.executemany(
+                _LIST_UPSERT, [_list_row(entry, n) for n, entry in enumerate(snapshot.lists)]
+            )
+            db.executemany(_TICKET_UPSERT, [_ticket_row(t) for t in snapshot.tickets])
+            db.executemany(
+                _PRESENCE_UPSERT, [_presence_row(p) for p in snapshot.checkins if not is_empty(p)]
+            )
+            for statement in _INDEXES.split(";"):
+                if statement.strip():
+                    db.execute(statement)
+            self._set_meta("event", msgspec.json.encode(snapshot.event).decode())
+            self._set_meta("keys", msgspec.json.encode(snapshot.keys).decode())
+            self._set_meta("cursor", str(snapshot.seq))
+            self._set_meta("synced_at", repr(now))
+            db.execute("UPDATE journal SET reflected = 1 WHERE state = 'done' AND reflected = 0")
+            self._forget_caches()
+        self._db.execute("ANALYZE")
+
+    def apply_changes(
+        self, items: Sequence[Mapping[str, Any]], *, own_device: str, now: float
+    ) -> bool:
+        """Fold a page of change items (in `seq` order) and move the cursor, in one transaction.
+
+        Items at or below the cursor are skipped (a reconnect may replay them). Returns whether
+        an item revoked this device. Raises SyncError for a gap or a bad item; then nothing of
+        the page is applied.
+        """
+        revoked = False
+        cursor = self.cursor()
+        if cursor is None:
+            raise SyncError("changes before any snapshot")
+        with self._transaction() as db:
+            for item in items:
+                seq = item.get("seq")
+                if not isinstance(seq, int) or isinstance(seq, bool):
+                    raise SyncError(f"change item without an integer seq: {item!r:.200}")
+                if seq <= cursor:
+                    continue
+                if seq != cursor + 1:
+                    raise SyncError(f"gap in the change log: {seq} after {cursor}", gap=True)
+                try:
+                    revoked |= self._apply(db, item, own_device)
+                except (msgspec.ValidationError, TypeError, KeyError) as exc:
+                    raise SyncError(f"bad change item {seq}: {exc}") from None
+                cursor = seq
+            self._set_meta("cursor", str(cursor))
+            self._set_meta("synced_at", repr(now))
+        return revoked
+
+    def _apply(self, db: sqlite3.Connection, item: Mapping[str, Any], own_device: str) -> bool:
+        kind = item.get("kind")
+        if kind == "event.updated":
+            event = msgspec.convert(item["event"], EventEntry)
+            self._set_meta("event", msgspec.json.encode(event).decode())
+            self._event_loaded = False
+        elif kind in ("ticket_type.created", "ticket_type.updated"):
+            db.execute(
+                _TYPE_UPSERT, _type_row(msgspec.convert(item["ticket_type"], TicketTypeEntry))
+            )
+            self._types = None
+        elif kind in ("list.created", "list.updated"):
+            entry = msgspec.convert(item["list"], ListEntry)
+            position = db.execute(
+                "SELECT coalesce((SELECT position FROM lists WHERE id = ?), "
+                "(SELECT coalesce(max(position), -1) + 1 FROM lists))",
+                (entry.id,),
+            ).fetchone()[0]
+            db.execute(_LIST_UPSERT, _list_row(entry, position))
+            self._lists = None
+        elif isinstance(kind, str) and kind.startswith("ticket."):
+            db.execute(_TICKET_UPSERT, _ticket_row(msgspec.convert(item["ticket"], TicketEntry)))
+        elif kind in ("scan.accepted", "scan.annulled"):
+            scan = msgspec.convert(item["scan"], ScanEntry)
+            presence = msgspec.convert(item["presence"], PresenceEntry)
+            if is_empty(presence):
+                db.execute(
+                    "DELETE FROM checkins WHERE ticket_id = ? AND list_id = ?",
+                    (presence.ticket_id, presence.list_id),
+                )
+            else:
+                db.execute(_PRESENCE_UPSERT, _presence_row(presence))
+            if scan.device_id == own_device:
+                db.execute("UPDATE journal SET reflected = 1 WHERE scan_id = ?", (scan.scan_id,))
+        elif kind == "keys.changed":
+            keys = msgspec.convert(item["keys"], list[dict[str, Any]])
+            self._set_meta("keys", msgspec.json.encode(keys).decode())
+            self._keys = None
+        elif kind == "device.revoked":
+            return bool(item["device"]["id"] == own_device)
+        # Unknown kinds are skipped: newer hubs add them (docs/protocol.md section 4).
+        return False
+
+    # --- journal ------------------------------------------------------------------------------
+
+    def journal(self, entry: JournalEntry, *, now: float) -> None:
+        """Append a scan of this door, durably (committed before this returns)."""
+        self._db.execute(
+            "INSERT INTO journal (scan_id, code, list_id, direction, scanned_at, ticket_id, "
+            "state, door_verdict, door_reason, effect, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                entry.scan_id,
+                entry.code,
+                entry.list_id,
+                str(entry.direction),
+                _text(entry.scanned_at),
+                entry.ticket_id,
+                entry.state,
+                entry.door_verdict,
+                entry.door_reason,
+                int(entry.effect),
+                now,
+            ),
+        )
+
+    def record_door_verdict(
+        self,
+        scan_id: str,
+        verdict: Verdict,
+        reason: str | None,
+        *,
+        effect: bool,
+        ticket_id: str | None,
+    ) -> None:
+        """The door decided a pending scan itself (the hub did not answer in time)."""
+        self._db.execute(
+            "UPDATE journal SET state = 'queued', door_verdict = ?, door_reason = ?, effect = ?, "
+            "ticket_id = coalesce(ticket_id, ?) WHERE scan_id = ? AND state = 'pending'",
+            (verdict, reason, int(effect), ticket_id, scan_id),
+        )
+
+    def record_hub_result(
+        self,
+        scan_id: str,
+        verdict: Verdict,
+        reason: str | None,
+        *,
+        forced: bool,
+        entries: int,
+        ticket_id: str | None,
+    ) -> None:
+        """The hub's result for a scan: stored once; from then on the hub's verdict is the
+        scan's effect (a scan the hub refused takes no effect, whatever the door did)."""
+        self._db.execute(
+            "UPDATE journal SET state = 'done', hub_verdict = ?, hub_reason = ?, hub_forced = ?, "
+            "hub_entries = ?, effect = ?, ticket_id = coalesce(?, ticket_id) "
+            "WHERE scan_id = ? AND state != 'done'",
+            (verdict, reason, int(forced), entries, int(verdict == "accepted"), ticket_id, scan_id),
+        )
+
+    def journal_entry(self, scan_id: str) -> JournalEntry | None:
+        row = self._db.execute(_JOURNAL_SELECT + " WHERE scan_id = ?", (scan_id,)).fetchone()
+        return None if row is None else _journal(row)
+
+    def overlay(self, ticket_id: str, list_id: str) -> list[JournalEntry]:
+        """This door's scans of a ticket on a list that took effect and the hub state does not
+        hold yet, oldest first (undone ones left out)."""
+        rows = self._db.execute(
+            _JOURNAL_SELECT + " WHERE ticket_id = ? AND list_id = ? AND effect = 1 "
+            "AND reflected = 0 AND annul IS NULL ORDER BY local_id",
+            (ticket_id, list_id),
+        )
+        return [_journal(row) for row in rows]
+
+    def open_scans(self, limit: int) -> list[JournalEntry]:
+        """Scans the hub has not answered yet, oldest first: what an upload sends."""
+        rows = self._db.execute(
+            _JOURNAL_SELECT + " WHERE state != 'done' ORDER BY local_id LIMIT ?", (limit,)
+        )
+        return [_journal(row) for row in rows]
+
+    def annul_requests(self) -> list[JournalEntry]:
+        rows = self._db.execute(
+            _JOURNAL_SELECT + " WHERE annul = 'requested' ORDER BY local_id LIMIT 100"
+        )
+        return [_journal(row) for row in rows]
+
+    def set_annul(self, scan_id: str, state: Literal["requested", "done"] | None) -> None:
+        self._db.execute("UPDATE journal SET annul = ? WHERE scan_id = ?", (state, scan_id))
+
+    def last_effective_scan(self) -> JournalEntry | None:
+        """This door's latest scan that let someone in or out and is not undone."""
+        row = self._db.execute(
+            _JOURNAL_SELECT + " WHERE effect = 1 AND annul IS NULL ORDER BY local_id DESC LIMIT 1"
+        ).fetchone()
+        return None if row is None else _journal(row)
+
+    def queued_count(self) -> int:
+        row = self._db.execute("SELECT count(*) FROM journal WHERE state != 'done'").fetchone()
+        return int(row[0])
+
+    def journal_count(self) -> int:
+        return int(self._db.execute("SELECT count(*) FROM journal").fetchone()[0])
+
+    def journal_entries(self) -> list[JournalEntry]:
+        """The whole journal, oldest first (for audits and tests)."""
+        return [_journal(row) for row in self._db.execute(_JOURNAL_SELECT + " ORDER BY local_id")]
+
+    def facts(self) -> StoreFacts:
+        event = self.event()
+        return StoreFacts(
+            event_id=event.id if event else None,
+            event_name=event.name if event else None,
+            cursor=self.cursor(),
+            synced_at=self.synced_at(),
+            tickets=self.ticket_count(),
+            lists=[(entry.id, entry.name) for entry in self.lists()],
+            list_id=self.chosen_list(),
+            queued=self.queued_count(),
+            journal=self.journal_count(),
+        )
+
+
+# --- rows <-> entities ------------------------------------------------------------------------
+
+_TICKET_SELECT = (
+    "SELECT id, code, ticket_type_id, holder_name, seat, version, status, blocked FROM tickets"
+)
+_TICKET_UPSERT = (
+    "INSERT OR REPLACE INTO tickets (id, code, ticket_type_id, holder_name, search_name, seat, "
+    "version, status, blocked) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_TYPE_UPSERT = (
+    "INSERT OR REPLACE INTO ticket_types (id, name, persons, valid_from, valid_until) "
+    "VALUES (?, ?, ?, ?, ?)"
+)
+_LIST_UPSERT = (
+    "INSERT OR REPLACE INTO lists (id, position, name, ticket_type_ids, max_entries, "
+    "allow_reentry, valid_from, valid_until) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_PRESENCE_UPSERT = (
+    "INSERT OR REPLACE INTO checkins (ticket_id, list_id, entries, inside, first_scan_id, "
+    "first_at, first_gate, first_device) VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_JOURNAL_SELECT = (
+    "SELECT scan_id, code, list_id, direction, scanned_at, ticket_id, state, door_verdict, "
+    "door_reason, hub_verdict, hub_reason, hub_forced, hub_entries, effect, reflected, annul, "
+    "local_id FROM journal"
+)
+
+
+def _text(moment: datetime | None) -> str | None:
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _time(text: str | None) -> datetime | None:
+    return None if text is None else datetime.fromisoformat(text)
+
+
+def _searchable(text: str) -> str:
+    """Lower case without accents or extra blanks: `Élodie  Müller` finds `elodie muller`."""
+    decomposed = unicodedata.normalize("NFKD", text.casefold())
+    return " ".join("".join(c for c in decomposed if not unicodedata.combining(c)).split())
+
+
+def _ticket(row: Sequence[Any]) -> TicketEntry:
+    return TicketEntry(row[0], row[1], row[2], row[3], row[4], row[5], row[6], bool(row[7]))
+
+
+def _ticket_row(ticket: TicketEntry) -> tuple[Any, ...]:
+    return (
+        ticket.id,
+        ticket.code,
+        ticket.ticket_type_id,
+        ticket.holder_name,
+        _searchable(ticket.holder_name or ""),
+        ticket.seat,
+        ticket.version,
+        ticket.status,
+        int(ticket.blocked),
+    )
+
+
+def _type_row(entry: TicketTypeEntry) -> tuple[Any, ...]:
+    return (entry.id, entry.name, entry.persons, _text(entry.valid_from), _text(entry.valid_until))
+
+
+def _list_row(entry: ListEntry, position: int) -> tuple[Any, ...]:
+    types = None if entry.ticket_type_ids is None else msgspec.json.encode(entry.ticket_type_ids)
+    return (
+        entry.id,
+        position,
+        entry.name,
+        None if types is None else types.decode(),
+        entry.max_entries,
+        int(entry.allow_reentry),
+        _text(entry.valid_from),
+        _text(entry.valid_until),
+    )
+
+
+def _presence_row(entry: PresenceEntry) -> tuple[Any, ...]:
+    return (
+        entry.ticket_id,
+        entry.list_id,
+        entry.entries,
+        int(entry.inside),
+        entry.first_scan_id,
+        _text(entry.first_at),
+        entry.first_gate,
+        entry.first_device,
+    )
+
+
+def _journal(row: Sequence[Any]) -> JournalEntry:
+    return JournalEntry(
+        scan_id=row[0],
+        code=row[1],
+        list_id=row[2],
+        direction=Direction(row[3]),
+        scanned_at=datetime.fromisoformat(row[4]),
+        ticket_id=row[5],
+        state=row[6],
+        door_verdict=row[7],
+        door_reason=row[8],
+        hub_verdict=row[9],
+        hub_reason=row[10],
+        hub_forced=bool(row[11]),
+        hub_entries=row[12],
+        effect=bool(row[13]),
+        reflected=bool(row[14]),
+        annul=row[15],
+        local_id=row[16],
+    )
+
+
+def decode_snapshot(raw: bytes) -> Snapshot:
+    """The snapshot in decompressed msgpack bytes; raises SyncError for anything else."""
+    try:
+        return msgspec.msgpack.decode(raw, type=Snapshot)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise SyncError(f"not a snapshot: {exc}") from None
