@@ -18,6 +18,8 @@ import msgspec
 __all__ = ["ENV_PREFIX", "Settings", "SettingsError", "async_database_url"]
 
 ENV_PREFIX = "TESSERA_"
+# The door client's own variables (TESSERA_SCAN_HOME): a door and a server may share a shell.
+SCANNER_ENV_PREFIX = "TESSERA_SCAN_"
 
 Port = Annotated[int, msgspec.Meta(ge=1, le=65535)]
 
@@ -70,7 +72,11 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Settings from `TESSERA_*` variables; raises SettingsError naming the first bad one."""
         env = os.environ if env is None else env
-        raw = {k[len(ENV_PREFIX) :].lower(): v for k, v in env.items() if k.startswith(ENV_PREFIX)}
+        raw = {
+            k[len(ENV_PREFIX) :].lower(): v
+            for k, v in env.items()
+            if k.startswith(ENV_PREFIX) and not k.startswith(SCANNER_ENV_PREFIX)
+        }
         known = set(cls.__struct_fields__)
         for key in raw:
             if key not in known:

@@ -47,6 +47,11 @@ def test_a_bad_value_is_one_line_naming_the_variable(env, named):
     assert "\n" not in message
 
 
+def test_the_door_clients_variables_are_not_the_servers():
+    """A door and a server may share a shell: TESSERA_SCAN_HOME belongs to `tessera-scan`."""
+    assert Settings.from_env({"TESSERA_SCAN_HOME": "/srv/door"}) == Settings.from_env({})
+
+
 def test_the_command_refuses_to_start_with_a_bad_variable(tmp_path):
     env = {"TESSERA_PORT": "not-a-port", "PATH": "/usr/bin:/bin"}
     done = subprocess.run(
