@@ -1,9 +1,17 @@
-"""`tessera demo`: an idempotent demo event with confirmed bookings, and a demo organiser token."""
+"""`tessera demo`: an idempotent demo event with confirmed bookings, two doors to pair, and a demo
+organiser token.
+
+Every run gives each demo door that is not paired yet (nor revoked) a fresh one-time pairing
+code: codes are stored hashed, so the one printed last time cannot be shown again, and printing
+a new one is the only way to hand out a working command. The previous code stops working.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import shlex
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,18 +23,18 @@ from server.bookings.models import Booking
 from server.bookings.routes import booking_out
 from server.bookings.schemas import BookingCreate, BookingItemIn, BookingOut, Buyer, Holder
 from server.bookings.service import create_booking
-from server.checkin.models import CheckinList
-from server.checkin.schemas import CheckinListCreate
-from server.checkin.service import create_list
+from server.checkin.models import CheckinList, Device
+from server.checkin.schemas import CheckinListCreate, DeviceCreate
+from server.checkin.service import create_device, create_list, new_pairing_code
 from server.config import Settings
-from server.db import Database
+from server.db import Database, utcnow
 from server.events.models import Event, TicketType
 from server.events.schemas import EventCreate, TicketTypeCreate
 from server.events.service import create_event, create_ticket_type
 from server.keys.service import KeyRing, Keystore, ensure_signing_key
 from server.tickets.service import TicketIssuer, tickets_by_booking
 
-__all__ = ["DEMO_SLUG", "seed_demo"]
+__all__ = ["DEMO_DOORS", "DEMO_SLUG", "seed_demo"]
 
 DEMO_SLUG = "tessera-demo-night"
 DEMO_TOKEN_FILE = Path("var/demo-token")
@@ -35,6 +43,14 @@ DEMO_BOOKINGS = [
     ("demo-2", Buyer(name="Jonas Weber", email="jonas@example.org", language="de"), 1),
     ("demo-3", Buyer(name="Ada Lovelace", email="ada@example.org", language="en"), 3),
 ]
+DEMO_DOORS = [("Door North", "North"), ("Door South", "South")]  # (device name, gate)
+
+
+@dataclass(frozen=True)
+class _DemoDoor:
+    name: str
+    state: str  # unpaired | paired | revoked
+    pairing_uri: str | None  # a fresh one while unpaired
 
 
 async def seed_demo(database: Database, settings: Settings) -> None:
@@ -70,6 +86,7 @@ async def seed_demo(database: Database, settings: Settings) -> None:
             checkin_list = await create_list(
                 session, event.id, CheckinListCreate(name="Main entrance")
             )
+        doors = await _demo_doors(session, event.id, settings.public_base_url)
         token = await _demo_token(session)
         bookings = list(
             await session.scalars(
@@ -79,7 +96,7 @@ async def seed_demo(database: Database, settings: Settings) -> None:
         tickets = await tickets_by_booking(session, [b.id for b in bookings])
         shown = [booking_out(b, tickets[b.id], issuer) for b in bookings]
     # Printed once committed, so what is shown exists.
-    _print_demo(settings, event, checkin_list.id, token, shown)
+    _print_demo(settings, event, checkin_list.id, token, shown, doors)
 
 
 def _demo_event() -> EventCreate:
@@ -94,6 +111,33 @@ def _demo_event() -> EventCreate:
         venue="Salle Pleyel, 252 rue du Faubourg Saint-Honoré, Paris",
         languages=["fr", "en", "de"],
     )
+
+
+async def _demo_doors(session: AsyncSession, event_id: str, base_url: str) -> list[_DemoDoor]:
+    """The demo doors, created if missing; each unpaired one with a fresh pairing code."""
+    now = utcnow()
+    doors = []
+    for name, gate in DEMO_DOORS:
+        device = await session.scalar(
+            select(Device)
+            .where(Device.event_id == event_id, Device.name == name)
+            .order_by(Device.created_at, Device.id)
+            .limit(1)
+        )
+        if device is None:
+            new = await create_device(
+                session, event_id, DeviceCreate(name=name, gate=gate), now=now
+            )
+        elif device.revoked_at is not None:
+            doors.append(_DemoDoor(name, "revoked", None))
+            continue
+        elif device.paired_at is not None:
+            doors.append(_DemoDoor(name, "paired", None))
+            continue
+        else:
+            new = await new_pairing_code(session, device.id, now=now)
+        doors.append(_DemoDoor(name, "unpaired", new.pairing_uri(base_url)))
+    return doors
 
 
 async def _demo_token(session: AsyncSession) -> str:
@@ -130,7 +174,12 @@ def _make_private() -> None:
 
 
 def _print_demo(
-    settings: Settings, event: Event, list_id: str, token: str, bookings: list[BookingOut]
+    settings: Settings,
+    event: Event,
+    list_id: str,
+    token: str,
+    bookings: list[BookingOut],
+    doors: list[_DemoDoor],
 ) -> None:
     base = settings.public_base_url
     auth = f"-H 'Authorization: Bearer {token}'"
@@ -145,6 +194,12 @@ def _print_demo(
         f"  add a door      curl {auth} -H 'Content-Type: application/json' "
         f'-d \'{{"name":"Door 1","gate":"North"}}\' {base}/api/v1/events/{event.id}/devices',
     ]
+    for door in doors:
+        if door.pairing_uri is None:
+            lines.append(f"  door            {door.name} ({door.state})")
+        else:  # the comment names the door and keeps the line a valid shell command
+            command = f"tessera-scan pair {shlex.quote(door.pairing_uri)}"
+            lines.append(f"  pair a door     {command}  # {door.name}")
     for booking in bookings:
         lines.append(f"  booking {booking.reference} {booking.buyer.name} ({booking.status})")
         lines += [f"    ticket {t.code}  {t.link}" for t in booking.tickets]

@@ -69,6 +69,7 @@ __all__ = [
     "list_entry",
     "list_lists",
     "needs_snapshot",
+    "new_pairing_code",
     "pair_device",
     "pairing_code_matches",
     "redeem_scans",
@@ -356,6 +357,31 @@ async def device_is_active(session: AsyncSession, device_id: str) -> bool:
     )
     row = revoked.one_or_none()
     return row is not None and row.revoked_at is None and row.paired_at is not None
+
+
+async def new_pairing_code(session: AsyncSession, device_id: str, *, now: datetime) -> NewDevice:
+    """A fresh one-time pairing code for a device not paired yet; the previous code stops
+    working (only the new code's hash is kept). Raises NotFound, or InvalidState for a device
+    already paired or revoked (a paired device's token is its credential: re-pair a new one).
+
+    One conditional UPDATE, like `pair_device`: a pairing racing with it either wins before
+    (and this refuses) or finds the new hash in place (and the old code fails)."""
+    code = _pairing_code()
+    renewed = await session.execute(
+        update(Device)
+        .where(Device.id == device_id, Device.paired_at.is_(None), Device.revoked_at.is_(None))
+        .values(pairing_code_hash=_code_hash(code), pairing_expires_at=now + PAIRING_TTL)
+        .returning(Device.id)
+        .execution_options(synchronize_session=False)
+    )
+    found = renewed.scalar_one_or_none() is not None
+    device = await session.get(Device, device_id, populate_existing=True)
+    if device is None:
+        raise NotFound("device", device_id)
+    if not found:
+        state = "revoked" if device.revoked_at is not None else "already paired"
+        raise InvalidState(f"device {device_id!r} is {state}: it takes no new pairing code")
+    return NewDevice(device, code)
 
 
 # --- redeem and annul -------------------------------------------------------------------------
