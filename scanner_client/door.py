@@ -107,6 +107,7 @@ class Door:
         self._snapshot_task: asyncio.Task[None] | None = None
         self._stopped = False
         self.welcomed = asyncio.Event()  # set on every welcome (tests and `sync` wait on it)
+        self.attempts = 0  # connection attempts that ended (failed or closed)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -234,10 +235,13 @@ class Door:
             try:
                 await self._session()
             except (OSError, WebSocketException, TimeoutError) as exc:
+                self.attempts += 1
                 if isinstance(exc, InvalidStatus) and exc.response.status_code in (401, 403):
                     self.core.disconnected(self._clock(), 4401)
                     self._poke()
                     return
+            else:
+                self.attempts += 1
             if self.welcomed.is_set() or welcomed_before:
                 delay = BACKOFF_FIRST
             if self._stopped or self.core.unpaired:

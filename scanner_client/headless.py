@@ -13,6 +13,7 @@ once, in the order the verdicts are decided:
 A turnstile opens on `"verdict": "accepted"`. `repeat` lines (the same code within the debounce
 window) record nothing. `late` lines correct an earlier door-decided line with the hub's word.
 Everything else (status, conflicts, notices) goes to stderr as JSON lines with an `event` key.
+At start the door waits up to `settle` seconds to catch up with the hub before it reads codes.
 At the end of input the door waits for the verdicts still owed, then up to `drain` seconds for
 the upload queue to reach the hub (what is left uploads at the next start), and stops.
 """
@@ -80,6 +81,7 @@ async def run_headless(
     stderr: TextIO = sys.stderr,
     camera: int | None = None,
     drain: float = 10.0,
+    settle: float = 3.0,
     connect: bool = True,
 ) -> int:
     """Scan codes from `stdin` until it ends (or forever with a camera); 0 on success."""
@@ -104,6 +106,10 @@ async def run_headless(
         print(f"tessera-scan: {exc}: run `tessera-scan pair CODE` first", file=stderr)
         return 1
     await door.start(connect=connect)
+    if connect:  # give the hub a moment, so the first codes piped in are decided online
+        await wait_for_state(
+            lambda: door.core.is_caught_up or door.core.unpaired or door.attempts > 0, settle
+        )
     stop_camera = asyncio.Event()
     camera_task = None
     try:
@@ -132,10 +138,13 @@ def _read_lines(
     scan: Any,
     ended: asyncio.Event,
 ) -> None:
-    """Blocking reads in a thread (works for pipes, files and terminals alike)."""
+    """Blocking reads in a thread (works for pipes, files and terminals alike). Bytes that are
+    not UTF-8 become U+FFFD: a code misread by a scanner is refused, it never stops the door."""
+    lines: Any = getattr(stdin, "buffer", stdin)
     try:
-        for line in stdin:
-            code = line.strip()
+        for line in lines:
+            text = line.decode("utf-8", "replace") if isinstance(line, bytes) else line
+            code = text.strip()
             if code:
                 loop.call_soon_threadsafe(scan, code)
     finally:
