@@ -20,7 +20,7 @@ lint: $(VENV)/.installed-test
 	$(BIN)/ruff format --check .
 
 types: $(VENV)/.installed-test
-	$(BIN)/mypy --strict protocol ticket_renderer
+	$(BIN)/mypy --strict protocol ticket_renderer scanner_client/core.py scanner_client/store.py scanner_client/decide.py scanner_client/counters.py scanner_client/events.py
 
 bench: $(VENV)/.installed-test
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done

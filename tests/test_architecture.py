@@ -34,6 +34,26 @@ def test_pure_packages_import_no_framework_database_or_server(package):
     assert {k: v for k, v in offenders.items() if v} == {}
 
 
+def test_the_door_client_knows_the_hub_only_through_the_protocol():
+    """scanner_client/ must not import server/ (ARCHITECTURE §2), nor the server's frameworks."""
+    forbidden = {"server", "litestar", "sqlalchemy", "alembic", "asyncpg", "aiosqlite", "redis"}
+    offenders = {
+        str(path.relative_to(ROOT)): sorted(imported_roots(path) & forbidden)
+        for path in (ROOT / "scanner_client").rglob("*.py")
+    }
+    assert {k: v for k, v in offenders.items() if v} == {}
+
+
+# The scanner's sync engine is pure like protocol/: strict types for it as well (STYLE §11).
+STRICT_SCANNER_MODULES = [
+    "scanner_client/core.py",
+    "scanner_client/store.py",
+    "scanner_client/decide.py",
+    "scanner_client/counters.py",
+    "scanner_client/events.py",
+]
+
+
 def imported_modules(path: Path) -> set[str]:
     tree = ast.parse(path.read_text(), filename=str(path))
     return {
@@ -53,7 +73,15 @@ def test_services_never_import_litestar_or_the_http_edge():
 
 def test_pure_packages_type_check_strictly():
     done = subprocess.run(
-        [sys.executable, "-m", "mypy", "--strict", "--no-incremental", *PURE_PACKAGES],
+        [
+            sys.executable,
+            "-m",
+            "mypy",
+            "--strict",
+            "--no-incremental",
+            *PURE_PACKAGES,
+            *STRICT_SCANNER_MODULES,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
