@@ -33,9 +33,10 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketExce
 
 from protocol.messages import MAX_HUB_FRAME_BYTES, Counters
 from protocol.rules import Direction
-from protocol.sync import EventEntry, ListEntry
+from protocol.sync import EventEntry, ListEntry, list_rules
 from scanner_client.core import ANSWER_TIMEOUT, DEBOUNCE, SyncCore
 from scanner_client.counters import local_counters
+from scanner_client.decide import presence_seen
 from scanner_client.events import DoorEvent, Notice, StatusChanged, TicketMatch, TicketView
 from scanner_client.home import STORE_FILE, Credentials, load_credentials
 from scanner_client.store import LocalStore, SyncError, decode_snapshot
@@ -168,13 +169,18 @@ class Door:
         return self.core.status(self._clock())
 
     def search(self, text: str, limit: int = 20) -> list[TicketMatch]:
-        """Tickets by holder name or code (at least 3 characters), with their state here."""
+        """Tickets by holder name or code (at least 3 characters), with their state on the
+        door's list as the door sees it (its own unconfirmed scans included)."""
         matches = []
         list_id = self.core.list_id
         entry = self.store.checkin_list(list_id) if list_id else None
+        event = self.store.event()
+        rules = list_rules(entry, event.id) if entry and event else None
         for ticket in self.store.search(text, limit):
             ticket_type = self.store.ticket_type(ticket.ticket_type_id)
-            presence = self.store.presence(ticket.id, entry.id) if entry else None
+            presence = (
+                presence_seen(self.store, ticket.id, rules, self.core.device_id) if rules else None
+            )
             view = TicketView(
                 ticket.id,
                 ticket.code,
