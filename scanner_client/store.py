@@ -34,11 +34,12 @@ import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, TypeVar
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from protocol.messages import fits_in_utc
 from protocol.rules import Direction
 from protocol.sync import (
     EventEntry,
@@ -496,7 +497,7 @@ class LocalStore:
                     raise SyncError(f"gap in the change log: {seq} after {cursor}", gap=True)
                 try:
                     revoked |= self._apply(db, item, own_device)
-                except (msgspec.ValidationError, TypeError, KeyError) as exc:
+                except (ValueError, TypeError, KeyError) as exc:  # ValidationError is a ValueError
                     raise SyncError(f"bad change item {seq}: {exc}") from None
                 cursor = seq
             self._set_meta("cursor", str(cursor))
@@ -506,16 +507,15 @@ class LocalStore:
     def _apply(self, db: sqlite3.Connection, item: Mapping[str, Any], own_device: str) -> bool:
         kind = item.get("kind")
         if kind == "event.updated":
-            event = msgspec.convert(item["event"], EventEntry)
+            event = _checked(msgspec.convert(item["event"], EventEntry))
             self._set_meta("event", msgspec.json.encode(event).decode())
             self._event_loaded = False
         elif kind in ("ticket_type.created", "ticket_type.updated"):
-            db.execute(
-                _TYPE_UPSERT, _type_row(msgspec.convert(item["ticket_type"], TicketTypeEntry))
-            )
+            ticket_type = _checked(msgspec.convert(item["ticket_type"], TicketTypeEntry))
+            db.execute(_TYPE_UPSERT, _type_row(ticket_type))
             self._types = None
         elif kind in ("list.created", "list.updated"):
-            entry = msgspec.convert(item["list"], ListEntry)
+            entry = _checked(msgspec.convert(item["list"], ListEntry))
             position = db.execute(
                 "SELECT coalesce((SELECT position FROM lists WHERE id = ?), "
                 "(SELECT coalesce(max(position), -1) + 1 FROM lists))",
@@ -524,10 +524,11 @@ class LocalStore:
             db.execute(_LIST_UPSERT, _list_row(entry, position))
             self._lists = None
         elif isinstance(kind, str) and kind.startswith("ticket."):
-            db.execute(_TICKET_UPSERT, _ticket_row(msgspec.convert(item["ticket"], TicketEntry)))
+            ticket = _checked(msgspec.convert(item["ticket"], TicketEntry))
+            db.execute(_TICKET_UPSERT, _ticket_row(ticket))
         elif kind in ("scan.accepted", "scan.annulled"):
-            scan = msgspec.convert(item["scan"], ScanEntry)
-            presence = msgspec.convert(item["presence"], PresenceEntry)
+            scan = _checked(msgspec.convert(item["scan"], ScanEntry))
+            presence = _checked(msgspec.convert(item["presence"], PresenceEntry))
             if is_empty(presence):
                 db.execute(
                     "DELETE FROM checkins WHERE ticket_id = ? AND list_id = ?",
@@ -782,9 +783,40 @@ def _journal(row: Sequence[Any]) -> JournalEntry:
     )
 
 
+_Entity = TypeVar("_Entity", bound=msgspec.Struct)
+
+
+def _checked(entity: _Entity) -> _Entity:
+    """`entity` if the store can hold it as the hub meant it; ValueError otherwise.
+
+    Times must carry an offset and lie inside the wire's calendar (protocol.messages.EARLIEST ..
+    LATEST once in UTC): a naive time would be read in this machine's zone and compared with
+    aware ones, and a time at the calendar's edge overflows when converted to UTC or a venue's
+    zone.
+    """
+    for name in entity.__struct_fields__:
+        value = getattr(entity, name)
+        if isinstance(value, datetime) and (value.tzinfo is None or not fits_in_utc(value)):
+            raise ValueError(f"{name}: not a time with an offset between 0001-01-02 and 9999-12-30")
+    return entity
+
+
 def decode_snapshot(raw: bytes) -> Snapshot:
-    """The snapshot in decompressed msgpack bytes; raises SyncError for anything else."""
+    """The snapshot in decompressed msgpack bytes; raises SyncError for anything else.
+
+    Every entity is checked here (`_checked`), off the event loop (the door decodes in a thread),
+    so that `replace_snapshot` can store whatever this returns.
+    """
     try:
-        return msgspec.msgpack.decode(raw, type=Snapshot)
+        snapshot = msgspec.msgpack.decode(raw, type=Snapshot)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise SyncError(f"not a snapshot: {exc}") from None
+    entities: list[msgspec.Struct] = [snapshot.event]
+    for part in (snapshot.ticket_types, snapshot.lists, snapshot.tickets, snapshot.checkins):
+        entities.extend(part)
+    try:
+        for entity in entities:
+            _checked(entity)
+    except ValueError as exc:
+        raise SyncError(f"not a snapshot: {exc}") from None
+    return snapshot
