@@ -784,6 +784,7 @@ def _journal(row: Sequence[Any]) -> JournalEntry:
 
 
 _Entity = TypeVar("_Entity", bound=msgspec.Struct)
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
 def _checked(entity: _Entity) -> _Entity:
@@ -792,12 +793,15 @@ def _checked(entity: _Entity) -> _Entity:
     Times must carry an offset and lie inside the wire's calendar (protocol.messages.EARLIEST ..
     LATEST once in UTC): a naive time would be read in this machine's zone and compared with
     aware ones, and a time at the calendar's edge overflows when converted to UTC or a venue's
-    zone.
+    zone. Integers must fit SQLite's 64 bits (the hub's own columns are no wider).
     """
     for name in entity.__struct_fields__:
         value = getattr(entity, name)
-        if isinstance(value, datetime) and (value.tzinfo is None or not fits_in_utc(value)):
-            raise ValueError(f"{name}: not a time with an offset between 0001-01-02 and 9999-12-30")
+        if isinstance(value, datetime):
+            if value.tzinfo is None or not fits_in_utc(value):
+                raise ValueError(f"{name}: not a time with an offset in 0001-01-02..9999-12-30")
+        elif isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
+            raise ValueError(f"{name}: {value} does not fit in 64 bits")
     return entity
 
 
@@ -811,6 +815,8 @@ def decode_snapshot(raw: bytes) -> Snapshot:
         snapshot = msgspec.msgpack.decode(raw, type=Snapshot)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise SyncError(f"not a snapshot: {exc}") from None
+    if not 0 <= snapshot.seq <= _INT64_MAX:
+        raise SyncError(f"not a snapshot: seq {snapshot.seq} out of range")
     entities: list[msgspec.Struct] = [snapshot.event]
     for part in (snapshot.ticket_types, snapshot.lists, snapshot.tickets, snapshot.checkins):
         entities.extend(part)
