@@ -459,6 +459,8 @@ class ScannerApp(App[int]):
         elif isinstance(event, Undone):
             self._show_undone(event)
         elif isinstance(event, Notice):
+            if event.code == "snapshot_loaded":  # it may bring the event's time zone
+                self._refresh_zone()
             self._show_notice(event)
 
     # -- scanner input -------------------------------------------------------------------------
