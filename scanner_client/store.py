@@ -785,6 +785,7 @@ def _journal(row: Sequence[Any]) -> JournalEntry:
 
 _Entity = TypeVar("_Entity", bound=msgspec.Struct)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+_MAX_TEXT = 1024
 
 
 def _checked(entity: _Entity) -> _Entity:
@@ -793,7 +794,10 @@ def _checked(entity: _Entity) -> _Entity:
     Times must carry an offset and lie inside the wire's calendar (protocol.messages.EARLIEST ..
     LATEST once in UTC): a naive time would be read in this machine's zone and compared with
     aware ones, and a time at the calendar's edge overflows when converted to UTC or a venue's
-    zone. Integers must fit SQLite's 64 bits (the hub's own columns are no wider).
+    zone. Integers must fit SQLite's 64 bits (the hub's own columns are no wider). Strings hold
+    at most 1,024 characters, the longest the protocol carries (a code, docs/protocol.md section
+    2): anything longer is garbage, and a megabyte of holder name would stall every screen and
+    search that shows it.
     """
     for name in entity.__struct_fields__:
         value = getattr(entity, name)
@@ -802,6 +806,10 @@ def _checked(entity: _Entity) -> _Entity:
                 raise ValueError(f"{name}: not a time with an offset in 0001-01-02..9999-12-30")
         elif isinstance(value, int) and not _INT64_MIN <= value <= _INT64_MAX:
             raise ValueError(f"{name}: {value} does not fit in 64 bits")
+        elif isinstance(value, str) and len(value) > _MAX_TEXT:
+            raise ValueError(f"{name}: {len(value)} characters, over {_MAX_TEXT}")
+        elif isinstance(value, list) and any(len(text) > _MAX_TEXT for text in value):
+            raise ValueError(f"{name}: an item of over {_MAX_TEXT} characters")
     return entity
 
 
