@@ -821,7 +821,8 @@ def decode_snapshot(raw: bytes) -> Snapshot:
     """
     try:
         snapshot = msgspec.msgpack.decode(raw, type=Snapshot)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        msgspec.json.encode(snapshot.keys)  # the store keeps them as JSON: no msgpack extensions
+    except (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError, TypeError) as exc:
         raise SyncError(f"not a snapshot: {exc}") from None
     if not 0 <= snapshot.seq <= _INT64_MAX:
         raise SyncError(f"not a snapshot: seq {snapshot.seq} out of range")
