@@ -118,8 +118,12 @@ class SyncError(Exception):
         self.gap = gap
 
 
-class Snapshot(msgspec.Struct, frozen=True):
-    """The hub's snapshot, as decoded from its msgpack (docs/protocol.md section 8)."""
+class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The hub's snapshot, as decoded from its msgpack (docs/protocol.md section 8).
+
+    Strict like the entities it holds: a key this door does not know is a shape it cannot
+    promise to fold as the hub means it.
+    """
 
     event: EventEntry
     seq: int
