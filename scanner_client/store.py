@@ -412,14 +412,12 @@ class LocalStore:
         """Tickets whose holder name contains `text` (case and accents ignored), or whose code
         starts with it; at most `limit`, by name."""
         needle = _searchable(text)
-        if len(needle) < 3:
+        if len(needle) < 3 or "\x00" in text:  # SQLite ends a LIKE pattern at NUL: it matches all
             return []
-        pattern = "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        code = text.strip().upper()
         rows = self._db.execute(
-            _TICKET_SELECT + " WHERE search_name LIKE ? ESCAPE '\\' OR code LIKE ? "
+            _TICKET_SELECT + " WHERE search_name LIKE ? ESCAPE '\\' OR code LIKE ? ESCAPE '\\' "
             "ORDER BY search_name, code LIMIT ?",
-            (pattern, code.replace("%", "") + "%", limit),
+            (f"%{_like_literal(needle)}%", f"{_like_literal(text.strip().upper())}%", limit),
         )
         return [_ticket(row) for row in rows]
 
@@ -708,6 +706,11 @@ def _text(moment: datetime | None) -> str | None:
 
 def _time(text: str | None) -> datetime | None:
     return None if text is None else datetime.fromisoformat(text)
+
+
+def _like_literal(text: str) -> str:
+    """`text` as a LIKE pattern (with ESCAPE '\\') that matches exactly `text`."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _searchable(text: str) -> str:
