@@ -41,14 +41,6 @@ from protocol.token import public_jwk
 from scanner_client.store import JournalEntry, LocalStore, Snapshot, SyncError, decode_snapshot
 from tests.scanner_client.helpers import DEVICE, OTHER_DEVICE, T0, World, make_world
 
-
-def _bug(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason)
-
-
-_BUG_INDEX = _bug("open_scans scans the whole journal before the first ANALYZE")
-
-
 SEQ = 100
 NOW = T0.timestamp() + 600
 TT2 = "TT00000000000002"
@@ -742,9 +734,21 @@ def _fill_journal(store: LocalStore, world: World, count: int) -> None:
 @pytest.mark.parametrize(
     ("journal", "analyzed"),
     [
-        pytest.param(0, False, id="fresh-empty-journal", marks=_BUG_INDEX),
-        pytest.param(5_000, False, id="fresh-long-journal", marks=_BUG_INDEX),
-        pytest.param(0, True, id="second-snapshot-empty-journal", marks=_BUG_INDEX),
+        pytest.param(
+            0,
+            False,
+            id="fresh-empty-journal",
+        ),
+        pytest.param(
+            5_000,
+            False,
+            id="fresh-long-journal",
+        ),
+        pytest.param(
+            0,
+            True,
+            id="second-snapshot-empty-journal",
+        ),
         pytest.param(5_000, True, id="second-snapshot-long-journal"),
     ],
 )
