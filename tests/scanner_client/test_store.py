@@ -719,16 +719,24 @@ def _assert_indexed(store: LocalStore, call: Callable[[], object]) -> None:
         assert not full, f"{sql}: {plan}"
 
 
-def _fill_journal(store: LocalStore, world: World, count: int) -> None:
-    store._db.execute("BEGIN")
+def _fill_journal(path: Path, world: World, count: int) -> None:
+    """A journal as a long evening leaves it: `count` scans, the last five still open, written
+    in one transaction through a second connection (thousands of FULL commits would be slow)."""
+    rows = []
     for n in range(count):
         ticket = world.ticket(n % len(world.snapshot.tickets))
         state = "queued" if n >= count - 5 else "done"
-        store.journal(
-            journal_entry(f"s-{n:06d}", ticket.id, state=state, effect=n % 3 == 0), now=NOW
+        annul = "requested" if n == count - 2 else None
+        rows.append((f"s-{n:06d}", ticket.code, world.list_id, ticket.id, state, n % 3 == 0, annul))
+    db = sqlite3.connect(path)
+    with db:
+        db.executemany(
+            "INSERT INTO journal (scan_id, code, list_id, direction, scanned_at, ticket_id, state, "
+            "door_verdict, effect, annul, created_at) "
+            "VALUES (?, ?, ?, 'entry', '2031-06-14T18:01:00Z', ?, ?, 'accepted', ?, ?, 0)",
+            rows,
         )
-    store._db.execute("COMMIT")
-    store.set_annul(f"s-{count - 2:06d}", "requested")
+    db.close()
 
 
 @pytest.mark.parametrize(
@@ -757,7 +765,7 @@ def test_every_lookup_of_a_scan_uses_an_index(
 ) -> None:
     big = make_world(2_000)
     store = open_store(tmp_path / "door.db", big.snapshot)
-    _fill_journal(store, big, journal)
+    _fill_journal(store.path, big, journal)
     if analyzed:
         store.replace_snapshot(big.snapshot, now=NOW)  # drops and rebuilds the indexes, ANALYZE
     ticket = big.ticket(7)
