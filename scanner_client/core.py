@@ -589,7 +589,8 @@ class SyncCore:
 
     def _counters_soon(self, now: float) -> None:
         if self._counters_due is None:
-            self._counters_due = now + (0.0 if not self._socket else COUNTERS_EVERY)
+            # Offline the door computes them itself: at most once a second, not once a scan.
+            self._counters_due = now + (1.0 if not self._socket else COUNTERS_EVERY)
 
     def _unpair(self, code: str, now: float) -> None:
         if not self.unpaired:

@@ -10,11 +10,17 @@ door's counters move with its own admissions:
   remaining   total - checked_in (per list: the admissions the list admits - its checked_in)
   gates       per gate of the ticket's first entry on a list (this door's own unconfirmed first
               entries count under no gate: the door does not know its gate)
+
+Cost: the hub state's part is aggregated once per change of it (`store.hub_version`; offline it
+does not change) and kept; each call then only replaces the contributions of the few tickets
+this door's unconfirmed scans touch, so a door in a rush does not rescan 100,000 tickets.
 """
 
 from __future__ import annotations
 
+import weakref
 from collections import defaultdict
+from dataclasses import dataclass, field
 
 from protocol.messages import Counters, GateCounters, ListCounters
 from protocol.sync import list_rules
@@ -23,52 +29,83 @@ from scanner_client.store import Store
 
 __all__ = ["local_counters"]
 
+_Rows = dict[str, tuple[int, bool, str | None]]  # list_id -> (entries, inside, first gate)
+
+
+@dataclass
+class _Tally:
+    """Head counts: the event's, and per list and per first-entry gate."""
+
+    checked_in: int = 0
+    inside: int = 0
+    lists: dict[str, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+    gates: dict[str | None, list[int]] = field(default_factory=lambda: defaultdict(lambda: [0, 0]))
+
+    def add(self, rows: _Rows, persons: int, sign: int) -> None:
+        """Count (sign 1) or uncount (sign -1) one ticket's presence on every list."""
+        weight = sign * persons
+        for list_id, (entries, inside, gate) in rows.items():
+            if entries > 0:
+                self.lists[list_id][0] += weight
+                self.gates[gate][0] += weight
+                self.gates[gate][1] += weight if inside else 0
+            if inside:
+                self.lists[list_id][1] += weight
+        if any(entries > 0 for entries, _, _ in rows.values()):
+            self.checked_in += weight
+        if any(inside for _, inside, _ in rows.values()):
+            self.inside += weight
+
+    def copy(self) -> _Tally:
+        tally = _Tally(self.checked_in, self.inside)
+        for key, figures in self.lists.items():
+            tally.lists[key] = list(figures)
+        for gate, figures in self.gates.items():
+            tally.gates[gate] = list(figures)
+        return tally
+
+
+@dataclass
+class _Base:
+    version: int
+    tally: _Tally
+    admitted_by_type: dict[str, int]
+
+
+# Each store's hub-state tally, at the store's hub_version (dropped with the store).
+_bases: weakref.WeakKeyDictionary[Store, _Base] = weakref.WeakKeyDictionary()
+
 
 def local_counters(store: Store, own_device: str) -> Counters:
     event = store.event()
     event_id = event.id if event else ""
-    weights = store.ticket_persons()  # ticket -> (persons, valid, type)
-    state: dict[tuple[str, str], tuple[int, bool, str | None]] = {
-        (ticket_id, list_id): (entries, inside, gate)
-        for ticket_id, list_id, entries, inside, gate in store.presence_rows()
-    }
+    weights = store.ticket_persons()
+    base = _base(store)
     lists = store.lists()
     by_id = {entry.id: entry for entry in lists}
+    touched: dict[str, list[str]] = defaultdict(list)
     for ticket_id, list_id in store.overlay_pairs():
-        entry = by_id.get(list_id)
-        if entry is None:
-            continue
-        seen = presence_seen(store, ticket_id, list_rules(entry, event_id), own_device)
-        first = seen.first_entry
-        state[(ticket_id, list_id)] = (seen.entries, seen.inside, first.gate if first else None)
-
-    admitted_by_type: dict[str, int] = defaultdict(int)
-    for persons, valid, type_id in weights.values():
-        if valid:
-            admitted_by_type[type_id] += persons
-    total = sum(admitted_by_type.values())
-    per_list: dict[str, list[int]] = defaultdict(lambda: [0, 0])
-    per_gate: dict[str | None, list[int]] = defaultdict(lambda: [0, 0])
-    entered: dict[str, bool] = {}
-    inside_any: dict[str, bool] = {}
-    for (ticket_id, list_id), (entries, inside, gate) in state.items():
+        if list_id in by_id:
+            touched[ticket_id].append(list_id)
+    tally = base.tally.copy() if touched else base.tally
+    for ticket_id, list_ids in touched.items():
         persons = weights.get(ticket_id, (1, True, ""))[0]
-        figures = per_list[list_id]
-        if entries > 0:
-            figures[0] += persons
-            per_gate[gate][0] += persons
-            per_gate[gate][1] += persons if inside else 0
-            entered[ticket_id] = True
-        if inside:
-            figures[1] += persons
-            inside_any[ticket_id] = True
-    checked_in = sum(weights.get(t, (1, True, ""))[0] for t in entered)
-    inside_now = sum(weights.get(t, (1, True, ""))[0] for t in inside_any)
+        hub = _rows_of(store, ticket_id, [entry.id for entry in lists])
+        seen = dict(hub)
+        for list_id in list_ids:
+            presence = presence_seen(
+                store, ticket_id, list_rules(by_id[list_id], event_id), own_device
+            )
+            first = presence.first_entry
+            seen[list_id] = (presence.entries, presence.inside, first.gate if first else None)
+        tally.add(hub, persons, -1)
+        tally.add(seen, persons, 1)
+    total = sum(base.admitted_by_type.values())
     list_counters = []
     for entry in lists:
-        types = admitted_by_type.keys() if entry.ticket_type_ids is None else entry.ticket_type_ids
-        admitted = sum(admitted_by_type.get(type_id, 0) for type_id in types)
-        checked, heads_inside = per_list.get(entry.id, [0, 0])
+        types = base.admitted_by_type if entry.ticket_type_ids is None else entry.ticket_type_ids
+        admitted = sum(base.admitted_by_type.get(type_id, 0) for type_id in types)
+        checked, heads_inside = tally.lists.get(entry.id, [0, 0])
         list_counters.append(
             ListCounters(
                 list_id=entry.id,
@@ -80,13 +117,47 @@ def local_counters(store: Store, own_device: str) -> Counters:
         )
     gates = [
         GateCounters(gate=gate, checked_in=figures[0], inside=figures[1])
-        for gate, figures in sorted(per_gate.items(), key=lambda kv: (kv[0] is None, kv[0] or ""))
+        for gate, figures in sorted(
+            tally.gates.items(), key=lambda kv: (kv[0] is None, kv[0] or "")
+        )
+        if figures[0] or figures[1]
     ]
     return Counters(
         total=total,
-        checked_in=checked_in,
-        inside=inside_now,
-        remaining=max(0, total - checked_in),
+        checked_in=tally.checked_in,
+        inside=tally.inside,
+        remaining=max(0, total - tally.checked_in),
         lists=list_counters,
         gates=gates,
     )
+
+
+def _base(store: Store) -> _Base:
+    """The hub state's tally, recomputed only when the hub state changed."""
+    version = store.hub_version
+    cached = _bases.get(store)
+    if cached is not None and cached.version == version:
+        return cached
+    weights = store.ticket_persons()
+    per_ticket: dict[str, _Rows] = defaultdict(dict)
+    for ticket_id, list_id, entries, inside, gate in store.presence_rows():
+        per_ticket[ticket_id][list_id] = (entries, inside, gate)
+    tally = _Tally()
+    for ticket_id, rows in per_ticket.items():
+        tally.add(rows, weights.get(ticket_id, (1, True, ""))[0], 1)
+    admitted: dict[str, int] = defaultdict(int)
+    for persons, valid, type_id in weights.values():
+        if valid:
+            admitted[type_id] += persons
+    base = _Base(version, tally, dict(admitted))
+    _bases[store] = base
+    return base
+
+
+def _rows_of(store: Store, ticket_id: str, list_ids: list[str]) -> _Rows:
+    rows: _Rows = {}
+    for list_id in list_ids:
+        entry = store.presence(ticket_id, list_id)
+        if entry is not None:
+            rows[list_id] = (entry.entries, entry.inside, entry.first_gate)
+    return rows

@@ -47,6 +47,10 @@ BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
 _SNAPSHOT_TIMEOUT = 60.0
 _PROGRESS_EVERY = 512 * 1024
+# The store's WAL is copied into the database file when the door is idle for CHECKPOINT_IDLE
+# seconds, or after CHECKPOINT_EVERY journal writes in a rush, never inside a scan's commit.
+CHECKPOINT_IDLE = 0.5
+CHECKPOINT_EVERY = 200
 
 
 class NotPaired(Exception):
@@ -227,10 +231,17 @@ class Door:
             self._dispatch()
             await self._flush()
             self._maybe_snapshot()
+            if self.store.writes_since_checkpoint >= CHECKPOINT_EVERY:
+                self.store.checkpoint()  # after the verdict went out, not inside a scan
             deadline = self.core.next_deadline()
             wait = 5.0 if deadline is None else min(5.0, max(0.0, deadline - self._clock()))
-            with contextlib.suppress(TimeoutError):
+            if self.store.writes_since_checkpoint:
+                wait = min(wait, CHECKPOINT_IDLE)
+            try:
                 await asyncio.wait_for(self._kick.wait(), wait)
+            except TimeoutError:
+                if self.store.writes_since_checkpoint:  # idle: the door can afford the fsync
+                    self.store.checkpoint()
             self._kick.clear()
 
     async def _connector(self) -> None:

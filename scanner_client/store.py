@@ -183,6 +183,8 @@ class Store(Protocol):
     `LocalStore` is the implementation; the engine and the door's verdicts see only this.
     """
 
+    hub_version: int  # bumped whenever the hub state changes
+
     # hub state
     def cursor(self) -> int | None: ...
     def synced_at(self) -> float | None: ...
