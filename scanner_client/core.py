@@ -325,7 +325,7 @@ class SyncCore:
         if self.store.cursor() is None or self.list_id is None:
             self._notice("no_data", "no tickets on this device yet: waiting for the first sync")
             return None
-        if len(code) > _MAX_CODE or "\x00" in code:
+        if len(code) > _MAX_CODE or "\x00" in code or not _is_utf8(code):
             self._show_unrecorded(code, now)  # nothing the hub could record: show, keep nothing
             return None
         if self._repeat(code, now):
@@ -519,7 +519,7 @@ class SyncCore:
         self.events.append(
             VerdictShown(
                 scan_id="",
-                code=code[:64],
+                code=code[:64].encode("utf-8", "replace").decode(),
                 list_id=self.list_id or "",
                 direction=self.direction,
                 scanned_at=datetime.fromtimestamp(now, UTC),
@@ -637,6 +637,16 @@ class SyncCore:
 
 def _debounce_key(code: str) -> str:
     return code if "." in code else code.upper().replace("-", "").replace(" ", "")
+
+
+def _is_utf8(code: str) -> bool:
+    """Whether `code` has a UTF-8 form: a lone surrogate (bytes a reader decoded with
+    surrogateescape) has none, so neither SQLite nor a JSON frame can carry it."""
+    try:
+        code.encode()
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def _reason_text(decision: LocalDecision) -> str | None:
