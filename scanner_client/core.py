@@ -41,6 +41,7 @@ import msgspec
 
 from protocol.messages import (
     MAX_BATCH_ITEMS,
+    MAX_FRAME_BYTES,
     Annul,
     Changes,
     ClientFrame,
@@ -443,6 +444,7 @@ class SyncCore:
                 for entry in self.store.open_scans(MAX_BATCH_ITEMS + len(self._pending))
                 if entry.scan_id not in self._pending
             ][:MAX_BATCH_ITEMS]
+            batch = _within_frame(batch)
             if batch:
                 self._outbox.append(encode_frame(ScanBatch(items=batch)))
                 self._uploading = {item.scan_id for item in batch}
@@ -652,6 +654,18 @@ def _is_utf8(code: str) -> bool:
 def _reason_text(decision: LocalDecision) -> str | None:
     reason = decision.verdict.reason
     return None if decision.verdict.accepted or reason is None else str(reason)
+
+
+def _within_frame(items: list[ScanItem]) -> list[ScanItem]:
+    """The longest head of `items` whose `scan_batch` fits in MAX_FRAME_BYTES (never empty when
+    `items` is not: one item of the longest code is a few KB). The hub closes a socket that
+    sends a bigger frame (1009), and the same batch would go again after every reconnect."""
+    size = len(encode_frame(ScanBatch(items=[])))
+    for n, item in enumerate(items):
+        size += len(msgspec.json.encode(item)) + 1  # and its comma
+        if size > MAX_FRAME_BYTES:
+            return items[: max(n, 1)]
+    return items
 
 
 def _scan_item(entry: JournalEntry) -> ScanItem:
