@@ -11,9 +11,10 @@ door's counters move with its own admissions:
   gates       per gate of the ticket's first entry on a list (this door's own unconfirmed first
               entries count under no gate: the door does not know its gate)
 
-Cost: the hub state's part is aggregated once per change of it (`store.hub_version`; offline it
-does not change) and kept; each call then only replaces the contributions of the few tickets
-this door's unconfirmed scans touch, so a door in a rush does not rescan 100,000 tickets.
+Cost: the tally is built from the hub state once per change of it (`store.hub_version`, which
+does not move offline) and kept; each later call only counts again the tickets whose journal
+scans changed since (`store.take_touched`), so an offline door with thousands of scans queued
+does not rescan 100,000 tickets, nor its whole queue, for every figure it shows.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from protocol.messages import Counters, GateCounters, ListCounters
-from protocol.sync import list_rules
+from protocol.sync import ListEntry, list_rules
 from scanner_client.decide import presence_seen
 from scanner_client.store import Store
 
@@ -56,55 +57,53 @@ class _Tally:
         if any(inside for _, inside, _ in rows.values()):
             self.inside += weight
 
-    def copy(self) -> _Tally:
-        tally = _Tally(self.checked_in, self.inside)
-        for key, figures in self.lists.items():
-            tally.lists[key] = list(figures)
-        for gate, figures in self.gates.items():
-            tally.gates[gate] = list(figures)
-        return tally
-
 
 @dataclass
-class _Base:
+class _Cache:
+    """The tally of the hub state at `version`, with this door's unconfirmed scans folded in:
+    `seen` holds the rows counted for each ticket they touch (instead of the hub's rows)."""
+
     version: int
     tally: _Tally
     admitted_by_type: dict[str, int]
+    seen: dict[str, _Rows]
 
 
-# Each store's hub-state tally, at the store's hub_version (dropped with the store).
-_bases: weakref.WeakKeyDictionary[Store, _Base] = weakref.WeakKeyDictionary()
+# Each store's tally (dropped with the store).
+_caches: weakref.WeakKeyDictionary[Store, _Cache] = weakref.WeakKeyDictionary()
 
 
 def local_counters(store: Store, own_device: str) -> Counters:
+    lists = store.lists()
+    cache = _cache(store)
+    weights = store.ticket_persons()
+    by_id = {entry.id: entry for entry in lists}
     event = store.event()
     event_id = event.id if event else ""
-    weights = store.ticket_persons()
-    base = _base(store)
-    lists = store.lists()
-    by_id = {entry.id: entry for entry in lists}
-    touched: dict[str, list[str]] = defaultdict(list)
-    for ticket_id, list_id in store.overlay_pairs():
-        if list_id in by_id:
-            touched[ticket_id].append(list_id)
-    tally = base.tally.copy() if touched else base.tally
-    for ticket_id, list_ids in touched.items():
+    for ticket_id in store.take_touched():
         persons = weights.get(ticket_id, (1, True, ""))[0]
-        hub = _rows_of(store, ticket_id, [entry.id for entry in lists])
+        hub = _rows_of(store, ticket_id, list(by_id))
+        cache.tally.add(cache.seen.pop(ticket_id, hub), persons, -1)
         seen = dict(hub)
-        for list_id in list_ids:
-            presence = presence_seen(
-                store, ticket_id, list_rules(by_id[list_id], event_id), own_device
-            )
-            first = presence.first_entry
-            seen[list_id] = (presence.entries, presence.inside, first.gate if first else None)
-        tally.add(hub, persons, -1)
-        tally.add(seen, persons, 1)
-    total = sum(base.admitted_by_type.values())
+        for list_id in store.overlay_lists(ticket_id):
+            if list_id in by_id:
+                rules = list_rules(by_id[list_id], event_id)
+                presence = presence_seen(store, ticket_id, rules, own_device)
+                first = presence.first_entry
+                seen[list_id] = (presence.entries, presence.inside, first.gate if first else None)
+        if seen != hub:
+            cache.seen[ticket_id] = seen
+        cache.tally.add(seen, persons, 1)
+    return _counters(cache, lists)
+
+
+def _counters(cache: _Cache, lists: list[ListEntry]) -> Counters:
+    tally, admitted_by_type = cache.tally, cache.admitted_by_type
+    total = sum(admitted_by_type.values())
     list_counters = []
     for entry in lists:
-        types = base.admitted_by_type if entry.ticket_type_ids is None else entry.ticket_type_ids
-        admitted = sum(base.admitted_by_type.get(type_id, 0) for type_id in types)
+        types = admitted_by_type if entry.ticket_type_ids is None else entry.ticket_type_ids
+        admitted = sum(admitted_by_type.get(type_id, 0) for type_id in types)
         checked, heads_inside = tally.lists.get(entry.id, [0, 0])
         list_counters.append(
             ListCounters(
@@ -132,12 +131,14 @@ def local_counters(store: Store, own_device: str) -> Counters:
     )
 
 
-def _base(store: Store) -> _Base:
-    """The hub state's tally, recomputed only when the hub state changed."""
+def _cache(store: Store) -> _Cache:
+    """The store's tally, rebuilt from the hub state when that changed (then every ticket the
+    door's own unconfirmed scans touch is counted again by the caller)."""
     version = store.hub_version
-    cached = _bases.get(store)
+    cached = _caches.get(store)
     if cached is not None and cached.version == version:
         return cached
+    store.take_touched()  # all of them are looked at again below
     weights = store.ticket_persons()
     per_ticket: dict[str, _Rows] = defaultdict(dict)
     for ticket_id, list_id, entries, inside, gate in store.presence_rows():
@@ -149,9 +150,10 @@ def _base(store: Store) -> _Base:
     for persons, valid, type_id in weights.values():
         if valid:
             admitted[type_id] += persons
-    base = _Base(version, tally, dict(admitted))
-    _bases[store] = base
-    return base
+    cache = _Cache(version, tally, dict(admitted), {})
+    _caches[store] = cache
+    store.touch({ticket_id for ticket_id, _ in store.overlay_pairs()})
+    return cache
 
 
 def _rows_of(store: Store, ticket_id: str, list_ids: list[str]) -> _Rows:

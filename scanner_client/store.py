@@ -64,6 +64,7 @@ __all__ = [
 
 _SCHEMA_VERSION = "1"
 _CHECKPOINT_BACKSTOP = 1000
+_TOUCHED_MAX = 10_000
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -232,6 +233,9 @@ class Store(Protocol):
     def journal_entry(self, scan_id: str) -> JournalEntry | None: ...
     def overlay(self, ticket_id: str, list_id: str) -> list[JournalEntry]: ...
     def overlay_pairs(self) -> list[tuple[str, str]]: ...
+    def overlay_lists(self, ticket_id: str) -> list[str]: ...
+    def take_touched(self) -> set[str]: ...
+    def touch(self, ticket_ids: set[str]) -> None: ...
     def open_scans(self, limit: int) -> list[JournalEntry]: ...
     def annul_requests(self) -> list[JournalEntry]: ...
     def set_annul(self, scan_id: str, state: Literal["requested", "done"] | None) -> None: ...
@@ -256,6 +260,7 @@ class LocalStore:
         # is kept until then.
         self.hub_version = 0
         self._writes = 0  # journal writes since the last WAL checkpoint
+        self._touched: set[str] = set()  # see take_touched()
 
     @classmethod
     def open(cls, path: Path | str) -> LocalStore:
@@ -286,10 +291,30 @@ class LocalStore:
         self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
         self._writes = 0
 
-    def _wrote(self) -> None:
+    def _wrote(self, ticket_id: str | None) -> None:
         self._writes += 1
         if self._writes >= _CHECKPOINT_BACKSTOP:  # a door never idle still keeps its WAL small
             self.checkpoint()
+        if ticket_id is not None:
+            self._touched.add(ticket_id)
+            if len(self._touched) > _TOUCHED_MAX:  # nobody reads them (online): start afresh
+                self._touched.clear()
+                self.hub_version += 1
+
+    def _ticket_of(self, scan_id: str) -> str | None:
+        row = self._db.execute("SELECT ticket_id FROM journal WHERE scan_id = ?", (scan_id,))
+        found = row.fetchone()
+        return None if found is None else found[0]
+
+    def touch(self, ticket_ids: set[str]) -> None:
+        """Mark tickets as touched (see take_touched)."""
+        self._touched |= ticket_ids
+
+    def take_touched(self) -> set[str]:
+        """The tickets whose journal scans changed since the last call (their effect, their
+        verdict, an undo): what derived figures such as the counters must look at again."""
+        touched, self._touched = self._touched, set()
+        return touched
 
     def _setup(self) -> None:
         db = self._db
@@ -461,6 +486,15 @@ class LocalStore:
         for row in rows:
             yield row[0], row[1], row[2], bool(row[3]), row[4]
 
+    def overlay_lists(self, ticket_id: str) -> list[str]:
+        """The lists on which this door's unconfirmed scans change a ticket's presence."""
+        rows = self._db.execute(
+            "SELECT DISTINCT list_id FROM journal WHERE ticket_id = ? AND effect = 1 "
+            "AND reflected = 0 AND annul IS NULL",
+            (ticket_id,),
+        )
+        return [row[0] for row in rows]
+
     def overlay_pairs(self) -> list[tuple[str, str]]:
         """The (ticket_id, list_id) pairs that this door's unconfirmed scans change."""
         rows = self._db.execute(
@@ -610,7 +644,7 @@ class LocalStore:
                 now,
             ),
         )
-        self._wrote()
+        self._wrote(entry.ticket_id)
 
     def record_door_verdict(
         self,
@@ -627,7 +661,7 @@ class LocalStore:
             "ticket_id = coalesce(ticket_id, ?) WHERE scan_id = ? AND state = 'pending'",
             (verdict, reason, int(effect), ticket_id, scan_id),
         )
-        self._wrote()
+        self._wrote(ticket_id or self._ticket_of(scan_id))
 
     def record_hub_result(
         self,
@@ -647,7 +681,7 @@ class LocalStore:
             "WHERE scan_id = ? AND state != 'done'",
             (verdict, reason, int(forced), entries, int(verdict == "accepted"), ticket_id, scan_id),
         )
-        self._wrote()
+        self._wrote(ticket_id or self._ticket_of(scan_id))
 
     def journal_entry(self, scan_id: str) -> JournalEntry | None:
         row = self._db.execute(_JOURNAL_SELECT + " WHERE scan_id = ?", (scan_id,)).fetchone()
@@ -682,7 +716,7 @@ class LocalStore:
 
     def set_annul(self, scan_id: str, state: Literal["requested", "done"] | None) -> None:
         self._db.execute("UPDATE journal SET annul = ? WHERE scan_id = ?", (state, scan_id))
-        self._wrote()
+        self._wrote(self._ticket_of(scan_id))
 
     def last_effective_scan(self) -> JournalEntry | None:
         """This door's latest scan that let someone in or out and is not undone."""
