@@ -7,54 +7,23 @@ test cuts and restores. Issue 13, item 8.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
-import pytest
 
 from protocol.reasons import Reason
 from scanner_client.door import Door, DoorOptions, wait_for_state
 from scanner_client.events import ConflictNotice, Connection, DoorEvent, VerdictShown
 from scanner_client.home import save_credentials
 from scanner_client.pairing import pair, parse_pairing_input
-from server.app import create_app
-from server.config import Settings
-from tests.live import free_port, serve_in_thread
+from tests.e2e.conftest import Live
 from tests.scanner_client.tcp_proxy import TcpProxy
 
 WAIT = 10.0
-
-
-@dataclass
-class Live:
-    base_url: str
-    port: int
-    settings: Settings
-
-
-@pytest.fixture
-def live(settings: Settings) -> Iterator[Live]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    live_settings = Settings(
-        database_url=settings.database_url,
-        keys_dir=settings.keys_dir,
-        base_url=base_url,
-        access_log=False,
-    )
-    with serve_in_thread(create_app(live_settings), port):
-        yield Live(base_url, port, live_settings)
-
-
-@pytest.fixture
-async def organiser(live: Live, organiser_token: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {organiser_token}"}
-    async with httpx.AsyncClient(base_url=live.base_url, headers=headers, timeout=WAIT) as client:
-        yield client
 
 
 @dataclass

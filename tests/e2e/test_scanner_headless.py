@@ -13,47 +13,20 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import msgspec
-import pytest
 
 from scanner_client.home import save_credentials
 from scanner_client.pairing import pair, parse_pairing_input
 from scanner_client.store import LocalStore
-from server.app import create_app
-from server.config import Settings
+from tests.e2e.conftest import Live
 from tests.e2e.test_scanner_doors import Venue, make_venue, ok
-from tests.live import free_port, serve_in_thread
 from tests.scanner_client.tcp_proxy import TcpProxy
 
 WAIT = 15.0
-
-
-@pytest.fixture
-def live(settings: Settings) -> Iterator[tuple[str, int]]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    live_settings = Settings(
-        database_url=settings.database_url,
-        keys_dir=settings.keys_dir,
-        base_url=base_url,
-        access_log=False,
-    )
-    with serve_in_thread(create_app(live_settings), port):
-        yield base_url, port
-
-
-@pytest.fixture
-async def organiser(
-    live: tuple[str, int], organiser_token: str
-) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {organiser_token}"}
-    async with httpx.AsyncClient(base_url=live[0], headers=headers, timeout=WAIT) as client:
-        yield client
 
 
 def scanner(home: Path, *args: str) -> list[str]:
@@ -105,10 +78,10 @@ async def read_verdicts(stream: asyncio.StreamReader, count: int) -> list[dict[s
 
 
 async def test_headless_online_verdicts_come_from_the_hub_one_line_each(
-    tmp_path: Path, live: tuple[str, int], organiser: httpx.AsyncClient
+    tmp_path: Path, live: Live, organiser: httpx.AsyncClient
 ) -> None:
     venue = await make_venue(organiser, 2)
-    proxy = await TcpProxy(live[1]).start()
+    proxy = await TcpProxy(live.port).start()
     try:
         home = await paired_home(tmp_path, organiser, venue, proxy)
         env = scanner_env(home)
@@ -150,10 +123,10 @@ async def test_headless_online_verdicts_come_from_the_hub_one_line_each(
 
 
 async def test_kill_9_with_scans_queued_offline_loses_nothing(
-    tmp_path: Path, live: tuple[str, int], organiser: httpx.AsyncClient
+    tmp_path: Path, live: Live, organiser: httpx.AsyncClient
 ) -> None:
     venue = await make_venue(organiser, 20)
-    proxy = await TcpProxy(live[1]).start()
+    proxy = await TcpProxy(live.port).start()
     try:
         home = await paired_home(tmp_path, organiser, venue, proxy)
         env = scanner_env(home)

@@ -24,14 +24,12 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import httpx
 import msgpack
-import pytest
 import zstandard
 from websockets.asyncio.client import ClientConnection, connect
 
@@ -47,9 +45,8 @@ from protocol.rules import (
     decide,
 )
 from protocol.token import load_public_jwk, verify_ticket_token
-from server.app import create_app
 from server.config import Settings
-from tests.live import free_port, serve_in_thread
+from tests.e2e.conftest import Live
 
 WAIT = 5.0
 DEVICES = 20
@@ -552,33 +549,6 @@ class Door:
 
 # ---------------------------------------------------------------------------------------------
 # A real server: uvicorn in a thread, its base URL the one doors are told to use
-
-
-@dataclass
-class Live:
-    base_url: str
-    settings: Settings
-
-
-@pytest.fixture
-def live(settings: Settings) -> Iterator[Live]:
-    port = free_port()
-    base_url = f"http://127.0.0.1:{port}"
-    live_settings = Settings(
-        database_url=settings.database_url,
-        keys_dir=settings.keys_dir,
-        base_url=base_url,
-        access_log=False,
-    )
-    with serve_in_thread(create_app(live_settings), port):
-        yield Live(base_url, live_settings)
-
-
-@pytest.fixture
-async def organiser(live: Live, organiser_token: str) -> AsyncIterator[httpx.AsyncClient]:
-    headers = {"Authorization": f"Bearer {organiser_token}"}
-    async with httpx.AsyncClient(base_url=live.base_url, headers=headers, timeout=WAIT) as client:
-        yield client
 
 
 async def created(response: httpx.Response) -> dict[str, Any]:
