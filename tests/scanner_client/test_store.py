@@ -349,18 +349,9 @@ BAD_ITEMS: list[Any] = [
     pytest.param(lambda w: _ticket(w, email="a@b.c"), id="unknown-field"),
     pytest.param(lambda w: {"kind": "ticket.issued"}, id="no-entity"),
     pytest.param(lambda w: {"kind": "ticket.issued", "ticket": None}, id="null-entity"),
-    pytest.param(
-        lambda w: _ticket(w, holder_name=MB10),
-        id="10MB-string",
-    ),
-    pytest.param(
-        lambda w: _ticket(w, version=2**63),
-        id="int-over-64-bits",
-    ),
-    pytest.param(
-        lambda w: _type(w, persons=-(2**64)),
-        id="int-under-64-bits",
-    ),
+    pytest.param(lambda w: _ticket(w, holder_name=MB10), id="10MB-string"),
+    pytest.param(lambda w: _ticket(w, version=2**63), id="int-over-64-bits"),
+    pytest.param(lambda w: _type(w, persons=-(2**64)), id="int-under-64-bits"),
     pytest.param(lambda w: _type(w, valid_from="10000-01-01T00:00:00Z"), id="year-10000"),
     pytest.param(lambda w: _type(w, valid_from="2031-06-14T20:00:00"), id="naive-time"),
     pytest.param(
@@ -371,10 +362,7 @@ BAD_ITEMS: list[Any] = [
         lambda w: _type(w, valid_from="0001-01-01T00:00:00+01:00"),
         id="before-0001-in-utc",
     ),
-    pytest.param(
-        lambda w: _presence(w, first_at="2031-06-14T20:00:00"),
-        id="naive-presence-time",
-    ),
+    pytest.param(lambda w: _presence(w, first_at="2031-06-14T20:00:00"), id="naive-presence-time"),
     pytest.param(lambda w: _presence(w, entries="1"), id="presence-wrong-type"),
     pytest.param(lambda w: {**_presence(w), "presence": None}, id="presence-null"),
     pytest.param(lambda w: {**_presence(w), "scan": {"scan_id": "x"}}, id="scan-incomplete"),
@@ -474,51 +462,27 @@ GARBAGE_SNAPSHOTS: list[Any] = [
     pytest.param(lambda w: msgspec.msgpack.encode("snapshot"), id="a-string"),
     pytest.param(lambda w: msgspec.json.encode(to_wire(w.snapshot)), id="json-not-msgpack"),
     pytest.param(_mutated(lambda m: m.pop("tickets")), id="missing-key"),
-    pytest.param(
-        _mutated(lambda m: m.update(extra=1)),
-        id="extra-key",
-    ),
+    pytest.param(_mutated(lambda m: m.update(extra=1)), id="extra-key"),
     pytest.param(_mutated(_set("tickets.0.email", "a@b.c")), id="extra-ticket-field"),
     pytest.param(_mutated(_set("seq", "100")), id="seq-string"),
     pytest.param(_mutated(_set("seq", True)), id="seq-bool"),
-    pytest.param(
-        _mutated(_set("seq", 2**64 - 1)),
-        id="seq-uint64",
-    ),
-    pytest.param(
-        _mutated(_set("tickets.0.version", 2**64 - 1)),
-        id="version-uint64",
-    ),
-    pytest.param(
-        _mutated(_set("ticket_types.0.persons", 2**63)),
-        id="persons-2**63",
-    ),
+    pytest.param(_mutated(_set("seq", 2**64 - 1)), id="seq-uint64"),
+    pytest.param(_mutated(_set("tickets.0.version", 2**64 - 1)), id="version-uint64"),
+    pytest.param(_mutated(_set("ticket_types.0.persons", 2**63)), id="persons-2**63"),
     pytest.param(_mutated(_set("ticket_types.0.persons", "1")), id="persons-string"),
-    pytest.param(
-        _mutated(_set("tickets.0.holder_name", MB10)),
-        id="10MB-name",
-    ),
+    pytest.param(_mutated(_set("tickets.0.holder_name", MB10)), id="10MB-name"),
     pytest.param(_mutated(_set("tickets", {"a": 1})), id="tickets-a-map"),
-    pytest.param(
-        _mutated(_set("keys", [{"x": msgspec.msgpack.Ext(1, b"zz")}])),
-        id="key-ext-type",
-    ),
+    pytest.param(_mutated(_set("keys", [{"x": msgspec.msgpack.Ext(1, b"zz")}])), id="key-ext-type"),
     pytest.param(_mutated(_set("event.starts_at", "0001-01-01T00:00:00Z")), id="0001-01-01"),
     pytest.param(
         _mutated(_set("event.starts_at", "0001-01-01T12:00:00+13:00")),
         id="0001-01-01+13",
     ),
     pytest.param(_mutated(_set("event.ends_at", "9999-12-31T00:00:00Z")), id="9999-12-31"),
-    pytest.param(
-        _mutated(_set("event.ends_at", "9999-12-31T23:00:00-14:00")),
-        id="9999-12-31-14",
-    ),
+    pytest.param(_mutated(_set("event.ends_at", "9999-12-31T23:00:00-14:00")), id="9999-12-31-14"),
     pytest.param(_mutated(_set("event.starts_at", "2031-06-14T18:00:00")), id="naive-time"),
     pytest.param(_mutated(_set("lists.0.valid_from", "2031-13-01T00:00:00Z")), id="month-13"),
-    pytest.param(
-        _bad_utf8,
-        id="bad-utf8",
-    ),
+    pytest.param(_bad_utf8, id="bad-utf8"),
 ]
 
 
@@ -608,21 +572,10 @@ def names(found: list[TicketEntry]) -> list[str | None]:
         pytest.param("bob smith", ["Bob  Smith"], id="double-blank-in-the-name"),
         pytest.param("10%", ["Jean 10%_off"], id="percent-literal"),
         pytest.param("%_o", ["Jean 10%_off"], id="percent-underscore-literal"),
-        pytest.param(
-            "%%%",
-            [],
-            id="only-percents",
-        ),
-        pytest.param(
-            "___",
-            [],
-            id="only-underscores",
-        ),
-        pytest.param(
-            "K7Q_",
-            [],
-            id="underscore-in-a-code",
-        ),
+        pytest.param("%%%", [], id="only-percents"),
+        pytest.param("___", [], id="only-underscores"),
+        pytest.param("K7Q_", [], id="underscore-in-a-code"),
+        pytest.param("\\\\\\", [], id="backslashes"),
         pytest.param("k7qh", ["Élodie Müller", "ELODIE Martin"], id="code-prefix-lower-case"),
         pytest.param("K7QH-R", ["ELODIE Martin"], id="code-prefix-with-dash"),
         pytest.param("K7Z", [None], id="code-of-a-ticket-without-name"),
@@ -631,11 +584,7 @@ def names(found: list[TicketEntry]) -> list[str | None]:
         pytest.param("", [], id="empty"),
         pytest.param("nobody", [], id="no-match"),
         pytest.param("x" * 10_000, [], id="10k-characters"),
-        pytest.param(
-            "\x00\x00\x00",
-            [],
-            id="nul",
-        ),
+        pytest.param("\x00\x00\x00", [], id="nul"),
     ],
 )
 def test_search_by_name_or_code(named: LocalStore, text: str, expected: list[str | None]) -> None:
@@ -742,21 +691,9 @@ def _fill_journal(path: Path, world: World, count: int) -> None:
 @pytest.mark.parametrize(
     ("journal", "analyzed"),
     [
-        pytest.param(
-            0,
-            False,
-            id="fresh-empty-journal",
-        ),
-        pytest.param(
-            5_000,
-            False,
-            id="fresh-long-journal",
-        ),
-        pytest.param(
-            0,
-            True,
-            id="second-snapshot-empty-journal",
-        ),
+        pytest.param(0, False, id="fresh-empty-journal"),
+        pytest.param(5_000, False, id="fresh-long-journal"),
+        pytest.param(0, True, id="second-snapshot-empty-journal"),
         pytest.param(5_000, True, id="second-snapshot-long-journal"),
     ],
 )
