@@ -64,7 +64,9 @@ async def build_snapshot(session: AsyncSession, event_id: str) -> dict[str, Any]
         select(TicketType).where(TicketType.event_id == event_id).order_by(TicketType.id)
     )
     lists = await session.scalars(
-        select(CheckinList).where(CheckinList.event_id == event_id).order_by(CheckinList.id)
+        select(CheckinList)
+        .where(CheckinList.event_id == event_id)
+        .order_by(CheckinList.created_at, CheckinList.id)
     )
     tickets = await _tickets(session, event_id)
     return {

@@ -17,7 +17,7 @@ from server.config import Settings
 from server.db import Database
 from tests.conftest import _empty_pg_database, _pg_url
 from tests.factories import create_event
-from tests.server.checkin.helpers import redeem, venue
+from tests.server.checkin.helpers import create_list, redeem, venue
 
 
 async def _raw(api: Any, path: str, headers: dict[str, str]) -> tuple[bytes, Any]:
@@ -65,6 +65,18 @@ async def test_the_snapshot_is_compressed_msgpack_consistent_with_its_seq(
         (v.list_id, 1, True)
     ]
     assert snapshot["checkins"][0]["first_scan_id"] == "in-1"
+
+
+async def test_the_snapshot_lists_the_check_in_lists_in_the_order_they_were_created(api):
+    """As the change log brings later ones (appended) and the counters show them."""
+    v = await venue(api, 1)
+    names = ["Zebra gate", "Alpha gate", "Main hall", "Back door", "VIP"]
+    created = [v.list_id] + [
+        (await create_list(api, v.event_id, name=name))["id"] for name in names
+    ]
+    snapshot = await api.get("/api/v1/checkin/snapshot", headers=v.door.headers)
+    lists = msgspec.msgpack.decode(snapshot.content)
+    assert [row["id"] for row in lists["lists"]] == created
 
 
 async def test_the_changes_after_the_snapshot_are_exactly_what_happened_since(api):
