@@ -288,7 +288,10 @@ class LocalStore:
     def checkpoint(self) -> None:
         """Copy the WAL into the database file. SQLite would do it inside some commit (one scan
         in ~200 would pay a second fsync); the shell calls this when the door is idle instead."""
-        self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        try:
+            self._db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+        except sqlite3.OperationalError:  # busy or locked: it is only an optimisation, retried
+            return
         self._writes = 0
 
     def _wrote(self, ticket_id: str | None) -> None:
