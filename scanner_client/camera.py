@@ -172,11 +172,9 @@ class FrameSource(Protocol):
 
     def read(self) -> Frame | None:
         """The next frame, blocking until it is there; None once the source has ended."""
-        ...
 
     def close(self) -> None:
         """Release the source; `read` returns None afterwards."""
-        ...
 
 
 class _Closing(ABC):
