@@ -41,6 +41,7 @@ from scanner_client.home import (
     scan_home,
     store_path,
 )
+from scanner_client.i18n import shown
 
 __all__ = ["main"]
 
@@ -391,8 +392,9 @@ def _status_text(s: _Status) -> str:
 
 
 def _table(rows: list[tuple[str, str]]) -> str:
+    """Aligned `key  value` lines; values (names from the hub) made safe for a terminal."""
     width = max(len(key) for key, _ in rows)
-    return "\n".join(f"{key.ljust(width)}  {value}" for key, value in rows)
+    return "\n".join(f"{key.ljust(width)}  {shown(value)}" for key, value in rows)
 
 
 def _when(moment: datetime) -> str:

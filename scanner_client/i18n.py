@@ -13,9 +13,19 @@ Rules:
 
 from __future__ import annotations
 
+import re
+
 from protocol.reasons import LABELS, Reason
 
-__all__ = ["LANGUAGES", "REASONS", "TEXTS", "number", "reason_label", "text"]
+__all__ = [
+    "LANGUAGES",
+    "REASONS",
+    "TEXTS",
+    "number",
+    "reason_label",
+    "shown",
+    "text",
+]
 
 LANGUAGES = ("fr", "en", "de")
 _FALLBACK = "en"
@@ -328,11 +338,23 @@ def reason_label(reason: Reason, lang: str) -> str:
 
 
 def text(key: str, lang: str, **fields: object) -> str:
-    """The UI string `key` in `lang` with `fields` filled in.
+    """The UI string `key` in `lang` with `fields` filled in (string fields made `shown`).
 
     Raises KeyError for an unknown key or a missing field.
     """
-    return TEXTS[_language(lang)][key].format(**fields)
+    safe = {k: shown(v) if isinstance(v, str) else v for k, v in fields.items()}
+    return TEXTS[_language(lang)][key].format(**safe)
+
+
+# C0 and C1 controls, DEL, and the bidirectional overrides and isolates (U+202A-202E,
+# U+2066-2069) that can make a line read otherwise than it is.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def shown(value: str) -> str:
+    """`value` safe to put on a terminal: names, seats and codes come from the hub, a buyer or
+    a scanner, and an escape sequence in them must not reach the door's terminal."""
+    return _UNSHOWABLE.sub("\ufffd", value)
 
 
 def number(n: int, lang: str) -> str:

@@ -59,7 +59,7 @@ from scanner_client.events import (
     Undone,
     VerdictShown,
 )
-from scanner_client.i18n import number, reason_label, text
+from scanner_client.i18n import number, reason_label, shown, text
 from ticket_renderer.i18n import find_zone
 
 __all__ = ["DoorLike", "DoorScreen", "ScannerApp", "run_tui"]
@@ -254,12 +254,12 @@ class SearchScreen(ModalScreen[str | None]):
         else:
             state, style = text("search_not_checked_in", lang), "bold #2ecc71"
         details = [
-            ticket.code,
-            ticket.ticket_type,
+            shown(ticket.code),
+            shown(ticket.ticket_type or ""),
             ticket.seat and text("seat", lang, seat=ticket.seat),
         ]
         return Content.assemble(
-            (ticket.holder_name or text("holder_unknown", lang), "bold"),
+            (shown(ticket.holder_name or "") or text("holder_unknown", lang), "bold"),
             "  ",
             " · ".join(d for d in details if d),
             "  ",
@@ -301,9 +301,9 @@ class ListScreen(ModalScreen[str | None]):
         lang = self._lang
         options = [
             Option(
-                f"{entry.name} {text('lists_current', lang)}"
+                f"{shown(entry.name)} {text('lists_current', lang)}"
                 if entry.id == self._current
-                else entry.name,
+                else shown(entry.name),
                 id=entry.id,
             )
             for entry in self._lists
@@ -599,14 +599,15 @@ class ScannerApp(App[int]):
         lang, ticket, lines = self.lang, verdict.ticket, []
         if ticket is not None:
             if ticket.holder_name:
-                lines.append(Content.styled(ticket.holder_name, "bold"))
+                lines.append(Content.styled(shown(ticket.holder_name), "bold"))
             persons = (
                 text("persons_one", lang)
                 if ticket.persons == 1
                 else text("persons_other", lang, n=number(ticket.persons, lang))
             )
             seat = ticket.seat and text("seat", lang, seat=ticket.seat)
-            lines.append(Content(" · ".join(p for p in (ticket.ticket_type, seat, persons) if p)))
+            kind = shown(ticket.ticket_type) if ticket.ticket_type else None
+            lines.append(Content(" · ".join(p for p in (kind, seat, persons) if p)))
         if verdict.direction == Direction.ENTRY and (verdict.accepted or verdict.entries):
             limit = verdict.max_entries
             m = text("unlimited", lang) if limit is None else number(limit, lang)
@@ -662,7 +663,7 @@ class ScannerApp(App[int]):
             tickets,
         )
         event = self._event
-        line2 = Content.assemble((listed, "bold"), f"   {event.name}" if event else "")
+        line2 = Content.assemble((listed, "bold"), f"   {shown(event.name)}" if event else "")
         return Content(mode), Content("\n").join([line1, line2])
 
     def _render_status(self) -> None:
@@ -684,7 +685,7 @@ class ScannerApp(App[int]):
         lines: list[Content] = [Content.styled(text("counters_title", lang), "bold underline")]
         for entry in counters.lists:
             if entry.list_id == current:
-                lines += _counter_block(entry.name, entry, lang)
+                lines += _counter_block(shown(entry.name), entry, lang)
         lines += _counter_block(text("counters_all", lang), counters, lang)
         if source == "door":
             lines += [Content(""), Content.styled(text("counters_door", lang), "dim italic")]
@@ -735,7 +736,7 @@ class ScannerApp(App[int]):
         try:
             line = text(key, self.lang, detail=notice.detail)
         except KeyError:
-            line = notice.detail or notice.code
+            line = shown(notice.detail or notice.code)
         # Progress of a snapshot download comes every half megabyte: one log line, no toasts.
         progress = notice.code == "snapshot_progress"
         self._add_notice(line, replace=progress and self._last_notice == "snapshot_progress")
@@ -759,14 +760,14 @@ class ScannerApp(App[int]):
         return list(self._notices)
 
     def _render_notices(self) -> None:
-        shown = list(self._notices)[-_NOTICE_LINES:]
-        self._screen.query_one("#notices", Static).update(Content("\n".join(shown)))
+        recent = list(self._notices)[-_NOTICE_LINES:]
+        self._screen.query_one("#notices", Static).update(Content("\n".join(recent)))
 
     def _render_buffer(self) -> None:
         widget = self._screen.query_one("#buffer", Static)
         width = max(10, self.size.width - 6)
-        shown = self._buffer if len(self._buffer) <= width else "…" + self._buffer[-width + 1 :]
-        widget.update(Content(f"> {shown}" if shown else ""), layout=False)
+        typed = self._buffer if len(self._buffer) <= width else "…" + self._buffer[-width + 1 :]
+        widget.update(Content(f"> {typed}" if typed else ""), layout=False)
 
     def _render_keys(self) -> None:
         lang = self.lang
@@ -809,6 +810,7 @@ class ScannerApp(App[int]):
 
 
 def _short(code: str) -> str:
+    code = shown(code)  # what a scanner read may hold control characters (GS1 codes do)
     return code if len(code) <= 24 else code[:20] + "…"
 
 
