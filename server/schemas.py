@@ -31,9 +31,15 @@ __all__ = [
 ]
 
 Id = Annotated[str, msgspec.Meta(min_length=1, max_length=32, pattern=r"^[0-9A-Za-z_-]+$")]
-Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200)]
-ShortText = Annotated[str, msgspec.Meta(max_length=100)]
-LongText = Annotated[str, msgspec.Meta(max_length=300)]
+# Names, seats, gates and venues are shown on door terminals, guest pages, PDFs and mails: no
+# control characters (an escape sequence in a holder name would reach a door's terminal), and
+# no line breaks but in a venue's address.
+# (`(?!\n)$`: Python's `$` also matches before a final line break; JSON Schema's does not.)
+_NO_CONTROLS = r"^[^\x00-\x1f\x7f-\x9f]*(?!\n)$"
+_LINES = r"^[^\x00-\x09\x0b-\x1f\x7f-\x9f]*(?!\n)$"
+Name = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern=_NO_CONTROLS)]
+ShortText = Annotated[str, msgspec.Meta(max_length=100, pattern=_NO_CONTROLS)]
+LongText = Annotated[str, msgspec.Meta(max_length=300, pattern=_LINES)]
 Email = Annotated[
     str, msgspec.Meta(min_length=3, max_length=320, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 ]
