@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import io
+import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -63,6 +65,17 @@ def _parser() -> argparse.ArgumentParser:
     retire = keys.add_parser("retire", help="stop accepting tickets signed by KID")
     retire.add_argument("kid")
     retire.set_defaults(run=_async(_keys_retire))
+
+    mail = sub.add_parser(
+        "mail", help="read the local maildir (mail sent without TESSERA_SMTP_URL)"
+    ).add_subparsers(title="mail")
+    mail.add_parser("list", help="list the messages, newest last").set_defaults(run=_mail_list)
+    show = mail.add_parser("show", help="print a message's headers and its text")
+    show.add_argument("id", help="the id `tessera mail list` shows, or the start of it")
+    part = show.add_mutually_exclusive_group()
+    part.add_argument("--html", action="store_true", help="print the HTML part instead")
+    part.add_argument("--raw", action="store_true", help="print the whole message as stored")
+    show.set_defaults(run=_mail_show)
     return parser
 
 
@@ -199,6 +212,78 @@ async def _keys_retire(database: Any, settings: Settings, args: argparse.Namespa
     async with database.transaction() as session:
         key = await retire_key(session, Keystore(settings.keys_path), args.kid)
     print(f"retired {key.kid}", file=sys.stderr)
+
+
+def _mail_list(settings: Settings, args: argparse.Namespace) -> int:
+    from server.campaigns.transport import read_maildir
+
+    _mail_output(settings)
+    mails = read_maildir(settings.maildir)
+    if not mails:
+        print("no mail yet")
+        return 0
+    width = max(len(m.id) for m in mails)
+    print(f"{'id':<{width}} {'date':<16} {'to':<32} subject")
+    for m in mails:
+        when = (m.date or m.delivered).astimezone()
+        to = _shown(m.to)
+        to = to if len(to) <= 32 else to[:31] + "…"
+        print(f"{m.id:<{width}} {when:%Y-%m-%d %H:%M} {to:<32} {_shown(m.subject)}")
+    return 0
+
+
+def _mail_show(settings: Settings, args: argparse.Namespace) -> int:
+    from server.campaigns.transport import read_mail, view_mail
+
+    _mail_output(settings)
+    if not settings.maildir.is_dir():
+        print("no mail yet")
+        return 0
+    try:
+        raw = read_mail(settings.maildir, args.id)
+    except KeyError as exc:
+        wanted, matches = exc.args
+        print(
+            f"tessera: {matches} mails have an id starting {_shown(wanted)[:80]!r}: give more of it"
+            if matches
+            else f"tessera: no mail {_shown(wanted)[:80]!r} in {settings.maildir}"
+            " (ids: tessera mail list)",
+            file=sys.stderr,
+        )
+        return 1
+    if args.raw:
+        sys.stdout.flush()
+        sys.stdout.buffer.write(raw)
+        return 0
+    view = view_mail(raw)
+    for name, value in view.headers:
+        print(f"{name}: {_shown(value)}")
+    body = view.html if args.html else view.text
+    print()
+    if body is None:
+        kind = "HTML" if args.html else "plain-text"
+        print(f"tessera: this message has no {kind} part", file=sys.stderr)
+        return 1
+    print(_shown(body, lines=True), end="" if body.endswith("\n") else "\n")
+    return 0
+
+
+def _mail_output(settings: Settings) -> None:
+    # Guest names in any script must not stop the listing on a terminal that cannot show them.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")
+    if settings.smtp_url:
+        print("tessera: TESSERA_SMTP_URL is set: new mail goes there, not here", file=sys.stderr)
+
+
+# C0 and C1 controls, DEL and the bidirectional overrides: subjects, names and bodies come from
+# organisers and buyers, and an escape sequence in them must not reach the operator's terminal.
+_UNSHOWABLE = re.compile("[\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+_UNSHOWABLE_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]")
+
+
+def _shown(text: str, *, lines: bool = False) -> str:
+    return (_UNSHOWABLE_IN_LINES if lines else _UNSHOWABLE).sub("\ufffd", text)
 
 
 if __name__ == "__main__":
