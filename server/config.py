@@ -10,7 +10,7 @@ import ipaddress
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
@@ -42,6 +42,13 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # Peers whose X-Forwarded-For / -Proto headers are believed (comma-separated addresses or
     # CIDRs); none by default, so a rotated header never passes for another client.
     trusted_proxies: str | None = None
+    # Campaign mail: the platform's sender (default no-reply@ the base URL's host), the domains
+    # the operator verified for organisers' own From addresses (comma-separated), and where the
+    # outbox runs: in each `tessera serve` (embedded) or in `tessera worker` processes.
+    mail_from: str | None = None
+    mail_domains: str | None = None
+    worker: Literal["embedded", "external"] = "embedded"
+    mail_dir: str = "var/mail"  # the local maildir, when TESSERA_SMTP_URL is unset
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
@@ -63,6 +70,24 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     def trusted_proxy_list(self) -> list[str]:
         """The trusted proxies as uvicorn's `forwarded_allow_ips` takes them (empty: trust none)."""
         return [item.strip() for item in (self.trusted_proxies or "").split(",") if item.strip()]
+
+    @property
+    def platform_sender(self) -> str:
+        """The address campaign mail is sent from when an organiser's own domain may not be."""
+        if self.mail_from:
+            return self.mail_from
+        host = urlsplit(self.public_base_url).hostname or "localhost"
+        return f"no-reply@{host}"
+
+    @property
+    def verified_mail_domains(self) -> frozenset[str]:
+        names = (self.mail_domains or "").split(",")
+        return frozenset(name.strip().lower() for name in names if name.strip())
+
+    @property
+    def maildir(self) -> Path:
+        """Where mail goes without TESSERA_SMTP_URL (`tessera mail` reads it)."""
+        return Path(self.mail_dir)
 
     @property
     def keys_path(self) -> Path:

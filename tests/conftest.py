@@ -114,6 +114,7 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
         keys_dir=str(tmp_path / "keys"),
         base_url="https://tickets.test",
         access_log=False,
+        mail_dir=str(tmp_path / "mail"),
     )
 
 
