@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
@@ -17,6 +19,10 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.routes import BookingController
+from server.campaigns.links import MailLinkController
+from server.campaigns.outbox import Outbox
+from server.campaigns.routes import CampaignController
+from server.campaigns.transport import mailer_for
 from server.changes.service import changed_events
 from server.checkin.fanout import Fanout, MemoryFanout
 from server.checkin.hub import ScannerHub, scanner_socket
@@ -105,6 +111,13 @@ def create_app(settings: Settings) -> Litestar:
     fanout: Fanout = RedisFanout(settings.redis_url) if settings.redis_url else MemoryFanout()
     redeem_writer = RedeemWriter(database, fanout)
     hub = ScannerHub(database, fanout, redeem_writer)
+    # Embedded: this process sends the campaign mail too; scaled: `tessera worker` does.
+    outbox = None
+    if settings.worker == "embedded":
+        mailer = mailer_for(settings.smtp_url, settings.maildir)
+        lease = timedelta(seconds=settings.outbox_lease)
+        outbox = Outbox(database, settings, mailer, lease=lease)
+    outbox_stop = asyncio.Event()
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
@@ -113,16 +126,22 @@ def create_app(settings: Settings) -> Litestar:
             await ensure_signing_key(session, keyring.keystore)
         await fanout.start()
         await redeem_writer.start()
+        outbox_task = asyncio.create_task(outbox.run(outbox_stop)) if outbox else None
         freeze_startup_heap()
         try:
             yield
         finally:
+            if outbox is not None and outbox_task is not None:
+                outbox_stop.set()
+                outbox.wake()
+                await outbox_task
+                await outbox.mailer.close()
             await hub.close()
             await redeem_writer.stop()
             await fanout.stop()
             await database.dispose()
 
-    api = [EventController, BookingController, TicketController]
+    api = [EventController, BookingController, TicketController, CampaignController]
     api += [CheckinAdminController, DeviceApiController, pair_device]
     # Failed guest-link lookups per client address: a burst of 20, then 20 a minute.
     guest_limiter = TokenBuckets(rate=20 / 60, burst=20)
@@ -130,7 +149,15 @@ def create_app(settings: Settings) -> Litestar:
     # 60 bits); a right code costs nothing, so a fleet pairs at once from one address.
     pair_limiter = TokenBuckets(rate=10 / 60, burst=10)
     return Litestar(
-        route_handlers=[healthz, readyz, jwks, GuestController, scanner_socket, *api],
+        route_handlers=[
+            healthz,
+            readyz,
+            jwks,
+            GuestController,
+            MailLinkController,
+            scanner_socket,
+            *api,
+        ],
         guards=[],
         dependencies={
             "db_session": Provide(provide_db_session),
@@ -146,6 +173,7 @@ def create_app(settings: Settings) -> Litestar:
                 "guest_limiter": guest_limiter,
                 "pair_limiter": pair_limiter,
                 "redeem_writer": redeem_writer,
+                "outbox": outbox,
             }
         ),
         lifespan=[lifespan],

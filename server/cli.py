@@ -76,6 +76,14 @@ def _parser() -> argparse.ArgumentParser:
     part.add_argument("--html", action="store_true", help="print the HTML part instead")
     part.add_argument("--raw", action="store_true", help="print the whole message as stored")
     show.set_defaults(run=_mail_show)
+
+    worker = sub.add_parser(
+        "worker", help="send campaign mail (the outbox) in this process, until stopped"
+    )
+    worker.add_argument(
+        "--once", action="store_true", help="send what is due now, then exit (cron, tests)"
+    )
+    worker.set_defaults(run=_worker)
     return parser
 
 
@@ -103,6 +111,12 @@ def _async(
             raise
 
     return run
+
+
+def _worker(settings: Settings, args: argparse.Namespace) -> int:
+    from server.campaigns.worker import run_worker
+
+    return asyncio.run(run_worker(settings, once=args.once))
 
 
 def _serve(settings: Settings, args: argparse.Namespace) -> int:

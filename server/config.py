@@ -49,6 +49,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     mail_domains: str | None = None
     worker: Literal["embedded", "external"] = "embedded"
     mail_dir: str = "var/mail"  # the local maildir, when TESSERA_SMTP_URL is unset
+    # How long a worker's claim on a message lasts: a worker that died (SIGKILL, power) leaves
+    # its messages to be sent again by another after this many seconds.
+    outbox_lease: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 120
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)

@@ -2,6 +2,7 @@
 
 from server.auth.models import ApiToken
 from server.bookings.models import Booking, BookingItem
+from server.campaigns.models import Campaign, Message, Unsubscribe
 from server.changes.models import Change
 from server.checkin.models import CheckinList, Device, Presence, Scan
 from server.events.models import Event, TicketType
@@ -12,14 +13,17 @@ __all__ = [
     "ApiToken",
     "Booking",
     "BookingItem",
+    "Campaign",
     "Change",
     "CheckinList",
     "Device",
     "Event",
+    "Message",
     "Presence",
     "Scan",
     "SigningKey",
     "Ticket",
     "TicketLink",
     "TicketType",
+    "Unsubscribe",
 ]

@@ -1,0 +1,158 @@
+"""One ledger row turned into the mail it is, at send time, from the rows as they are now.
+
+Rendering at send time (not when the send was confirmed) means a seat or holder edited in
+between is what the guest reads, and a ticket revoked in between is left out. What the mail
+links to is recorded on the row (`Message.links`): click URLs name a position in that list,
+never a target, so the tracking redirect can only lead where the mail did.
+
+Which words: the campaign's content in the recipient's language if written, else in the
+event's first language, else the first language written. Resends use the built-in e-ticket
+mail (`defaults.TICKET_MAIL`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from email.message import EmailMessage
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.bookings.models import Booking
+from server.campaigns.defaults import TICKET_MAIL
+from server.campaigns.mail import Address, Attachment, Identity, build_message
+from server.campaigns.models import Campaign, Message
+from server.campaigns.recipients import Audience
+from server.campaigns.templates import (
+    MergeFields,
+    MessageTemplate,
+    TicketFields,
+    render_message,
+)
+from server.config import Settings
+from server.events.models import Event, TicketType
+from server.guests.service import GuestTicket, ticket_view
+from server.tickets.models import Ticket, TicketStatus
+from ticket_renderer import render_ics, render_ticket_pdf
+
+__all__ = ["Composed", "choose_language", "compose"]
+
+
+@dataclass(frozen=True)
+class Composed:
+    message: EmailMessage
+    links: list[str]  # what the mail links to, by position (see the module comment)
+    tickets: int  # how many tickets it carries (0: nothing left to send)
+
+
+def choose_language(wanted: str | None, written: list[str], event_languages: list[str]) -> str:
+    for candidate in (wanted, *event_languages):
+        if candidate in written:
+            return candidate
+    return written[0]
+
+
+async def compose(
+    session: AsyncSession, message: Message, settings: Settings, campaign: Campaign | None
+) -> Composed:
+    """The mail of `message` (see the module comment); raises TemplateError for bad content."""
+    event = await session.get(Event, message.event_id)
+    assert event is not None  # the ledger row cascades with its event
+    tickets = await _tickets(session, message, campaign)
+    types = {
+        t.id: t
+        for t in await session.scalars(select(TicketType).where(TicketType.event_id == event.id))
+    }
+    booking = await session.get(Booking, message.booking_id) if message.booking_id else None
+    content = campaign.content if campaign is not None else TICKET_MAIL
+    kind = campaign.kind if campaign is not None else "tickets"
+    language = choose_language(message.language, list(content), list(event.languages))
+    base = settings.public_base_url
+    links: list[str] = []
+
+    def track(url: str) -> str:
+        links.append(url)
+        return f"{base}/m/{message.token}/c/{len(links) - 1}"
+
+    ticket_fields = [
+        TicketFields(
+            link=f"{base}/t/{ticket.link}",
+            code=ticket.code,
+            seat=ticket.seat,
+            holder_name=ticket.holder_name,
+            ticket_type=types[ticket.ticket_type_id].name,
+        )
+        for ticket in tickets
+    ]
+    fields = MergeFields(
+        lang=language,  # type: ignore[arg-type]
+        guest_name=message.to_name,
+        guest_email=message.to_email,
+        event_name=event.name,
+        event_starts_at=event.starts_at,
+        event_timezone=event.timezone,
+        event_venue=event.venue,
+        booking_reference=booking.reference if booking else None,
+        tickets=ticket_fields,
+        ticket=ticket_fields[0] if message.ticket_id and ticket_fields else None,
+        unsubscribe_url=f"{base}/m/{message.token}/unsubscribe" if kind == "message" else None,
+        tracking_pixel_url=f"{base}/m/{message.token}/o.gif",
+    )
+    words = content[language]
+    template = MessageTemplate(subject=words["subject"], body=words["body"])
+    rendered = render_message(template, fields, kind=kind, link_wrapper=track)  # type: ignore[arg-type]
+    attachments = []
+    if campaign is not None and (campaign.attach_pdf or campaign.attach_ics):
+        for ticket in tickets:
+            guest = GuestTicket(
+                ticket.link, ticket.version, ticket, event, types[ticket.ticket_type_id]
+            )
+            view = ticket_view(guest, language, f"{base}/t/{ticket.link}")
+            if campaign.attach_pdf:
+                attachments.append(
+                    Attachment(
+                        f"ticket-{ticket.code}.pdf", "application/pdf", render_ticket_pdf(view)
+                    )
+                )
+            if campaign.attach_ics:
+                attachments.append(
+                    Attachment(f"event-{ticket.code}.ics", "text/calendar", render_ics(view))
+                )
+    # The event's name as display name: the organiser's own address needs organiser accounts
+    # (issue 16); `mail.sender_identity` then decides. Encoded words are no part of a name.
+    display = " ".join(event.name.replace("=?", "= ?").split())
+    identity = Identity(sender=Address(display, settings.platform_sender), reply_to=None)
+    mail = build_message(
+        subject=rendered.subject,
+        text=rendered.text,
+        html=rendered.html,
+        identity=identity,
+        to=Address(message.to_name, message.to_email),
+        message_id=message.message_id,
+        kind=kind,  # type: ignore[arg-type]
+        test=message.source == "test",
+        unsubscribe_url=fields.unsubscribe_url,
+        attachments=attachments,
+        headers={"X-Tessera-Message": message.id},
+    )
+    return Composed(mail, links, len(tickets))
+
+
+async def _tickets(
+    session: AsyncSession, message: Message, campaign: Campaign | None
+) -> list[Ticket]:
+    """The valid tickets the message carries now: its ticket, or its booking's (of the
+    campaign's ticket types when it names some)."""
+    query = select(Ticket).where(Ticket.status == TicketStatus.VALID)
+    if message.ticket_id is not None:
+        query = query.where(Ticket.id == message.ticket_id)
+    elif message.booking_id is not None:
+        query = query.where(Ticket.booking_id == message.booking_id)
+    else:
+        return []
+    tickets = list(await session.scalars(query.order_by(Ticket.position)))
+    if campaign is not None:
+        types = Audience.of(campaign.audience).ticket_type_ids
+        if types is not None:
+            tickets = [t for t in tickets if t.ticket_type_id in types]
+    return tickets
