@@ -149,9 +149,7 @@ async def test_a_test_send_goes_anywhere_marked_and_uncounted(api, settings, out
     assert response.status_code == 202, response.text
     await drain(outbox)
     [mail] = mails(settings)
-    assert str(mail["To"]).endswith("<organiser@example.net>") or str(mail["To"]) == (
-        "organiser@example.net"
-    )
+    assert str(mail["To"]) == "organiser@example.net"  # not under the sample guest's name
     assert str(mail["Subject"]).startswith("[TEST] ")
     state = (await api.get(f"/api/v1/campaigns/{campaign['id']}")).json()
     assert state["status"] == "draft" and state["counts"]["total"] == 0
