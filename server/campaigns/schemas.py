@@ -117,6 +117,7 @@ class Counts(msgspec.Struct, frozen=True):
     opened: int
     clicked: int
     opened_and_clicked: int
+    opened_by_machine: int  # loaded by an image proxy or a scanner: not counted in `opened`
     remaining: int
 
 

@@ -151,25 +151,23 @@ def problems(campaign: Campaign) -> list[ProblemOut]:
 
 
 async def counts(session: AsyncSession, campaign_id: str) -> Counts:
-    """Per-status counts of a campaign's real messages (test sends left out)."""
+    """Per-status counts of a campaign's real messages (test sends left out). Opens by image
+    proxies and scanners (`opened_by_machine`) are counted apart, not as opens."""
     status = Message.status
+    human_open = Message.opened_at.is_not(None) & Message.opened_by_machine.is_(False)
     row = (
         await session.execute(
             select(
                 func.count(),
                 *(func.sum(case((status == s, 1), else_=0)) for s in _STATUSES),
-                func.sum(case((Message.opened_at.is_not(None), 1), else_=0)),
+                func.sum(case((human_open, 1), else_=0)),
                 func.sum(case((Message.clicked_at.is_not(None), 1), else_=0)),
-                func.sum(
-                    case(
-                        (Message.opened_at.is_not(None) & Message.clicked_at.is_not(None), 1),
-                        else_=0,
-                    )
-                ),
+                func.sum(case((human_open & Message.clicked_at.is_not(None), 1), else_=0)),
+                func.sum(case((Message.opened_by_machine.is_(True), 1), else_=0)),
             ).where(Message.campaign_id == campaign_id, Message.source == MessageSource.CAMPAIGN)
         )
     ).one()
-    total, queued, sending, sent, failed, bounced, opened, clicked, both = (
+    total, queued, sending, sent, failed, bounced, opened, clicked, both, machine = (
         int(v or 0) for v in row
     )
     return Counts(
@@ -182,6 +180,7 @@ async def counts(session: AsyncSession, campaign_id: str) -> Counts:
         opened=opened,
         clicked=clicked,
         opened_and_clicked=both,
+        opened_by_machine=machine,
         remaining=queued + sending,
     )
 

@@ -273,6 +273,7 @@ async def test_opens_clicks_and_unsubscribes_change_no_ticket(api, client, setti
     assert pixel.headers["content-type"] == "image/gif"
     state = (await api.get(f"/api/v1/campaigns/{campaign['id']}")).json()["counts"]
     assert (state["opened"], state["clicked"], state["opened_and_clicked"]) == (1, 1, 1)
+    # An image proxy fetching the pixel of another guest's mail is flagged, not counted.
     page = await client.get(f"/m/{token}/unsubscribe")
     assert page.status_code == 200 and "<form" in page.text
     done = await client.post(
@@ -330,3 +331,18 @@ async def test_bad_campaign_bodies_are_refused(api):
     for to in ["", "no-at-sign", "a@b.c\r\nBcc: x@y.z", "x" * 400 + "@example.org"]:
         response = await api.post(f"/api/v1/campaigns/{test['id']}/test", json={"to": to})
         assert response.status_code == 422, (to, response.text)
+
+
+async def test_an_open_by_an_image_proxy_is_flagged_and_not_counted(api, client, settings, outbox):
+    v = await venue(api, 2)
+    words = {"subject": "News", "body": "See you at the doors."}
+    campaign = await draft(api, v["event"]["id"], kind="message", content={"en": words})
+    await api.post(f"/api/v1/campaigns/{campaign['id']}/send", json={"expected_recipients": 2})
+    await drain(outbox)
+    tokens = [str(m["List-Unsubscribe"]).split("/m/")[1].split("/")[0] for m in mails(settings)]
+    proxy = {"User-Agent": "Mozilla/5.0 (Windows NT 5.1) (via ggpht.com GoogleImageProxy)"}
+    assert (await client.get(f"/m/{tokens[0]}/o.gif", headers=proxy)).status_code == 200
+    counts = (await api.get(f"/api/v1/campaigns/{campaign['id']}")).json()["counts"]
+    assert (counts["opened"], counts["opened_by_machine"]) == (0, 1)
+    messages = (await api.get(f"/api/v1/campaigns/{campaign['id']}/messages")).json()["items"]
+    assert sorted(m["opened_by_machine"] for m in messages) == [False, True]
