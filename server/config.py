@@ -52,6 +52,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # How long a worker's claim on a message lasts: a worker that died (SIGKILL, power) leaves
     # its messages to be sent again by another after this many seconds.
     outbox_lease: Annotated[int, msgspec.Meta(ge=1, le=86400)] = 120
+    # DKIM signing of every outgoing mail: the operator's RSA private key (a PEM file only its
+    # owner may read, as the keystore's), the selector its public key is published under
+    # (`SELECTOR._domainkey.DOMAIN`) and the d= domain. All three or none; empty counts as unset.
+    dkim_key_file: str | None = None
+    dkim_selector: str | None = None
+    dkim_domain: str | None = None
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
@@ -63,6 +69,7 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             value = getattr(self, name)
             if value is not None and not urlsplit(value).scheme:
                 raise ValueError(f"{name}: not a URL: {value!r}")
+        _check_dkim(self)
 
     @property
     def public_base_url(self) -> str:
@@ -130,6 +137,27 @@ def _one_line(exc: msgspec.ValidationError) -> str:
     if sep and name in Settings.__struct_fields__:
         return f"{ENV_PREFIX}{name.upper()}: {message}"
     return f"{ENV_PREFIX}*: {text}"
+
+
+_DKIM = ("dkim_key_file", "dkim_selector", "dkim_domain")
+
+
+def _check_dkim(settings: Settings) -> None:
+    """All three DKIM settings or none; when set, the key must sign (server/campaigns/dkim.py)."""
+    given = [name for name in _DKIM if getattr(settings, name)]
+    if not given:
+        return
+    missing = [name for name in _DKIM if name not in given]
+    if missing:
+        others = " and ".join(f"{ENV_PREFIX}{name.upper()}" for name in given)
+        raise ValueError(f"{missing[0]}: required with {others} (set all three or none)")
+    # Imported here: the mail stack (dkimpy, idna) loads only for an operator who signs.
+    from server.campaigns.dkim import DkimKeyError, key_for
+
+    try:
+        key_for(settings)
+    except DkimKeyError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _check_database_url(url: str) -> None:

@@ -8,6 +8,9 @@ never a target, so the tracking redirect can only lead where the mail did.
 Which words: the campaign's content in the recipient's language if written, else in the
 event's first language, else the first language written. Resends use the built-in e-ticket
 mail (`defaults.TICKET_MAIL`).
+
+With `TESSERA_DKIM_*` set the mail is signed last (`dkim.sign_message`), so every header the
+mail carries is under the signature.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.models import Booking
 from server.campaigns.defaults import TICKET_MAIL
+from server.campaigns.dkim import key_for, sign_message
 from server.campaigns.mail import Address, Attachment, Identity, build_message
 from server.campaigns.models import Campaign, Message
 from server.campaigns.recipients import Audience
@@ -136,6 +140,9 @@ async def compose(
         attachments=attachments,
         headers={"X-Tessera-Message": message.id},
     )
+    key = key_for(settings)
+    if key is not None:
+        mail = sign_message(mail, key)
     return Composed(mail, links, len(tickets))
 
 

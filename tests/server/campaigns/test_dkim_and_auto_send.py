@@ -1,0 +1,465 @@
+"""DKIM-signed campaign mail, the organiser as sender, and e-tickets sent on confirmation.
+
+DKIM: the operator's key file is checked at start (settings), every mail the real outbox sends is
+signed, and the signature verifies (dkimpy, the public key served by a local DNS function) on
+what a real aiosmtpd server received and on what the maildir stored; it fails with another key.
+Both transports' generators are shown to write the signed bytes again, byte for byte.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import Callable
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from pathlib import Path
+from typing import Any
+
+import dkim  # type: ignore[import-untyped]
+import msgspec
+import pytest
+from aiosmtplib.email import flatten_message
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from server.app import create_app
+from server.campaigns.dkim import DkimKey, DkimKeyError, key_for, load_key, sign_message
+from server.campaigns.mail import Address, Attachment, Identity, MailError, build_message
+from server.campaigns.outbox import Outbox
+from server.campaigns.transport import MaildirMailer, Mailer, SmtpMailer
+from server.config import Settings, SettingsError
+from server.db import Database
+from tests.factories import create_booking, create_event, create_ticket_type
+from tests.server.campaigns.smtp_sink import SmtpSink
+
+SELECTOR = "tessera2026"
+DOMAIN = "tickets.test"  # the conftest settings' base URL host: the platform sender's domain
+HUGE = "x" * 10_000_000
+
+
+# --- keys and DNS -----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def rsa_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.fixture(scope="module")
+def other_key() -> rsa.RSAPrivateKey:
+    return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+def pem(
+    key: Any, fmt: Any = serialization.PrivateFormat.PKCS8, password: bytes | None = None
+) -> bytes:
+    encryption: Any = (
+        serialization.BestAvailableEncryption(password)
+        if password
+        else serialization.NoEncryption()
+    )
+    return bytes(key.private_bytes(serialization.Encoding.PEM, fmt, encryption))
+
+
+def write_key(path: Path, data: bytes, mode: int = 0o600) -> Path:
+    path.write_bytes(data)
+    path.chmod(mode)
+    return path
+
+
+@pytest.fixture
+def key_file(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> Path:
+    return write_key(tmp_path / "dkim.pem", pem(rsa_key))
+
+
+def dns_for(key: rsa.RSAPrivateKey, domain: str = DOMAIN) -> Callable[..., bytes | None]:
+    """A dkimpy dnsfunc that knows the one TXT record the operator publishes (docs §9)."""
+    public = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(public)
+    name = f"{SELECTOR}._domainkey.{domain}.".encode()
+
+    def dnsfunc(query: bytes, timeout: float = 5) -> bytes | None:
+        return record if query == name else None
+
+    return dnsfunc
+
+
+def env(**values: str) -> dict[str, str]:
+    return {f"TESSERA_{name.upper()}": value for name, value in values.items()}
+
+
+# --- settings: all three or none, and a key that signs ----------------------------------------
+
+
+def test_dkim_settings_load_a_private_key_file(key_file: Path) -> None:
+    settings = Settings.from_env(
+        env(dkim_key_file=str(key_file), dkim_selector=SELECTOR, dkim_domain="Tickets.TEST.")
+    )
+    key = key_for(settings)
+    assert key is not None and (key.domain, key.selector) == ("tickets.test", SELECTOR)
+    assert b"PRIVATE KEY" not in repr(key).encode()  # never in a log line
+    assert key_for(Settings()) is None
+
+
+@pytest.mark.parametrize(
+    ("given", "missing"),
+    [
+        ({"dkim_key_file"}, "TESSERA_DKIM_SELECTOR"),
+        ({"dkim_selector"}, "TESSERA_DKIM_KEY_FILE"),
+        ({"dkim_domain"}, "TESSERA_DKIM_KEY_FILE"),
+        ({"dkim_key_file", "dkim_selector"}, "TESSERA_DKIM_DOMAIN"),
+        ({"dkim_key_file", "dkim_domain"}, "TESSERA_DKIM_SELECTOR"),
+        ({"dkim_selector", "dkim_domain"}, "TESSERA_DKIM_KEY_FILE"),
+    ],
+)
+def test_dkim_settings_come_all_three_or_none(
+    key_file: Path, given: set[str], missing: str
+) -> None:
+    values = {"dkim_key_file": str(key_file), "dkim_selector": SELECTOR, "dkim_domain": DOMAIN}
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(env(**{k: v for k, v in values.items() if k in given}))
+    message = str(caught.value)
+    assert message.startswith(f"{missing}: required with ") and "\n" not in message
+
+
+def test_empty_dkim_settings_count_as_unset() -> None:
+    settings = Settings.from_env(env(dkim_key_file="", dkim_selector="", dkim_domain=""))
+    assert key_for(settings) is None
+
+
+@pytest.mark.parametrize("mode", [0o644, 0o640, 0o604, 0o660, 0o602, 0o611])
+def test_a_key_file_others_may_touch_stops_the_start(key_file: Path, mode: int) -> None:
+    key_file.chmod(mode)
+    with pytest.raises(SettingsError) as caught:
+        Settings.from_env(
+            env(dkim_key_file=str(key_file), dkim_selector=SELECTOR, dkim_domain=DOMAIN)
+        )
+    message = str(caught.value)
+    assert message.startswith("TESSERA_DKIM_KEY_FILE: ") and f"mode {mode:04o}" in message
+    assert "chmod 600" in message and "\n" not in message
+
+
+def test_a_read_only_key_file_is_private_enough(key_file: Path) -> None:
+    key_file.chmod(0o400)
+    assert load_key(key_file, selector=SELECTOR, domain=DOMAIN).selector == SELECTOR
+
+
+def _garbage_keys(rsa_key: rsa.RSAPrivateKey) -> list[Any]:
+    ed = ed25519.Ed25519PrivateKey.generate()
+    return [
+        pytest.param(b"", "PEM", id="empty"),
+        pytest.param(b"x" * 10_000_000, "too large", id="10MB"),
+        pytest.param(b"caf\xe9 \xff\xfe", "PEM", id="bad-utf8"),
+        pytest.param(
+            b"-----BEGIN PRIVATE KEY-----\ngarbage\n-----END PRIVATE KEY-----\n", "PEM", id="junk"
+        ),
+        pytest.param(pem(ed), "RSA", id="ed25519"),
+        pytest.param(pem(rsa_key, password=b"secret"), "PEM", id="encrypted"),
+        pytest.param(
+            rsa_key.public_key().public_bytes(
+                serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+            ),
+            "PEM",
+            id="public-key",
+        ),
+        pytest.param(pem(rsa_key) + b"\x00" * 1000, "", id="trailing-nul"),
+    ]
+
+
+def test_garbage_key_files_stop_the_start(tmp_path: Path, rsa_key: rsa.RSAPrivateKey) -> None:
+    for case in _garbage_keys(rsa_key):
+        data, match = case.values
+        path = write_key(tmp_path / f"{case.id}.pem", data)
+        try:
+            load_key(path, selector=SELECTOR, domain=DOMAIN)
+        except DkimKeyError as exc:
+            assert exc.setting == "dkim_key_file", case.id
+            assert match in str(exc) and "\n" not in str(exc), (case.id, str(exc))
+        else:
+            # PEM readers skip what follows the END line: such a key is a key.
+            assert case.id == "trailing-nul"
+
+
+@pytest.mark.parametrize(
+    ("what", "make", "match"),
+    [
+        ("missing", lambda p: p / "nowhere.pem", "no such file"),
+        ("directory", lambda p: p, "not a regular file"),
+    ],
+)
+def test_a_key_file_that_is_not_a_file_stops_the_start(
+    tmp_path: Path, what: str, make: Callable[[Path], Path], match: str
+) -> None:
+    values = env(dkim_key_file=str(make(tmp_path)), dkim_selector=SELECTOR, dkim_domain=DOMAIN)
+    with pytest.raises(SettingsError, match=f"^TESSERA_DKIM_KEY_FILE: {match}"):
+        Settings.from_env(values)
+
+
+@pytest.mark.parametrize(
+    ("setting", "value"),
+    [
+        ("dkim_selector", "a b"),
+        ("dkim_selector", "sel\r\nx"),
+        ("dkim_selector", "-x"),
+        ("dkim_selector", "sél"),
+        ("dkim_selector", HUGE),
+        ("dkim_domain", "tickets test"),
+        ("dkim_domain", "localhost"),
+        ("dkim_domain", "tickets.test\r\nBcc: x@y.test"),
+        ("dkim_domain", "1.2.3.4"),
+        ("dkim_domain", HUGE),
+    ],
+)
+def test_a_bad_selector_or_domain_stops_the_start(key_file: Path, setting: str, value: str) -> None:
+    values = {"dkim_key_file": str(key_file), "dkim_selector": SELECTOR, "dkim_domain": DOMAIN}
+    with pytest.raises(ValueError) as caught:
+        Settings(**{**values, setting: value})  # type: ignore[arg-type]
+    message = str(caught.value)
+    assert message.startswith(f"{setting}: ") and "\n" not in message
+    assert len(message) < 400  # the 10 MB value is not echoed
+
+
+def test_a_key_replaced_on_disk_is_used_without_a_restart(
+    key_file: Path, other_key: rsa.RSAPrivateKey, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    first = load_key(key_file, selector=SELECTOR, domain=DOMAIN)
+    replacement = write_key(key_file.with_name("new.pem"), pem(other_key))
+    os.replace(replacement, key_file)
+    second = load_key(key_file, selector=SELECTOR, domain=DOMAIN)
+    assert first.private_key_pem == pem(rsa_key) and second.private_key_pem == pem(other_key)
+    key_file.chmod(0o644)  # loosened after the start: refused at the next send, not used
+    with pytest.raises(DkimKeyError, match="mode 0644"):
+        load_key(key_file, selector=SELECTOR, domain=DOMAIN)
+
+
+# --- the signed message survives both transports byte for byte --------------------------------
+
+PLATFORM = Address("Jazz at the Pier", "no-reply@tickets.test")
+
+
+def mail_variants() -> list[Any]:
+    base: dict[str, Any] = {
+        "subject": "Vos billets pour la Fête",
+        "text": "Bonjour Zoë,\n.a line that starts with a dot\nFrom the organiser\n",
+        "html": "<p>Bonjour Zoë,</p>\n<p>voici vos billets.</p>\n",
+        "identity": Identity(PLATFORM, None),
+        "to": Address("Zoë Müller", "zoe@example.org"),
+        "message_id": "<0123456789abcdef0123456789abcdef@tickets.test>",
+        "kind": "tickets",
+        "date": datetime(2026, 5, 1, 12, 30, tzinfo=UTC),
+        "headers": {"X-Tessera-Message": "m-1"},
+    }
+    long_url = "https://tickets.test/m/" + "t" * 120 + "/unsubscribe"
+    return [
+        pytest.param(base, id="tickets"),
+        pytest.param(
+            {
+                **base,
+                "kind": "message",
+                "unsubscribe_url": long_url,  # a 160-character header line, unfolded
+                "subject": "Ñews " * 60,  # encoded words over several lines
+                "identity": Identity(
+                    Address("Camille Müller via Jazz at the Pier", PLATFORM.email),
+                    Address("Camille Müller", "camille@gmail.com"),
+                ),
+            },
+            id="news-long-headers",
+        ),
+        pytest.param(
+            {
+                **base,
+                "text": "ligne " * 400 + "\n" + "é" * 2000 + "\n",  # quoted-printable
+                "attachments": [
+                    Attachment("ticket-AB12.pdf", "application/pdf", os.urandom(50_000)),
+                    Attachment("event.ics", "text/calendar", "SUMMARY:Fête\r\n".encode()),
+                ],
+            },
+            id="attachments",
+        ),
+    ]
+
+
+def maildir_bytes(message: EmailMessage) -> bytes:
+    """How MaildirMailer serialises a message (transport._with_envelope, without the envelope)."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\n"))
+
+
+@pytest.mark.parametrize("arguments", mail_variants())
+def test_every_transport_writes_the_signed_bytes_again(
+    arguments: dict[str, Any], rsa_key: rsa.RSAPrivateKey, other_key: rsa.RSAPrivateKey
+) -> None:
+    unsigned = build_message(**arguments)
+    raw = unsigned.as_bytes()
+    key = DkimKey(DOMAIN, SELECTOR, pem(rsa_key))
+    signed = sign_message(unsigned, key)
+    for cte_type in ("8bit", "7bit"):  # aiosmtplib's choice, by the server's 8BITMIME
+        wire = flatten_message(signed, cte_type=cte_type)
+        assert wire.startswith(b"DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/relaxed;")
+        # Everything after the signature is exactly what was signed.
+        assert wire.endswith(b"\r\n" + raw) and wire.count(b"DKIM-Signature:") == 1
+        assert dkim.verify(wire, dnsfunc=dns_for(rsa_key))
+        assert not dkim.verify(wire, dnsfunc=dns_for(other_key))
+    stored = maildir_bytes(signed)
+    assert stored == flatten_message(signed).replace(b"\r\n", b"\n")
+    assert dkim.verify(stored, dnsfunc=dns_for(rsa_key))
+    # What readers of the message object see is decoded, as for an unsigned one.
+    assert str(signed["Subject"]) == str(unsigned["Subject"])
+    assert signed["To"].addresses == unsigned["To"].addresses
+    assert signed.get_body(("plain",)).get_content() == unsigned.get_body(("plain",)).get_content()
+
+
+def test_a_header_set_after_signing_is_written_but_breaks_no_other(
+    rsa_key: rsa.RSAPrivateKey,
+) -> None:
+    signed = sign_message(
+        build_message(**mail_variants()[0].values[0]), DkimKey(DOMAIN, SELECTOR, pem(rsa_key))
+    )
+    signed["X-Later"] = "not signed, not harmful"
+    wire = flatten_message(signed)
+    assert b"\r\nX-Later: not signed, not harmful\r\n" in wire
+    assert dkim.verify(wire, dnsfunc=dns_for(rsa_key))
+
+
+def test_a_message_that_cannot_be_signed_is_refused(rsa_key: rsa.RSAPrivateKey) -> None:
+    message = build_message(**mail_variants()[0].values[0])
+    del message["From"]
+    with pytest.raises(MailError, match="From"):
+        sign_message(message, DkimKey(DOMAIN, SELECTOR, pem(rsa_key)))
+
+
+# --- end to end: the API, the real outbox, a real SMTP server and the maildir ----------------
+
+
+@pytest.fixture
+def settings(settings: Settings, key_file: Path) -> Settings:
+    return msgspec.structs.replace(
+        settings,
+        worker="external",
+        dkim_key_file=str(key_file),
+        dkim_selector=SELECTOR,
+        dkim_domain=DOMAIN,
+    )
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    return create_app(settings)
+
+
+async def drain(settings: Settings, mailer: Mailer) -> None:
+    database = Database(settings.database_url)
+    outbox = Outbox(database, settings, mailer)
+    try:
+        while await outbox.run_once():
+            pass
+    finally:
+        await mailer.close()
+        await database.dispose()
+
+
+def stored_mail(settings: Settings) -> list[bytes]:
+    root = Path(settings.mail_dir) / "new"
+    return [path.read_bytes() for path in sorted(root.iterdir())] if root.exists() else []
+
+
+async def signed_venue(api: AsyncTestClient[Litestar]) -> dict[str, Any]:
+    """An event with two confirmed bookings, a tickets campaign (PDF and .ics attached) and a
+    news campaign sent to them, and one resend."""
+    event = await create_event(api, languages=["fr", "en"])
+    ticket_type = await create_ticket_type(api, event["id"])
+    bookings = [
+        await create_booking(
+            api,
+            event["id"],
+            ticket_type["id"],
+            2,
+            confirm=True,
+            buyer={"name": f"Zoë Müller {n}", "email": f"guest{n}@example.org", "language": "fr"},
+        )
+        for n in range(2)
+    ]
+    campaigns = [
+        {"name": "E-tickets", "attach_pdf": True, "attach_ics": True},
+        {
+            "name": "News",
+            "kind": "message",
+            "content": {"fr": {"subject": "Nouvelles — {{ event.name }}", "body": "Bonjour !"}},
+        },
+    ]
+    for body in campaigns:
+        made = await api.post(f"/api/v1/events/{event['id']}/campaigns", json=body)
+        assert made.status_code == 201, made.text
+        sent = await api.post(
+            f"/api/v1/campaigns/{made.json()['id']}/send", json={"expected_recipients": 2}
+        )
+        assert sent.status_code == 202, sent.text
+    resent = await api.post(f"/api/v1/bookings/{bookings[0]['id']}/resend", json={})
+    assert resent.status_code == 202, resent.text
+    return event
+
+
+async def test_campaign_mail_sent_over_smtp_verifies_with_the_published_key(
+    api: AsyncTestClient[Litestar],
+    settings: Settings,
+    rsa_key: rsa.RSAPrivateKey,
+    other_key: rsa.RSAPrivateKey,
+) -> None:
+    await signed_venue(api)
+    with SmtpSink() as sink:
+        await drain(settings, SmtpMailer(sink.url))
+    assert len(sink.messages) == 5
+    for received in sink.messages:
+        assert dkim.verify(received.data, dnsfunc=dns_for(rsa_key)), received.data[:400]
+        assert not dkim.verify(received.data, dnsfunc=dns_for(other_key))
+    kinds = {received.message()["List-Unsubscribe"] is not None for received in sink.messages}
+    assert kinds == {True, False}  # news (one-click unsubscribe) and ticket mail both signed
+    assert any(
+        part.get_filename() and part.get_filename().endswith(".pdf")
+        for received in sink.messages
+        for part in received.message().iter_attachments()
+    )
+
+
+async def test_campaign_mail_in_the_maildir_verifies_with_the_published_key(
+    api: AsyncTestClient[Litestar],
+    settings: Settings,
+    rsa_key: rsa.RSAPrivateKey,
+    other_key: rsa.RSAPrivateKey,
+) -> None:
+    await signed_venue(api)
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    stored = stored_mail(settings)
+    assert len(stored) == 5
+    for data in stored:
+        assert data.startswith(b"Return-Path: <no-reply@tickets.test>\nDelivered-To: ")
+        assert dkim.verify(data, dnsfunc=dns_for(rsa_key))
+        assert not dkim.verify(data, dnsfunc=dns_for(other_key))
+        # Tampering with a signed header breaks it.
+        tampered = data.replace(b"\nSubject: ", b"\nSubject: Re: ", 1)
+        assert not dkim.verify(tampered, dnsfunc=dns_for(rsa_key))
+
+
+async def test_a_key_that_went_bad_after_the_start_delays_mail_instead_of_sending_it_unsigned(
+    api: AsyncTestClient[Litestar], settings: Settings, key_file: Path
+) -> None:
+    await signed_venue(api)
+    os.chmod(key_file, 0o644)
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    assert stored_mail(settings) == []
+    database = Database(settings.database_url)
+    try:
+        async with database.session() as session:
+            from sqlalchemy import select
+
+            from server.campaigns.models import Message
+
+            rows = list(await session.scalars(select(Message)))
+    finally:
+        await database.dispose()
+    assert {row.status for row in rows} == {"queued"}  # retried later, with backoff
+    assert all("mode 0644" in (row.last_reply or "") for row in rows)
