@@ -21,7 +21,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
-from sqlalchemy import case, func, select, update
+from sqlalchemy import ColumnElement, case, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.ids import new_id
@@ -128,16 +128,7 @@ async def list_campaigns(
     session: AsyncSession, event_id: str, *, limit: int, offset: int
 ) -> tuple[list[Campaign], int]:
     await _event(session, event_id)
-    where = Campaign.event_id == event_id
-    total = await session.scalar(select(func.count()).select_from(Campaign).where(where))
-    rows = await session.scalars(
-        select(Campaign)
-        .where(where)
-        .order_by(Campaign.created_at, Campaign.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), int(total or 0)
+    return await _page(session, Campaign, [Campaign.event_id == event_id], limit, offset)
 
 
 def problems(campaign: Campaign) -> list[ProblemOut]:
@@ -290,15 +281,7 @@ async def list_messages(
     where = [Message.campaign_id == campaign_id]
     if status is not None:
         where.append(Message.status == status)
-    total = await session.scalar(select(func.count()).select_from(Message).where(*where))
-    rows = await session.scalars(
-        select(Message)
-        .where(*where)
-        .order_by(Message.created_at, Message.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), int(total or 0)
+    return await _page(session, Message, where, limit, offset)
 
 
 async def booking_messages(
@@ -307,16 +290,7 @@ async def booking_messages(
     """The ledger rows of a booking (campaigns, resends and tests), oldest first."""
     if await session.get(Booking, booking_id) is None:
         raise NotFound("booking", booking_id)
-    where = Message.booking_id == booking_id
-    total = await session.scalar(select(func.count()).select_from(Message).where(where))
-    rows = await session.scalars(
-        select(Message)
-        .where(where)
-        .order_by(Message.created_at, Message.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    return list(rows), int(total or 0)
+    return await _page(session, Message, [Message.booking_id == booking_id], limit, offset)
 
 
 async def resend_booking(
@@ -421,6 +395,20 @@ async def fire_due(session: AsyncSession, *, now: datetime, settings: Settings) 
 
 
 # --- inside ---------------------------------------------------------------------------------
+
+
+async def _page(
+    session: AsyncSession,
+    model: type[Campaign] | type[Message],
+    where: list[ColumnElement[bool]],
+    limit: int,
+    offset: int,
+) -> tuple[list[Any], int]:
+    """One page of rows, oldest first, and how many there are in all."""
+    total = await session.scalar(select(func.count()).select_from(model).where(*where))
+    query = select(model).where(*where).order_by(model.created_at, model.id)
+    rows = await session.scalars(query.limit(limit).offset(offset))
+    return list(rows), int(total or 0)
 
 
 async def _event(session: AsyncSession, event_id: str) -> Event:
