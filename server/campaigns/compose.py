@@ -9,8 +9,10 @@ Which words: the campaign's content in the recipient's language if written, else
 event's first language, else the first language written. Resends use the built-in e-ticket
 mail (`defaults.TICKET_MAIL`).
 
-With `TESSERA_DKIM_*` set the mail is signed last (`dkim.sign_message`), so every header the
-mail carries is under the signature.
+Who it is from: `mail.sender_identity`, with the event's `branding.sender` as the organiser (none
+when unset), the operator's verified domains (`TESSERA_MAIL_DOMAINS`) and the platform address
+(`TESSERA_MAIL_FROM`) under the event's name. With `TESSERA_DKIM_*` set the mail is signed
+last (`dkim.sign_message`), so every header the mail carries is under the signature.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.bookings.models import Booking
 from server.campaigns.defaults import TICKET_MAIL
 from server.campaigns.dkim import key_for, sign_message
-from server.campaigns.mail import Address, Attachment, Identity, build_message
+from server.campaigns.mail import Address, Attachment, Identity, build_message, sender_identity
 from server.campaigns.models import Campaign, Message
 from server.campaigns.recipients import Audience
 from server.campaigns.templates import (
@@ -122,15 +124,11 @@ async def compose(
                 attachments.append(
                     Attachment(f"event-{ticket.code}.ics", "text/calendar", render_ics(view))
                 )
-    # The event's name as display name: the organiser's own address needs organiser accounts
-    # (issue 16); `mail.sender_identity` then decides. Encoded words are no part of a name.
-    display = " ".join(event.name.replace("=?", "= ?").split())
-    identity = Identity(sender=Address(display, settings.platform_sender), reply_to=None)
     mail = build_message(
         subject=rendered.subject,
         text=rendered.text,
         html=rendered.html,
-        identity=identity,
+        identity=_identity(event, settings),
         # A test goes to the organiser's address with a guest's data: not under the guest's name.
         to=Address(None if message.source == "test" else message.to_name, message.to_email),
         message_id=message.message_id,
@@ -144,6 +142,19 @@ async def compose(
     if key is not None:
         mail = sign_message(mail, key)
     return Composed(mail, links, len(tickets))
+
+
+def _identity(event: Event, settings: Settings) -> Identity:
+    """From and Reply-To (rules in mail.py); raises MailError."""
+    # The event's name is the platform's display name; encoded words are no part of a name.
+    display = " ".join(event.name.replace("=?", "= ?").split())
+    sender = (event.branding or {}).get("sender")
+    organiser = Address(sender.get("name"), sender["email"]) if sender else None
+    return sender_identity(
+        organiser,
+        verified_domains=settings.verified_mail_domains,
+        platform=Address(display, settings.platform_sender),
+    )
 
 
 async def _tickets(

@@ -6,8 +6,10 @@ from typing import Annotated, ClassVar
 import msgspec
 from msgspec import UNSET, UnsetType
 
+from server.campaigns.mail import Address, MailError, check_address, sender_identity
 from server.schemas import (
     AwareDatetime,
+    Email,
     Language,
     LongText,
     Name,
@@ -19,9 +21,11 @@ from server.schemas import (
 )
 
 __all__ = [
+    "Branding",
     "EventCreate",
     "EventOut",
     "EventPatch",
+    "Sender",
     "TicketTypeCreate",
     "TicketTypeOut",
     "TicketTypePatch",
@@ -46,6 +50,49 @@ _EVENT_RULES = (
 _WINDOW_RULES = (Rule("valid_until", check_window, reads=("valid_from", "valid_until")),)
 
 
+def _check_sender_email(email: str) -> None:
+    try:
+        check_address(email)
+    except MailError as exc:
+        raise ValueError(exc.detail) from None
+
+
+_ANY_PLATFORM = Address(None, "no-reply@example.org")
+
+
+def _check_sender_name(name: str | None) -> None:
+    # Checked as the mail will use it: a name that cannot head a From line is refused now,
+    # not at the first send.
+    try:
+        sender_identity(
+            Address(name, "organiser@example.org"),
+            verified_domains=frozenset(),
+            platform=_ANY_PLATFORM,
+        )
+    except MailError as exc:
+        raise ValueError(exc.detail) from None
+
+
+class Sender(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """The organiser as a mail's sender: its From when the operator verified the address's
+    domain (not a free-mail one), else its Reply-To (server/campaigns/mail.py)."""
+
+    email: Email
+    name: Name | None = None
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule("email", _check_sender_email),
+        Rule("name", _check_sender_name),
+    )
+
+    def __post_init__(self) -> None:
+        apply_rules(self)
+
+
+class Branding(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    sender: Sender | None = None  # none: mail is from the platform under the event's name
+
+
 class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: Name
     starts_at: AwareDatetime
@@ -53,6 +100,7 @@ class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     ends_at: AwareDatetime | None = None
     venue: LongText | None = None
     languages: Languages = msgspec.field(default_factory=lambda: ["en"])
+    branding: Branding = msgspec.field(default_factory=Branding)
 
     rules: ClassVar[tuple[Rule, ...]] = _EVENT_RULES
 
@@ -67,6 +115,7 @@ class EventPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     timezone: TimeZone | UnsetType = UNSET
     venue: LongText | UnsetType | None = UNSET
     languages: Languages | UnsetType = UNSET
+    branding: Branding | UnsetType = UNSET  # replaces the whole branding
 
     # Times given together must agree here; one given alone is compared with the stored other
     # by the service.
@@ -85,6 +134,7 @@ class EventOut(msgspec.Struct, frozen=True):
     timezone: str
     venue: str | None
     languages: list[str]
+    branding: Branding
     created_at: datetime
     updated_at: datetime
 

@@ -17,6 +17,7 @@ from server.changes.service import ChangeKind, append_changes
 from server.errors import BodyInvalid, FieldError, InvalidState, NotFound
 from server.events.models import Event, TicketType
 from server.events.schemas import (
+    Branding,
     EventCreate,
     EventOut,
     EventPatch,
@@ -54,7 +55,7 @@ async def create_event(session: AsyncSession, data: EventCreate) -> Event:
         timezone=data.timezone,
         venue=data.venue,
         languages=list(data.languages),
-        branding={},
+        branding=msgspec.to_builtins(data.branding),
         change_seq=0,
     )
     session.add(event)
@@ -88,8 +89,12 @@ async def update_event(session: AsyncSession, event_id: str, patch: EventPatch) 
     if ends_at is not None and ends_at <= starts_at:
         raise BodyInvalid([FieldError("ends_at", "ends_at must be after starts_at")])
     before = event_entry(event)
+    if "languages" in changes:
+        changes["languages"] = list(changes["languages"])
+    if "branding" in changes:  # a JSON column: plain values
+        changes["branding"] = msgspec.to_builtins(changes["branding"])
     for name, value in changes.items():
-        setattr(event, name, list(value) if name == "languages" else value)
+        setattr(event, name, value)
     await session.flush()
     after = event_entry(event)
     if after != before:  # doors show the event's name, times and venue
@@ -212,6 +217,7 @@ def event_out(event: Event) -> EventOut:
         timezone=event.timezone,
         venue=event.venue,
         languages=list(event.languages),
+        branding=msgspec.convert(event.branding or {}, Branding),
         created_at=event.created_at,
         updated_at=event.updated_at,
     )

@@ -9,9 +9,11 @@ Both transports' generators are shown to write the signed bytes again, byte for 
 from __future__ import annotations
 
 import base64
+import email
 import os
 from collections.abc import Callable
 from datetime import UTC, datetime
+from email import policy
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -32,7 +34,8 @@ from server.campaigns.outbox import Outbox
 from server.campaigns.transport import MaildirMailer, Mailer, SmtpMailer
 from server.config import Settings, SettingsError
 from server.db import Database
-from tests.factories import create_booking, create_event, create_ticket_type
+from tests.conftest import problem_of
+from tests.factories import create_booking, create_event, create_ticket_type, event_body
 from tests.server.campaigns.smtp_sink import SmtpSink
 
 SELECTOR = "tessera2026"
@@ -463,3 +466,175 @@ async def test_a_key_that_went_bad_after_the_start_delays_mail_instead_of_sendin
         await database.dispose()
     assert {row.status for row in rows} == {"queued"}  # retried later, with backoff
     assert all("mode 0644" in (row.last_reply or "") for row in rows)
+
+
+# --- the organiser as sender (branding.sender) ------------------------------------------------
+
+ORGANISER = {"name": "Camille Martin", "email": "billets@festival.fr"}
+
+
+def mail_of(data: bytes) -> EmailMessage:
+    parsed = email.message_from_bytes(data, policy=policy.default)
+    assert isinstance(parsed, EmailMessage)
+    return parsed
+
+
+async def one_resent_mail(
+    api: AsyncTestClient[Litestar], settings: Settings, branding: dict[str, Any] | None
+) -> EmailMessage:
+    """The e-ticket mail of a booking of an event with `branding`, resent and stored."""
+    body = {} if branding is None else {"branding": branding}
+    event = await create_event(api, **body)
+    ticket_type = await create_ticket_type(api, event["id"])
+    booking = await create_booking(api, event["id"], ticket_type["id"], confirm=True)
+    resent = await api.post(f"/api/v1/bookings/{booking['id']}/resend", json={})
+    assert resent.status_code == 202, resent.text
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    [data] = stored_mail(settings)
+    return mail_of(data)
+
+
+@pytest.mark.parametrize(
+    ("domains", "organiser", "from_", "reply_to"),
+    [
+        pytest.param(
+            "festival.fr, other.example",
+            ORGANISER,
+            "Camille Martin <billets@festival.fr>",
+            None,
+            id="verified",
+        ),
+        pytest.param(
+            "other.example",
+            ORGANISER,
+            "Camille Martin via Jazz at the Pier <no-reply@tickets.test>",
+            "Camille Martin <billets@festival.fr>",
+            id="unverified",
+        ),
+        pytest.param(
+            "gmail.com",  # listed, and still never used as From: its DMARC policy rejects that
+            {"name": "Camille Martin", "email": "camille.martin@gmail.com"},
+            "Camille Martin via Jazz at the Pier <no-reply@tickets.test>",
+            "Camille Martin <camille.martin@gmail.com>",
+            id="free-mail",
+        ),
+        pytest.param(
+            "festival.fr",
+            {"email": "billets@FESTIVAL.fr"},
+            "billets@festival.fr",
+            None,
+            id="verified-without-a-name",
+        ),
+        pytest.param(
+            "festival.fr",
+            None,
+            "Jazz at the Pier <no-reply@tickets.test>",
+            None,
+            id="no-organiser",
+        ),
+    ],
+)
+async def test_the_organiser_is_the_sender_only_from_a_verified_domain(
+    api: AsyncTestClient[Litestar],
+    settings: Settings,
+    rsa_key: rsa.RSAPrivateKey,
+    domains: str,
+    organiser: dict[str, str] | None,
+    from_: str,
+    reply_to: str | None,
+) -> None:
+    outbox_settings = msgspec.structs.replace(settings, mail_domains=domains)
+    branding = None if organiser is None else {"sender": organiser}
+    mail = await one_resent_mail(api, outbox_settings, branding)
+    assert str(mail["From"]) == from_
+    assert (None if mail["Reply-To"] is None else str(mail["Reply-To"])) == reply_to
+    assert dkim.verify(mail.as_bytes(), dnsfunc=dns_for(rsa_key))  # whoever it is from
+
+
+async def test_the_sender_is_read_patched_and_cleared_with_the_event(
+    api: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    event = await create_event(api)
+    assert event["branding"] == {"sender": None}
+    patched = await api.patch(
+        f"/api/v1/events/{event['id']}", json={"branding": {"sender": ORGANISER}}
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["branding"] == {"sender": ORGANISER}
+    read = await api.get(f"/api/v1/events/{event['id']}")
+    assert read.json()["branding"] == {"sender": ORGANISER}
+    untouched = await api.patch(f"/api/v1/events/{event['id']}", json={"name": "Other"})
+    assert untouched.json()["branding"] == {"sender": ORGANISER}
+    cleared = await api.patch(f"/api/v1/events/{event['id']}", json={"branding": {}})
+    assert cleared.json()["branding"] == {"sender": None}
+
+
+@pytest.mark.parametrize(
+    ("sender", "field"),
+    [
+        pytest.param({"name": "Camille"}, "branding.sender.email", id="no-email"),
+        pytest.param({"email": ""}, "branding.sender.email", id="empty-email"),
+        pytest.param({"email": "not-an-address"}, "branding.sender.email", id="no-at"),
+        pytest.param({"email": "a@localhost.x y"}, "branding.sender.email", id="space"),
+        pytest.param({"email": "billets@festival"}, "branding.sender.email", id="dotless"),
+        pytest.param({"email": "zoë@festival.fr"}, "branding.sender.email", id="utf8-local"),
+        pytest.param({"email": '"a b"@festival.fr'}, "branding.sender.email", id="quoted"),
+        pytest.param(
+            {"email": "a@festival.fr\r\nBcc: x@evil.example"}, "branding.sender.email", id="crlf"
+        ),
+        pytest.param({"email": "a@" + "x" * 320 + ".fr"}, "branding.sender.email", id="long-email"),
+        pytest.param({"email": "a@" + "x" * 70 + ".fr"}, "branding.sender.email", id="long-label"),
+        pytest.param({"email": "a@festival.fr", "name": ""}, "branding.sender.name", id="empty"),
+        pytest.param(
+            {"email": "a@festival.fr", "name": "C\r\nBcc: x@evil.example"},
+            "branding.sender.name",
+            id="name-crlf",
+        ),
+        pytest.param(
+            {"email": "a@festival.fr", "name": "=?utf-8?q?C=0D=0ABcc:_x?="},
+            "branding.sender.name",
+            id="encoded-word",
+        ),
+        pytest.param(
+            {"email": "a@festival.fr", "name": "Camille \u202eevil"},
+            "branding.sender.name",
+            id="bidi-override",
+        ),
+        pytest.param(
+            {"email": "a@festival.fr", "name": "x" * 201}, "branding.sender.name", id="long"
+        ),
+        pytest.param({"email": "a@festival.fr", "name": 12}, "branding.sender.name", id="int"),
+        pytest.param(
+            {"email": "a@festival.fr", "colour": "red"}, "branding.sender.colour", id="extra"
+        ),
+    ],
+)
+async def test_a_sender_that_cannot_head_a_mail_is_refused(
+    api: AsyncTestClient[Litestar], sender: dict[str, Any], field: str
+) -> None:
+    created = await api.post("/api/v1/events", json=event_body(branding={"sender": sender}))
+    assert created.status_code == 422, created.text[:300]
+    fields = [error["field"] for error in problem_of(created)["errors"]]
+    assert fields == [field], fields
+    event = await create_event(api)
+    patched = await api.patch(
+        f"/api/v1/events/{event['id']}", json={"branding": {"sender": sender}}
+    )
+    assert patched.status_code == 422
+    # A patch's nested body is reported on its object (validation.py unwraps `X | None` only).
+    [error] = problem_of(patched)["errors"]
+    assert field.startswith(error["field"]) and error["field"].startswith("branding.sender")
+
+
+@pytest.mark.parametrize("branding", ["red", [], {"sender": "a@festival.fr"}, {"logo": "x"}])
+async def test_branding_is_an_object_of_known_fields(
+    api: AsyncTestClient[Litestar], branding: Any
+) -> None:
+    created = await api.post("/api/v1/events", json=event_body(branding=branding))
+    assert created.status_code == 422, created.text[:300]
+
+
+async def test_a_10_mb_sender_is_refused_before_it_is_read(api: AsyncTestClient[Litestar]) -> None:
+    sender = {"email": "a@festival.fr", "name": "x" * 10_000_000}
+    created = await api.post("/api/v1/events", json=event_body(branding={"sender": sender}))
+    assert created.status_code == 413
