@@ -32,6 +32,8 @@ from server.checkin.writer import RedeemWriter
 from server.config import Settings
 from server.db import Database
 from server.events.routes import EventController
+from server.guests.resend import ResendLimits
+from server.guests.resend_routes import resend_page, resend_submit
 from server.guests.routes import GuestController
 from server.http import DbSession
 from server.keys.routes import jwks
@@ -148,12 +150,17 @@ def create_app(settings: Settings) -> Litestar:
     # Failed pairing attempts per client address: a burst of 10, then 10 a minute (codes carry
     # 60 bits); a right code costs nothing, so a fleet pairs at once from one address.
     pair_limiter = TokenBuckets(rate=10 / 60, burst=10)
+    # The guests' "send me my tickets again" page: 3 an hour per address (hashed), and per
+    # client a burst of 10, then 10 an hour (server/guests/resend.py).
+    resend_limiter = ResendLimits()
     return Litestar(
         route_handlers=[
             healthz,
             readyz,
             jwks,
             GuestController,
+            resend_page,
+            resend_submit,
             MailLinkController,
             scanner_socket,
             *api,
@@ -172,6 +179,7 @@ def create_app(settings: Settings) -> Litestar:
                 "hub": hub,
                 "guest_limiter": guest_limiter,
                 "pair_limiter": pair_limiter,
+                "resend_limiter": resend_limiter,
                 "redeem_writer": redeem_writer,
                 "outbox": outbox,
             }
