@@ -4,6 +4,10 @@ Capacity counts confirmed tickets. Confirm raises each ticket type's `confirmed_
 conditional UPDATE (`... WHERE confirmed_count + n <= capacity`): on PostgreSQL concurrent confirms
 queue on the row and re-check the condition, on SQLite writers are serialised, so the last seats
 are never sold twice. A pending booking holds nothing.
+
+An event with `auto_send_tickets` gets each booking's e-ticket mail queued in the outbox ledger by
+the confirmation itself, in its transaction: the mail goes if and only if the confirmation
+commits, and only on the move to confirmed, so confirming again sends nothing.
 """
 
 from __future__ import annotations
@@ -15,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from protocol.ids import booking_reference, new_id
 from server.bookings.models import Booking, BookingItem, BookingStatus
 from server.bookings.schemas import BookingCreate
+from server.campaigns.service import enqueue_ticket_mail
+from server.config import Settings
 from server.db import utcnow
 from server.errors import (
     BodyInvalid,
@@ -24,7 +30,7 @@ from server.errors import (
     InvalidState,
     NotFound,
 )
-from server.events.models import TicketType
+from server.events.models import Event, TicketType
 from server.events.service import get_event
 from server.tickets.service import TicketIssuer, issue_tickets, revoke_booking_tickets
 
@@ -38,9 +44,14 @@ __all__ = [
 
 
 async def create_booking(
-    session: AsyncSession, event_id: str, data: BookingCreate, issuer: TicketIssuer
+    session: AsyncSession,
+    event_id: str,
+    data: BookingCreate,
+    issuer: TicketIssuer,
+    *,
+    settings: Settings | None = None,
 ) -> Booking:
-    """A pending booking (confirmed at once with `confirm: true`).
+    """A pending booking (confirmed at once with `confirm: true`; `settings` as for confirm).
 
     Raises Conflict naming the existing booking when `external_ref` is already used in the event.
     """
@@ -76,12 +87,22 @@ async def create_booking(
         await _refuse_taken_ref(session, event_id, data.external_ref or "")
         raise
     if data.confirm:
-        await confirm_booking(session, booking.id, issuer)
+        await confirm_booking(session, booking.id, issuer, settings=settings)
     return booking
 
 
-async def confirm_booking(session: AsyncSession, booking_id: str, issuer: TicketIssuer) -> Booking:
-    """Confirm and issue tickets; confirming a confirmed booking changes nothing."""
+async def confirm_booking(
+    session: AsyncSession,
+    booking_id: str,
+    issuer: TicketIssuer,
+    *,
+    settings: Settings | None = None,
+) -> Booking:
+    """Confirm and issue tickets; confirming a confirmed booking changes nothing.
+
+    `settings` name the mail's Message-ID domain for `auto_send_tickets`; without them it is the
+    host of the issuer's base URL (the default of `TESSERA_MAIL_FROM`).
+    """
     won = await session.execute(
         update(Booking)
         .where(Booking.id == booking_id, Booking.status == BookingStatus.PENDING)
@@ -97,6 +118,11 @@ async def confirm_booking(session: AsyncSession, booking_id: str, issuer: Ticket
     for item in booking.items:
         await _take_capacity(session, item.ticket_type_id, item.quantity)
     await issue_tickets(session, booking, booking.buyer_name, issuer)
+    event = await session.get(Event, booking.event_id)
+    if event is not None and event.auto_send_tickets:
+        # The routes hand over the issuer, not the settings: its base URL is theirs.
+        mail_settings = settings or Settings(base_url=issuer.base_url)
+        await enqueue_ticket_mail(session, booking, mail_settings)
     return booking
 
 

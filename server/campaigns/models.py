@@ -58,6 +58,7 @@ class MessageSource:
     CAMPAIGN = "campaign"
     RESEND = "resend"  # one booking's or ticket's e-tickets sent again
     TEST = "test"  # a campaign's test send to any address: not counted, changes nothing
+    AUTO = "auto"  # a booking's e-tickets, queued as it was confirmed (event.auto_send_tickets)
 
 
 class Campaign(Base):

@@ -10,7 +10,9 @@ Rules:
     writes them when it fires, counting the audience then. A schedule that fires more than
     `grace_seconds` late is marked missed and sends nothing.
   - Test sends go to any address, carry `[TEST]`, are not counted and change no ticket.
-  - Resends of one booking or ticket are rows of the same ledger (source `resend`).
+  - Resends of one booking or ticket are rows of the same ledger (source `resend`), and so are
+    the e-tickets of a booking mailed as it is confirmed (source `auto`, `enqueue_ticket_mail`,
+    in the confirmation's transaction: the mail goes if and only if the booking is confirmed).
 """
 
 from __future__ import annotations
@@ -59,6 +61,7 @@ __all__ = [
     "counts",
     "create_campaign",
     "enqueue",
+    "enqueue_ticket_mail",
     "fire_due",
     "get_campaign",
     "list_campaigns",
@@ -302,10 +305,26 @@ async def resend_booking(
         raise NotFound("booking", booking_id)
     if booking.status != BookingStatus.CONFIRMED:
         raise InvalidState(f"a {booking.status} booking has no tickets to send", id=booking.id)
-    recipient = Recipient(
+    return await _resend(session, booking.event_id, _buyer(booking), to, settings)
+
+
+async def enqueue_ticket_mail(
+    session: AsyncSession, booking: Booking, settings: Settings
+) -> Message:
+    """The booking's e-tickets queued for its buyer (source `auto`), in the caller's transaction.
+
+    The confirmation calls it once, on the booking's move to confirmed: a second confirm
+    changes nothing, so it sends nothing either.
+    """
+    return await _resend(
+        session, booking.event_id, _buyer(booking), None, settings, source=MessageSource.AUTO
+    )
+
+
+def _buyer(booking: Booking) -> Recipient:
+    return Recipient(
         booking.id, None, booking.buyer_name, booking.buyer_email, booking.buyer_language
     )
-    return await _resend(session, booking.event_id, recipient, to, settings)
 
 
 async def resend_ticket(
@@ -506,7 +525,13 @@ def _draft_message(
 
 
 async def _resend(
-    session: AsyncSession, event_id: str, recipient: Recipient, to: str | None, settings: Settings
+    session: AsyncSession,
+    event_id: str,
+    recipient: Recipient,
+    to: str | None,
+    settings: Settings,
+    *,
+    source: str = MessageSource.RESEND,
 ) -> Message:
     event = await _event(session, event_id)
     address = _address(to, "to") if to else recipient.to_email
@@ -514,7 +539,7 @@ async def _resend(
         id=new_id(),
         event_id=event_id,
         campaign_id=None,
-        source=MessageSource.RESEND,
+        source=source,
         kind="tickets",
         booking_id=recipient.booking_id,
         ticket_id=recipient.ticket_id,

@@ -3,7 +3,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Integer, String
+from sqlalchemy import JSON, BigInteger, Boolean, ForeignKey, Integer, String, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, UTCDateTime, utcnow
@@ -23,6 +23,8 @@ class Event(Base):
     venue: Mapped[str | None] = mapped_column(String(300), default=None)
     languages: Mapped[list[str]] = mapped_column(JSON, default=list)
     branding: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Confirming a booking queues its e-ticket mail in the same transaction (server/bookings).
+    auto_send_tickets: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     # Head of the event's change log: the last `seq` handed out. Bumping it row-locks the event,
     # which is what keeps `seq` gap-free and commits in `seq` order (server/changes).
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0)

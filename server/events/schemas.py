@@ -101,6 +101,7 @@ class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     venue: LongText | None = None
     languages: Languages = msgspec.field(default_factory=lambda: ["en"])
     branding: Branding = msgspec.field(default_factory=Branding)
+    auto_send_tickets: bool = False  # mail each booking its e-tickets when it is confirmed
 
     rules: ClassVar[tuple[Rule, ...]] = _EVENT_RULES
 
@@ -116,6 +117,7 @@ class EventPatch(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     venue: LongText | UnsetType | None = UNSET
     languages: Languages | UnsetType = UNSET
     branding: Branding | UnsetType = UNSET  # replaces the whole branding
+    auto_send_tickets: bool | UnsetType = UNSET
 
     # Times given together must agree here; one given alone is compared with the stored other
     # by the service.
@@ -135,6 +137,7 @@ class EventOut(msgspec.Struct, frozen=True):
     venue: str | None
     languages: list[str]
     branding: Branding
+    auto_send_tickets: bool
     created_at: datetime
     updated_at: datetime
 

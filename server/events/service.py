@@ -56,6 +56,7 @@ async def create_event(session: AsyncSession, data: EventCreate) -> Event:
         venue=data.venue,
         languages=list(data.languages),
         branding=msgspec.to_builtins(data.branding),
+        auto_send_tickets=data.auto_send_tickets,
         change_seq=0,
     )
     session.add(event)
@@ -218,6 +219,7 @@ def event_out(event: Event) -> EventOut:
         venue=event.venue,
         languages=list(event.languages),
         branding=msgspec.convert(event.branding or {}, Branding),
+        auto_send_tickets=event.auto_send_tickets,
         created_at=event.created_at,
         updated_at=event.updated_at,
     )

@@ -638,3 +638,181 @@ async def test_a_10_mb_sender_is_refused_before_it_is_read(api: AsyncTestClient[
     sender = {"email": "a@festival.fr", "name": "x" * 10_000_000}
     created = await api.post("/api/v1/events", json=event_body(branding={"sender": sender}))
     assert created.status_code == 413
+
+
+# --- e-tickets sent on confirmation (event.auto_send_tickets) ---------------------------------
+
+
+async def auto_event(
+    api: AsyncTestClient[Litestar], *, auto: bool = True, capacity: int | None = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    event = await create_event(api, auto_send_tickets=auto)
+    ticket_type = await create_ticket_type(api, event["id"], capacity=capacity)
+    return event, ticket_type
+
+
+async def ledger(api: AsyncTestClient[Litestar], booking_id: str) -> list[dict[str, Any]]:
+    response = await api.get(f"/api/v1/bookings/{booking_id}/messages")
+    assert response.status_code == 200, response.text
+    return list(response.json()["items"])
+
+
+async def test_auto_send_is_an_event_option_off_by_default(
+    api: AsyncTestClient[Litestar],
+) -> None:
+    plain = await create_event(api)
+    assert plain["auto_send_tickets"] is False
+    event, _ = await auto_event(api)
+    assert event["auto_send_tickets"] is True
+    read = await api.get(f"/api/v1/events/{event['id']}")
+    assert read.json()["auto_send_tickets"] is True
+    off = await api.patch(f"/api/v1/events/{event['id']}", json={"auto_send_tickets": False})
+    assert off.status_code == 200 and off.json()["auto_send_tickets"] is False
+    kept = await api.patch(f"/api/v1/events/{event['id']}", json={"name": "Renamed"})
+    assert kept.json()["auto_send_tickets"] is False
+
+
+@pytest.mark.parametrize("value", ["true", 1, None, [], {"on": True}])
+async def test_auto_send_must_be_a_boolean(api: AsyncTestClient[Litestar], value: Any) -> None:
+    created = await api.post("/api/v1/events", json=event_body(auto_send_tickets=value))
+    assert created.status_code == 422
+    assert [e["field"] for e in problem_of(created)["errors"]] == ["auto_send_tickets"]
+    event = await create_event(api)
+    patched = await api.patch(f"/api/v1/events/{event['id']}", json={"auto_send_tickets": value})
+    assert patched.status_code == 422
+
+
+async def test_confirming_a_booking_mails_its_e_tickets_once(
+    api: AsyncTestClient[Litestar], settings: Settings, rsa_key: rsa.RSAPrivateKey
+) -> None:
+    event, ticket_type = await auto_event(api)
+    pending = await create_booking(api, event["id"], ticket_type["id"], 2)
+    assert await ledger(api, pending["id"]) == []  # a pending booking has no tickets to send
+    confirmed = await api.post(f"/api/v1/bookings/{pending['id']}/confirm")
+    assert confirmed.status_code == 200, confirmed.text
+    booking = confirmed.json()
+    assert set(booking) == set(pending) and booking["status"] == "confirmed"  # the same answer
+    again = await api.post(f"/api/v1/bookings/{pending['id']}/confirm")
+    assert again.status_code == 200 and again.json()["tickets"] == booking["tickets"]
+    [row] = await ledger(api, pending["id"])
+    assert (row["source"], row["status"], row["to"]) == ("auto", "queued", "camille@example.org")
+    assert row["campaign_id"] is None and row["language"] == "fr"
+
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    await api.post(f"/api/v1/bookings/{pending['id']}/confirm")  # a third time, after the send
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    [data] = stored_mail(settings)
+    mail = mail_of(data)
+    assert str(mail["To"]) == "Camille Martin <camille@example.org>"
+    assert mail["Message-ID"] == row["message_id"] and mail["List-Unsubscribe"] is None
+    text = mail.get_body(("plain",)).get_content()
+    for ticket in booking["tickets"]:
+        assert ticket["link"] in text and ticket["code"] in text
+    assert dkim.verify(data, dnsfunc=dns_for(rsa_key))
+    [sent] = await ledger(api, pending["id"])
+    assert sent["status"] == "sent"
+
+
+async def test_a_booking_confirmed_at_creation_mails_its_e_tickets(
+    api: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    event, ticket_type = await auto_event(api)
+    booking = await create_booking(api, event["id"], ticket_type["id"], 1, confirm=True)
+    [row] = await ledger(api, booking["id"])
+    assert row["source"] == "auto"
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    [data] = stored_mail(settings)
+    assert booking["tickets"][0]["link"] in mail_of(data).get_body(("plain",)).get_content()
+
+
+async def test_without_the_option_confirming_mails_nothing(
+    api: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    event, ticket_type = await auto_event(api, auto=False)
+    pending = await create_booking(api, event["id"], ticket_type["id"])
+    await api.post(f"/api/v1/bookings/{pending['id']}/confirm")
+    await create_booking(api, event["id"], ticket_type["id"], confirm=True)
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    assert stored_mail(settings) == []
+
+
+async def test_a_confirmation_that_fails_queues_no_mail(
+    api: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    event, ticket_type = await auto_event(api, capacity=1)
+    pending = await create_booking(api, event["id"], ticket_type["id"], 2)
+    refused = await api.post(f"/api/v1/bookings/{pending['id']}/confirm")
+    assert refused.status_code == 409
+    created = await api.post(
+        f"/api/v1/events/{event['id']}/bookings",
+        json={
+            "buyer": {"name": "Late", "email": "late@example.org", "language": "en"},
+            "items": [{"ticket_type_id": ticket_type["id"], "quantity": 2}],
+            "confirm": True,
+        },
+    )
+    assert created.status_code == 409
+    assert await ledger(api, pending["id"]) == []
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    assert stored_mail(settings) == []
+
+
+async def test_a_booking_cancelled_before_its_mail_went_gets_no_tickets_by_mail(
+    api: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    event, ticket_type = await auto_event(api)
+    booking = await create_booking(api, event["id"], ticket_type["id"], confirm=True)
+    await api.post(f"/api/v1/bookings/{booking['id']}/cancel")
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    assert stored_mail(settings) == []
+    [row] = await ledger(api, booking["id"])
+    assert row["status"] == "failed" and row["last_reply"] == "no valid ticket left to send"
+
+
+async def test_two_confirms_at_once_mail_the_tickets_once(
+    api: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    import asyncio
+
+    event, ticket_type = await auto_event(api)
+    pending = await create_booking(api, event["id"], ticket_type["id"], 3)
+    answers = await asyncio.gather(
+        *(api.post(f"/api/v1/bookings/{pending['id']}/confirm") for _ in range(4))
+    )
+    assert [a.status_code for a in answers] == [200] * 4
+    assert len(await ledger(api, pending["id"])) == 1
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    assert len(stored_mail(settings)) == 1
+
+
+async def test_bookings_made_in_code_as_the_demo_does_are_mailed_too(
+    api: AsyncTestClient[Litestar], settings: Settings
+) -> None:
+    """`tessera demo` and other callers of the service pass no settings: the Message-ID
+    domain is then the issuer's base URL host, the default platform sender's."""
+    from server.bookings.schemas import BookingCreate, BookingItemIn, Buyer
+    from server.bookings.service import create_booking as create_in_code
+    from server.keys.service import KeyRing, Keystore, ensure_signing_key
+    from server.tickets.service import TicketIssuer
+
+    event, ticket_type = await auto_event(api)
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction() as session:
+            keyring = KeyRing(Keystore(settings.keys_path))
+            await ensure_signing_key(session, keyring.keystore)
+            issuer = TicketIssuer(await keyring.keys(session), settings.public_base_url)
+            data = BookingCreate(
+                buyer=Buyer(name="Jonas Weber", email="jonas@example.org", language="de"),
+                items=[BookingItemIn(ticket_type["id"], 1)],
+                confirm=True,
+            )
+            booking = await create_in_code(session, event["id"], data, issuer)
+    finally:
+        await database.dispose()
+    [row] = await ledger(api, booking.id)
+    assert row["source"] == "auto" and row["message_id"].endswith("@tickets.test>")
+    assert row["language"] == "de"  # the built-in e-ticket mail is written in all three
+    await drain(settings, MaildirMailer(Path(settings.mail_dir)))
+    [stored] = stored_mail(settings)
+    assert str(mail_of(stored)["To"]) == "Jonas Weber <jonas@example.org>"

@@ -1,0 +1,30 @@
+"""event.auto_send_tickets: mail each booking its e-tickets as it is confirmed
+
+Revision ID: 0005
+Revises: 0004
+Create Date: 2026-12-02 01:00:00
+
+Existing events keep sending nothing on their own (server default false): an organiser turns it on.
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0005"
+down_revision: str | None = "0004"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.add_column(
+            sa.Column("auto_send_tickets", sa.Boolean(), server_default=sa.false(), nullable=False)
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("event", schema=None) as batch_op:
+        batch_op.drop_column("auto_send_tickets")
