@@ -11,7 +11,7 @@ buyer). Filters, all optional and combined:
                    not_received: either of the two ("resend to those who did not get it")
 
 Test sends and other campaigns' messages count for `delivery` only when they were real ticket
-mail (source campaign or resend, kind tickets), so "resend to those who failed or never got it"
+mail (source campaign, resend or auto; kind tickets), so "resend to those who failed or never got it"
 means exactly that.
 """
 
@@ -150,7 +150,9 @@ async def _by_delivery(
             .where(
                 key.in_(chunk),
                 Message.kind == "tickets",
-                Message.source.in_([MessageSource.CAMPAIGN, MessageSource.RESEND]),
+                Message.source.in_(
+                    [MessageSource.CAMPAIGN, MessageSource.RESEND, MessageSource.AUTO]
+                ),
             )
             .order_by(Message.created_at)
         )
