@@ -346,3 +346,16 @@ async def test_an_open_by_an_image_proxy_is_flagged_and_not_counted(api, client,
     assert (counts["opened"], counts["opened_by_machine"]) == (0, 1)
     messages = (await api.get(f"/api/v1/campaigns/{campaign['id']}/messages")).json()["items"]
     assert sorted(m["opened_by_machine"] for m in messages) == [False, True]
+
+
+async def test_a_booking_mailed_automatically_counts_as_sent_for_never_sent(api, settings, outbox):
+    event = await create_event(api, auto_send_tickets=True)
+    ticket_type = await create_ticket_type(api, event["id"])
+    await create_booking(api, event["id"], ticket_type["id"], 1, confirm=True)
+    await drain(outbox)
+    assert len(mails(settings)) == 1  # the automatic e-ticket mail
+    campaign = await draft(api, event["id"], audience={"delivery": "never_sent"})
+    recap = await api.post(
+        f"/api/v1/campaigns/{campaign['id']}/send", json={"expected_recipients": 1}
+    )
+    assert problem_of(recap)["recipients"] == 0
