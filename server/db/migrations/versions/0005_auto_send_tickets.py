@@ -5,6 +5,10 @@ Revises: 0004
 Create Date: 2026-12-02 01:00:00
 
 Existing events keep sending nothing on their own (server default false): an organiser turns it on.
+
+A plain ADD COLUMN, not Alembic's batch mode: on SQLite batch mode may rebuild `event` by
+dropping it, and with foreign keys on, dropping `event` deletes every booking, ticket and scan
+that cascades from it. SQLite adds a NOT NULL column with a constant default in place.
 """
 
 from collections.abc import Sequence
@@ -19,12 +23,11 @@ depends_on: str | Sequence[str] | None = None
 
 
 def upgrade() -> None:
-    with op.batch_alter_table("event", schema=None) as batch_op:
-        batch_op.add_column(
-            sa.Column("auto_send_tickets", sa.Boolean(), server_default=sa.false(), nullable=False)
-        )
+    op.add_column(
+        "event",
+        sa.Column("auto_send_tickets", sa.Boolean(), server_default=sa.false(), nullable=False),
+    )
 
 
 def downgrade() -> None:
-    with op.batch_alter_table("event", schema=None) as batch_op:
-        batch_op.drop_column("auto_send_tickets")
+    op.drop_column("event", "auto_send_tickets")
