@@ -42,8 +42,8 @@ async def test_upgrading_keeps_every_row(database_url, start):
         async with database.engine.begin() as connection:  # back to `start`, then fill it
             await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), start))
         statements = [
-            "INSERT INTO event (id, slug, name, starts_at, timezone, languages, branding, change_seq,"
-            " created_at, updated_at) VALUES ('EVT0000001', 'e', 'E', '2031-06-14 18:00:00+00:00',"
+            "INSERT INTO event (id, slug, name, starts_at, timezone, languages, branding,"
+            " change_seq, created_at, updated_at) VALUES ('EVT0000001', 'e', 'E', '2031-06-14 18:00:00+00:00',"
             " 'UTC', '[]', '{}', 0, '2031-01-01 00:00:00+00:00', '2031-01-01 00:00:00+00:00')",
             "INSERT INTO ticket_type (id, event_id, name, persons, confirmed_count, created_at)"
             " VALUES ('TT1', 'EVT0000001', 'Std', 1, 1, '2031-01-01 00:00:00+00:00')",
@@ -69,8 +69,8 @@ async def test_upgrading_keeps_every_row(database_url, start):
             "INSERT INTO message (id, event_id, campaign_id, source, kind, booking_id, to_email,"
             " language, message_id, token, status, attempts, next_attempt_at, links, created_at,"
             " opened_by_machine) VALUES ('M1', 'EVT0000001', 'C1', 'campaign', 'tickets', 'B1',"
-            " 'a@example.org', 'en', '<m1@x>', 'tok1', 'sent', 1, '2031-01-01 00:00:00+00:00', '[]',"
-            " '2031-01-01 00:00:00+00:00', false)",
+            " 'a@example.org', 'en', '<m1@x>', 'tok1', 'sent', 1, '2031-01-01 00:00:00+00:00',"
+            " '[]', '2031-01-01 00:00:00+00:00', false)",
         ]
         async with database.transaction() as session:
             for statement in statements:
