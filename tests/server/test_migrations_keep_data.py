@@ -43,8 +43,9 @@ async def test_upgrading_keeps_every_row(database_url, start):
             await connection.run_sync(lambda sync: command.downgrade(alembic_config(sync), start))
         statements = [
             "INSERT INTO event (id, slug, name, starts_at, timezone, languages, branding,"
-            " change_seq, created_at, updated_at) VALUES ('EVT0000001', 'e', 'E', '2031-06-14 18:00:00+00:00',"
-            " 'UTC', '[]', '{}', 0, '2031-01-01 00:00:00+00:00', '2031-01-01 00:00:00+00:00')",
+            " change_seq, created_at, updated_at) VALUES ('EVT0000001', 'e', 'E',"
+            " '2031-06-14 18:00:00+00:00', 'UTC', '[]', '{}', 0, '2031-01-01 00:00:00+00:00',"
+            " '2031-01-01 00:00:00+00:00')",
             "INSERT INTO ticket_type (id, event_id, name, persons, confirmed_count, created_at)"
             " VALUES ('TT1', 'EVT0000001', 'Std', 1, 1, '2031-01-01 00:00:00+00:00')",
             "INSERT INTO booking (id, event_id, reference, status, buyer_name, buyer_email,"
