@@ -12,6 +12,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 from server.campaigns import service
 from server.campaigns.models import Campaign, Message
 from server.campaigns.schemas import (
+    BounceIn,
     CampaignCreate,
     CampaignOut,
     CampaignPatch,
@@ -160,6 +161,16 @@ class CampaignController(Controller):
             db_session, campaign_id, status=status, limit=limit, offset=offset
         )
         return page([message_out(m) for m in rows], total, limit, offset)
+
+    @post(
+        "/messages/bounces",
+        dto=Body[BounceIn],
+        return_dto=None,
+        status_code=200,
+        summary="Report a bounce (a delivery status notification) for a sent mail by Message-ID",
+    )
+    async def bounce(self, data: JSONBody[BounceIn], db_session: DbSession) -> MessageOut:
+        return message_out(await service.record_bounce(db_session, data.message_id, data.reply))
 
     @get("/bookings/{booking_id:str}/messages", summary="Every mail sent for a booking")
     async def booking_messages(

@@ -11,6 +11,7 @@ from server.schemas import AwareDatetime, Id, Language, Name
 
 __all__ = [
     "AudienceIn",
+    "BounceIn",
     "CampaignCreate",
     "CampaignOut",
     "CampaignPatch",
@@ -91,6 +92,12 @@ class PreviewIn(_Body):
 
 class ResendIn(_Body):
     to: EmailText | None = None  # a corrected address; the buyer's (or holder's) otherwise
+
+
+class BounceIn(_Body):
+    # The Message-ID of the mail that bounced, as the delivery status notification quotes it.
+    message_id: Annotated[str, msgspec.Meta(min_length=3, max_length=200)]
+    reply: Annotated[str, msgspec.Meta(max_length=1000)] = ""  # the remote server's words
 
 
 class ProblemOut(msgspec.Struct, frozen=True):

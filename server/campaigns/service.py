@@ -68,6 +68,7 @@ __all__ = [
     "list_messages",
     "preview",
     "problems",
+    "record_bounce",
     "resend_booking",
     "resend_ticket",
     "send",
@@ -294,6 +295,22 @@ async def booking_messages(
     if await session.get(Booking, booking_id) is None:
         raise NotFound("booking", booking_id)
     return await _page(session, Message, [Message.booking_id == booking_id], limit, offset)
+
+
+async def record_bounce(session: AsyncSession, message_id: str, reply: str) -> Message:
+    """A sent mail came back (a delivery status notification): its status becomes bounced."""
+    wanted = message_id.strip()
+    if not wanted.startswith("<"):
+        wanted = f"<{wanted}>"
+    message = await session.scalar(select(Message).where(Message.message_id == wanted))
+    if message is None:
+        raise NotFound("message", message_id)
+    if message.status not in (MessageStatus.SENT, MessageStatus.BOUNCED):
+        raise InvalidState(f"a {message.status} message cannot bounce", id=message.id)
+    message.status = MessageStatus.BOUNCED
+    message.last_reply = reply[:1000] or "bounced"
+    await session.flush()
+    return message
 
 
 async def resend_booking(

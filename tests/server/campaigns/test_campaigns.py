@@ -359,3 +359,28 @@ async def test_a_booking_mailed_automatically_counts_as_sent_for_never_sent(api,
         f"/api/v1/campaigns/{campaign['id']}/send", json={"expected_recipients": 1}
     )
     assert problem_of(recap)["recipients"] == 0
+
+
+async def test_a_bounce_reported_by_message_id_marks_the_message_and_feeds_failed(
+    api, settings, outbox
+):
+    v = await venue(api, 2)
+    campaign = await draft(api, v["event"]["id"])
+    await api.post(f"/api/v1/campaigns/{campaign['id']}/send", json={"expected_recipients": 2})
+    await drain(outbox)
+    bounced = next(m for m in mails(settings) if "guest1@" in str(m["To"]))
+    reply = "550 5.1.1 <guest1@example.org>: mailbox unavailable"
+    response = await api.post(
+        "/api/v1/messages/bounces", json={"message_id": str(bounced["Message-ID"]), "reply": reply}
+    )
+    assert response.status_code == 200, response.text
+    assert (response.json()["status"], response.json()["last_reply"]) == ("bounced", reply)
+    counts = (await api.get(f"/api/v1/campaigns/{campaign['id']}")).json()["counts"]
+    assert (counts["sent"], counts["bounced"]) == (1, 1)
+    again = await draft(api, v["event"]["id"], audience={"delivery": "failed"})
+    recap = await api.post(f"/api/v1/campaigns/{again['id']}/send", json={"expected_recipients": 9})
+    assert problem_of(recap)["recipients"] == 1
+    unknown = await api.post("/api/v1/messages/bounces", json={"message_id": "<nope@x>"})
+    assert unknown.status_code == 404
+    for body in [{}, {"message_id": ""}, {"message_id": "x" * 300}, {"message_id": 5}]:
+        assert (await api.post("/api/v1/messages/bounces", json=body)).status_code == 422
