@@ -8,9 +8,15 @@ import io
 import re
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from server.config import Settings, SettingsError
+
+if TYPE_CHECKING:  # the commands import what they use when run: `tessera --help` stays quick
+    from datetime import datetime
+
+    from server.campaigns.models import Campaign
+    from server.campaigns.schemas import Counts
 
 __all__ = ["main"]
 
@@ -76,6 +82,26 @@ def _parser() -> argparse.ArgumentParser:
     part.add_argument("--html", action="store_true", help="print the HTML part instead")
     part.add_argument("--raw", action="store_true", help="print the whole message as stored")
     show.set_defaults(run=_mail_show)
+
+    campaign = sub.add_parser(
+        "campaign", help="an event's campaigns and their sending progress"
+    ).add_subparsers(title="campaign")
+    listed = campaign.add_parser("list", help="the event's campaigns with their ledger counts")
+    listed.add_argument("event_id")
+    listed.set_defaults(run=_async(_campaign_list))
+    watch = campaign.add_parser(
+        "watch",
+        help="a progress bar on stderr until the campaign is sent, cancelled or missed;"
+        " exit 1 if any of its messages failed",
+    )
+    watch.add_argument("campaign_id")
+    watch.add_argument(
+        "--interval",
+        type=_interval,
+        default=1.0,
+        help="seconds between two looks at the ledger (default 1)",
+    )
+    watch.set_defaults(run=_campaign_watch)
 
     worker = sub.add_parser(
         "worker", help="send campaign mail (the outbox) in this process, until stopped"
@@ -280,6 +306,122 @@ def _mail_show(settings: Settings, args: argparse.Namespace) -> int:
         return 1
     print(_shown(body, lines=True), end="" if body.endswith("\n") else "\n")
     return 0
+
+
+# --- campaign list | watch ----------------------------------------------------------------------
+# Counts come from the ledger (`service.counts`), the one truth the API's `counts` also reads.
+# `watch` draws on stderr: redrawn in place with \r on a terminal, else one line per look (a log
+# or a CI job keeps every line). It ends when the campaign does: sent, cancelled or missed.
+
+_FINAL = ("sent", "cancelled", "missed")
+_BAR = 30
+_ID = re.compile(r"[0-9A-Za-z_-]{1,64}")  # any id Tessera hands out; anything else is no id
+
+
+def _interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a number of seconds: {_shown(text)[:40]!r}"
+        ) from None
+    if not 0.05 <= value <= 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError("expected 0.05 to 3600 seconds")
+    return value
+
+
+def _checked_id(value: str, resource: str) -> str:
+    """`value` when it can be an id; else NotFound, as the database would answer, before any
+    query: an argument may hold control characters, lone surrogates or megabytes."""
+    from server.errors import NotFound
+
+    if not _ID.fullmatch(value):
+        raise NotFound(resource, _shown(value)[:64])
+    return value
+
+
+async def _campaign_list(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.campaigns import service
+
+    event_id = _checked_id(args.event_id, "event")
+    rows: list[tuple[Campaign, Counts]] = []
+    async with database.transaction(read_only=True) as session:
+        while True:
+            page, total = await service.list_campaigns(
+                session, event_id, limit=500, offset=len(rows)
+            )
+            rows.extend([(c, await service.counts(session, c.id)) for c in page])
+            if not page or len(rows) >= total:
+                break
+    _replace_unencodable()
+    if not rows:
+        print("no campaigns yet")
+        return
+    created = "created"
+    print(
+        f"{'id':<16} {'status':<10} {'sent':>7} {'failed':>7} {'remaining':>9} {created:<16} name"
+    )
+    for c, counts in rows:
+        print(
+            f"{c.id:<16} {c.status:<10} {counts.sent:>7} {counts.failed:>7} "
+            f"{counts.remaining:>9} {c.created_at.astimezone():%Y-%m-%d %H:%M} {_shown(c.name)}"
+        )
+
+
+def _campaign_watch(settings: Settings, args: argparse.Namespace) -> int:
+    try:
+        return _async(_watch)(settings, args)
+    except KeyboardInterrupt:  # Ctrl-C stops the watching, not the sending
+        print(file=sys.stderr)
+        return 130
+
+
+async def _watch(database: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from server.campaigns import service
+
+    campaign_id = _checked_id(args.campaign_id, "campaign")
+    redraw = sys.stderr.isatty()
+    while True:
+        async with database.transaction(read_only=True) as session:
+            campaign = await service.get_campaign(session, campaign_id)
+            counts = await service.counts(session, campaign_id)
+        line = _progress(campaign.status, counts, campaign.send_at, campaign.recipients)
+        done = campaign.status in _FINAL
+        if redraw:  # \x1b[K: the rest of the last drawing goes when the line got shorter
+            sys.stderr.write(f"\r{line}\x1b[K" + ("\n" if done else ""))
+        else:
+            sys.stderr.write(f"{line}\n")
+        sys.stderr.flush()
+        if done:
+            return 1 if counts.failed else 0
+        await asyncio.sleep(args.interval)
+
+
+def _progress(status: str, counts: Counts, send_at: datetime | None, recipients: int | None) -> str:
+    """One line for people: `[#####.....] 512/2000 sent, 3 failed, 1485 remaining`."""
+    if status == "draft":
+        return "draft: not sent yet"
+    if status == "scheduled":
+        when = f"{send_at.astimezone():%Y-%m-%d %H:%M %Z}" if send_at else "later"
+        return f"scheduled for {when} ({recipients or 0} recipients at confirmation)"
+    if status == "missed":
+        return "missed: nothing sent (its time passed by more than its grace window)"
+    total = counts.total
+    done = total - counts.remaining
+    filled = _BAR if total == 0 else _BAR * done // total
+    line = (
+        f"[{'#' * filled}{'.' * (_BAR - filled)}] {counts.sent}/{total} sent, "
+        f"{counts.failed} failed"
+    )
+    if status in _FINAL:
+        return f"{line}: {status}"
+    return f"{line}, {counts.remaining} remaining"
+
+
+def _replace_unencodable() -> None:
+    # Names in any script must not stop the listing on a terminal that cannot show them.
+    if isinstance(sys.stdout, io.TextIOWrapper):
+        sys.stdout.reconfigure(errors="replace")
 
 
 def _mail_output(settings: Settings) -> None:
