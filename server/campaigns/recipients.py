@@ -11,8 +11,8 @@ buyer). Filters, all optional and combined:
                    not_received: either of the two ("resend to those who did not get it")
 
 Test sends and other campaigns' messages count for `delivery` only when they were real ticket
-mail (source campaign, resend or auto; kind tickets), so "resend to those who failed or never got it"
-means exactly that.
+mail (source campaign, resend or auto; kind tickets), so "resend to those who failed or never
+got it" means exactly that.
 """
 
 from __future__ import annotations
