@@ -3,7 +3,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from litestar import Controller, Request, Response, get, post
-from litestar.datastructures import CacheControlHeader
+from litestar.datastructures import CacheControlHeader, State
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -47,8 +47,12 @@ class BookingController(Controller):
         data: JSONBody[BookingCreate],
         db_session: DbSession,
         issuer: Issuer,
+        state: State,
     ) -> Response[BookingOut]:
-        booking = await service.create_booking(db_session, event_id, data, issuer)
+        # The settings name the automatic ticket mail's Message-ID domain (TESSERA_MAIL_FROM).
+        booking = await service.create_booking(
+            db_session, event_id, data, issuer, settings=state.settings
+        )
         body = await _out(db_session, booking, issuer)
         return created(body, request, f"/api/v1/bookings/{booking.id}")
 
@@ -79,9 +83,11 @@ class BookingController(Controller):
 
     @post("/bookings/{booking_id:str}/confirm", status_code=200, summary="Confirm a booking")
     async def confirm_booking(
-        self, booking_id: FromPath[str], db_session: DbSession, issuer: Issuer
+        self, booking_id: FromPath[str], db_session: DbSession, issuer: Issuer, state: State
     ) -> BookingOut:
-        booking = await service.confirm_booking(db_session, booking_id, issuer)
+        booking = await service.confirm_booking(
+            db_session, booking_id, issuer, settings=state.settings
+        )
         return await _out(db_session, booking, issuer)
 
     @post("/bookings/{booking_id:str}/cancel", status_code=200, summary="Cancel a booking")

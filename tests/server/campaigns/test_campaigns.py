@@ -384,3 +384,23 @@ async def test_a_bounce_reported_by_message_id_marks_the_message_and_feeds_faile
     assert unknown.status_code == 404
     for body in [{}, {"message_id": ""}, {"message_id": "x" * 300}, {"message_id": 5}]:
         assert (await api.post("/api/v1/messages/bounces", json=body)).status_code == 422
+
+
+@pytest.fixture
+def mail_from_settings(settings: Settings) -> Settings:
+    return msgspec.structs.replace(settings, mail_from="tickets@mail.example.net")
+
+
+async def test_automatic_ticket_mail_takes_its_message_id_from_the_mail_settings(
+    mail_from_settings, organiser_token
+):
+    app = create_app(mail_from_settings)
+    async with AsyncTestClient(app, base_url="https://tickets.test") as client:
+        client.headers["Authorization"] = f"Bearer {organiser_token}"
+        event = await create_event(client, auto_send_tickets=True)
+        ticket_type = await create_ticket_type(client, event["id"])
+        booking = await create_booking(client, event["id"], ticket_type["id"], 1, confirm=True)
+        messages = (await client.get(f"/api/v1/bookings/{booking['id']}/messages")).json()
+    [message] = messages["items"]
+    assert message["source"] == "auto"
+    assert message["message_id"].endswith("@mail.example.net>")
