@@ -5,6 +5,7 @@ from server.bookings.models import Booking, BookingItem
 from server.campaigns.models import Campaign, Message, Unsubscribe
 from server.changes.models import Change
 from server.checkin.models import CheckinList, Device, Presence, Scan
+from server.contacts.models import Contact, ContactList
 from server.events.models import Event, TicketType
 from server.keys.models import SigningKey
 from server.tickets.models import Ticket, TicketLink
@@ -16,6 +17,8 @@ __all__ = [
     "Campaign",
     "Change",
     "CheckinList",
+    "Contact",
+    "ContactList",
     "Device",
     "Event",
     "Message",

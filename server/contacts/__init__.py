@@ -1,0 +1,1 @@
+"""Contact lists: organiser-wide address books, imported, merged, duplicated and exported."""
