@@ -37,7 +37,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     redis_url: str | None = None
     smtp_url: str | None = None
     max_body_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 1024 * 1024
-    max_import_bytes: Annotated[int, msgspec.Meta(ge=1024)] = 20 * 1024 * 1024
+    # Import uploads (CSV, XLSX, pasted lines): larger bodies get 413 naming this limit.
+    import_max_bytes: Annotated[int, msgspec.Meta(gt=0)] = 20 * 1024 * 1024
     access_log: bool = True
     # Peers whose X-Forwarded-For / -Proto headers are believed (comma-separated addresses or
     # CIDRs); none by default, so a rotated header never passes for another client.
