@@ -30,8 +30,10 @@ from server.checkin.redis_fanout import RedisFanout
 from server.checkin.routes import CheckinAdminController, DeviceApiController, pair_device
 from server.checkin.writer import RedeemWriter
 from server.config import Settings
+from server.contacts.routes import ContactListController
 from server.db import Database
 from server.events.routes import EventController
+from server.exports.routes import ExportController
 from server.guests.resend import ResendLimits
 from server.guests.resend_routes import resend_page, resend_submit
 from server.guests.routes import GuestController
@@ -145,6 +147,8 @@ def create_app(settings: Settings) -> Litestar:
 
     api = [EventController, BookingController, TicketController, CampaignController]
     api += [CheckinAdminController, DeviceApiController, pair_device]
+    api += [ExportController]
+    api += [ContactListController]
     # Failed guest-link lookups per client address: a burst of 20, then 20 a minute.
     guest_limiter = TokenBuckets(rate=20 / 60, burst=20)
     # Failed pairing attempts per client address: a burst of 10, then 10 a minute (codes carry
