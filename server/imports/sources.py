@@ -28,10 +28,10 @@ import io
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
+import msgspec
 import python_calamine
 
 from server.errors import BodyInvalid, FieldError
@@ -83,8 +83,7 @@ class SourceError(BodyInvalid):
         self.args = (detail,)
 
 
-@dataclass(frozen=True, slots=True)
-class SourceRow:
+class SourceRow(msgspec.Struct, frozen=True):
     """One record: its physical 1-based line and its cells, or why it could not be read."""
 
     line: int
@@ -92,8 +91,7 @@ class SourceRow:
     error: str | None = None  # "line_too_long" / "field_too_large" / "malformed_row": no cells
 
 
-@dataclass(frozen=True, slots=True)
-class SourceInfo:
+class SourceInfo(msgspec.Struct, frozen=True):
     format: Format
     encoding: str | None = None
     delimiter: str | None = None
