@@ -214,6 +214,11 @@ class XlsxSheet:
             self._write(col, cell)
         self._row += 1
 
+    def add_rows(self, rows: Iterable[Sequence[Cell]]) -> None:
+        """`add` for each row: one call to hand a batch to a worker thread."""
+        for row in rows:
+            self.add(row)
+
     def _write(self, col: int, cell: Cell) -> None:
         if cell is None:
             return
