@@ -47,6 +47,7 @@ __all__ = [
     "MAX_ATTRIBUTE_VALUE",
     "MAX_NAME",
     "MAX_QUANTITY",
+    "REPORT_COLUMNS",
     "Analysis",
     "Decision",
     "Duplicates",
@@ -73,6 +74,9 @@ MAX_EMAIL = 320
 _MAX_LOCAL_OCTETS = 64
 _PROBLEM_VALUE_CHARS = 100
 _SAMPLE_ROWS = 100
+# The last two columns of a report CSV (server/imports/report_csv.py): ignored when the fixed
+# file is imported again, so they do not become attributes.
+REPORT_COLUMNS = ("line", "reason")
 _ANALYZER_VERSION = b"tessera-import-1"
 
 
@@ -127,6 +131,8 @@ class Analysis:
     invalid_rows: int
     languages: dict[str, int]
     digest: str
+    columns: tuple[str, ...] = ()  # what each column holds: the header, or "email", "quantity"...
+    header_line: int | None = None
 
 
 class Decision(msgspec.Struct, frozen=True):
@@ -261,14 +267,21 @@ class _Layout:
     quantity: int | None = None
     name: int | None = None
     attributes: dict[int, str] = field(default_factory=dict)
+    ignored: tuple[int, ...] = ()  # a report CSV's own `line` and `reason` columns
     roles: frozenset[int] = frozenset()  # the email, language, quantity and name columns
     first_other: int = 1  # rows no wider than this have no attribute or unexpected cell
 
     def finish(self) -> _Layout:
-        named = (0, self.language, self.quantity, self.name)
+        named = (0, self.language, self.quantity, self.name, *self.ignored)
         self.roles = frozenset(index for index in named if index is not None)
-        self.first_other = min(self.attributes, default=max(self.roles) + 1)
+        self.first_other = next(i for i in range(MAX_COLUMNS + 2) if i not in self.roles)
         return self
+
+    def column_names(self, width: int) -> tuple[str, ...]:
+        """What each of the first `width` columns holds, as a header naming it would say."""
+        names = {0: "email", self.language: "language", self.quantity: "quantity"}
+        names |= {self.name: "name", **self.attributes}
+        return tuple(str(names.get(i) or f"column_{i + 1}") for i in range(width))
 
 
 def _layout_from_header(
@@ -276,7 +289,11 @@ def _layout_from_header(
 ) -> tuple[_Layout, list[Problem]]:
     layout, problems = _Layout(), []
     taken: set[str] = set()
-    for index, raw in enumerate(header.cells[1:], start=1):
+    cells = header.cells
+    if len(cells) > 2 and tuple(c.strip() for c in cells[-2:]) == REPORT_COLUMNS:
+        layout.ignored = (len(cells) - 2, len(cells) - 1)
+        cells = cells[:-2]
+    for index, raw in enumerate(cells[1:], start=1):
         title, word = raw.strip(), _word(raw)
         if word in _LANGUAGE_HEADERS and layout.language is None:
             layout.language = index
@@ -299,7 +316,7 @@ def _layout_from_header(
 
 def _layout_without_header(sample: list[SourceRow]) -> _Layout:
     """Column 2 as its values suggest (the pasted form `email;quantity` when unsure), then name."""
-    widest = max((len(row.cells) for row in sample), default=1)
+    widest = _widest(sample)
     layout = _Layout(name=2)
     if _looks_like(sample, 1, _is_number):
         layout.quantity = 1
@@ -478,7 +495,20 @@ def analyze_source(
         invalid_rows=invalid,
         languages=_count_languages(entries),
         digest=_digest(data, options_digest_part),
+        columns=_columns(header, layout, sample),
+        header_line=header.line if header else None,
     )
+
+
+def _columns(header: SourceRow | None, layout: _Layout, sample: list[SourceRow]) -> tuple[str, ...]:
+    if header is None:
+        return layout.column_names(_widest(sample))
+    cells = tuple(cell.strip() for cell in header.cells)
+    return cells[: -len(REPORT_COLUMNS)] if layout.ignored else cells
+
+
+def _widest(rows: list[SourceRow]) -> int:
+    return max((len(row.cells) for row in rows), default=1)
 
 
 def _read_rows(
