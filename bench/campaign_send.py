@@ -209,7 +209,7 @@ async def first_message(database: Database, settings: Settings, campaign_id: str
         )
         assert campaign is not None and row is not None
         composed = await compose(session, row, settings, campaign)
-    return composed.message.as_bytes()
+    return composed.data
 
 
 async def ledger(database: Database, campaign_id: str) -> tuple[str, dict[str, int]]:

@@ -17,16 +17,23 @@ last (`dkim.sign_message`), so every header the mail carries is under the signat
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from email.message import EmailMessage
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.models import Booking
 from server.campaigns.defaults import TICKET_MAIL
-from server.campaigns.dkim import key_for, sign_message
-from server.campaigns.mail import Address, Attachment, Identity, build_message, sender_identity
+from server.campaigns.dkim import key_for, sign_bytes
+from server.campaigns.mail import (
+    Address,
+    Attachment,
+    Identity,
+    build_message,
+    sender_identity,
+    wire_bytes,
+)
 from server.campaigns.models import Campaign, Message
 from server.campaigns.recipients import Audience
 from server.campaigns.templates import (
@@ -41,14 +48,27 @@ from server.guests.service import GuestTicket, ticket_view
 from server.tickets.models import Ticket, TicketStatus
 from ticket_renderer import render_ics, render_ticket_pdf
 
-__all__ = ["Composed", "choose_language", "compose"]
+__all__ = ["Composed", "Prefetched", "choose_language", "compose"]
 
 
 @dataclass(frozen=True)
 class Composed:
-    message: EmailMessage
+    data: bytes  # the mail on the wire (CRLF line ends), DKIM-signed when configured
+    subject: str  # as rendered, before any "[TEST] " (what a preview shows)
+    text: str
+    html: str
     links: list[str]  # what the mail links to, by position (see the module comment)
     tickets: int  # how many tickets it carries (0: nothing left to send)
+
+
+@dataclass(frozen=True)
+class Prefetched:
+    """What a batch of messages needs, read once for the batch instead of once per message:
+    the valid tickets of the batch's bookings (in position order) and each event's ticket types.
+    """
+
+    tickets_by_booking: Mapping[str, Sequence[Ticket]]
+    types_by_event: Mapping[str, Mapping[str, TicketType]]
 
 
 def choose_language(wanted: str | None, written: list[str], event_languages: list[str]) -> str:
@@ -59,16 +79,29 @@ def choose_language(wanted: str | None, written: list[str], event_languages: lis
 
 
 async def compose(
-    session: AsyncSession, message: Message, settings: Settings, campaign: Campaign | None
+    session: AsyncSession,
+    message: Message,
+    settings: Settings,
+    campaign: Campaign | None,
+    prefetched: Prefetched | None = None,
 ) -> Composed:
-    """The mail of `message` (see the module comment); raises TemplateError for bad content."""
+    """The mail of `message` (see the module comment); raises TemplateError for bad content.
+
+    With `prefetched` (the outbox's batch) the tickets and ticket types are taken from it.
+    """
     event = await session.get(Event, message.event_id)
     assert event is not None  # the ledger row cascades with its event
-    tickets = await _tickets(session, message, campaign)
-    types = {
-        t.id: t
-        for t in await session.scalars(select(TicketType).where(TicketType.event_id == event.id))
-    }
+    if prefetched is None:
+        tickets = _of_campaign(await _tickets(session, message), campaign)
+        types = {
+            t.id: t
+            for t in await session.scalars(
+                select(TicketType).where(TicketType.event_id == event.id)
+            )
+        }
+    else:
+        tickets = _of_campaign(_prefetched_tickets(prefetched, message), campaign)
+        types = dict(prefetched.types_by_event.get(event.id, {}))
     booking = await session.get(Booking, message.booking_id) if message.booking_id else None
     content = campaign.content if campaign is not None else TICKET_MAIL
     kind = campaign.kind if campaign is not None else "tickets"
@@ -138,10 +171,11 @@ async def compose(
         attachments=attachments,
         headers={"X-Tessera-Message": message.id},
     )
+    data = wire_bytes(mail)
     key = key_for(settings)
     if key is not None:
-        mail = sign_message(mail, key)
-    return Composed(mail, links, len(tickets))
+        data = sign_bytes(data, key)
+    return Composed(data, rendered.subject, rendered.text, rendered.html, links, len(tickets))
 
 
 def _identity(event: Event, settings: Settings) -> Identity:
@@ -157,11 +191,8 @@ def _identity(event: Event, settings: Settings) -> Identity:
     )
 
 
-async def _tickets(
-    session: AsyncSession, message: Message, campaign: Campaign | None
-) -> list[Ticket]:
-    """The valid tickets the message carries now: its ticket, or its booking's (of the
-    campaign's ticket types when it names some)."""
+async def _tickets(session: AsyncSession, message: Message) -> list[Ticket]:
+    """The valid tickets the message carries now: its ticket, or its booking's."""
     query = select(Ticket).where(Ticket.status == TicketStatus.VALID)
     if message.ticket_id is not None:
         query = query.where(Ticket.id == message.ticket_id)
@@ -169,9 +200,23 @@ async def _tickets(
         query = query.where(Ticket.booking_id == message.booking_id)
     else:
         return []
-    tickets = list(await session.scalars(query.order_by(Ticket.position)))
+    return list(await session.scalars(query.order_by(Ticket.position)))
+
+
+def _prefetched_tickets(prefetched: Prefetched, message: Message) -> list[Ticket]:
+    """As `_tickets`, from the batch's tickets (a ticket's booking is never changed)."""
+    if message.booking_id is None:
+        return []
+    tickets = prefetched.tickets_by_booking.get(message.booking_id, ())
+    if message.ticket_id is not None:
+        return [t for t in tickets if t.id == message.ticket_id]
+    return list(tickets)
+
+
+def _of_campaign(tickets: list[Ticket], campaign: Campaign | None) -> list[Ticket]:
+    """Only the campaign's ticket types, when it names some."""
     if campaign is not None:
         types = Audience.of(campaign.audience).ticket_type_ids
         if types is not None:
-            tickets = [t for t in tickets if t.ticket_type_id in types]
+            return [t for t in tickets if t.ticket_type_id in types]
     return tickets

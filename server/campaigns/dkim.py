@@ -7,15 +7,16 @@ Rules:
   setting at fault; Settings calls it, so a bad key stops the start, never a send.
 - A key, its selector and its domain are checked by signing a probe with `mail.dkim_sign` itself:
   what starts is exactly what signs (its rules: relaxed/relaxed, `SIGNED_HEADERS` over-signed).
-- The signature survives the transport byte for byte. The outbox hands an EmailMessage to the
-  mailer and each mailer serialises it with a policy of its own: aiosmtplib with
-  `email.policy.SMTP`, which refolds any header line over 78 characters (the one-line
-  List-Unsubscribe, the DKIM-Signature's h= list) and may turn it into encoded words; the maildir
-  with the message's policy and LF line ends. So `sign_message` parses the signed bytes back with
-  a policy whose headers fold to exactly their source lines under any policy, and whose bodies
-  the parser keeps as they were: every generator then writes the signed bytes again, line ends
-  aside (DKIM canonicalises those). tests/server/campaigns/test_dkim_and_auto_send.py checks both
-  transports' generators and verifies what a real SMTP server and the maildir received.
+- The signature survives the transport byte for byte. The outbox serialises each mail once,
+  signs those bytes (`sign_bytes`) and hands them to the mailer, which sends them as they are
+  (SMTP) or only turns CRLF into LF (the maildir; DKIM canonicalises line ends). `sign_message`
+  is for a caller holding an EmailMessage that a mailer will serialise with a policy of its own:
+  aiosmtplib with `email.policy.SMTP`, which refolds any header line over 78 characters (the
+  one-line List-Unsubscribe, the DKIM-Signature's h= list) and may turn it into encoded words.
+  It parses the signed bytes back with a policy whose headers fold to exactly their source lines
+  under any policy, and whose bodies the parser keeps as they were: every generator then writes
+  the signed bytes again, line ends aside. tests/server/campaigns/test_dkim_and_auto_send.py
+  checks both transports and verifies what a real SMTP server and the maildir received.
 - The key is read again only when its file changes (inode, size, modification time): replacing
   the file rotates the key without a restart. A key file that became unreadable or too open
   raises DkimKeyError, which is not a MailError: the outbox retries the message with backoff
@@ -40,7 +41,7 @@ from server.campaigns.mail import MailError, check_domain, dkim_sign
 if TYPE_CHECKING:
     from server.config import Settings
 
-__all__ = ["DkimKey", "DkimKeyError", "key_for", "load_key", "sign_message"]
+__all__ = ["DkimKey", "DkimKeyError", "key_for", "load_key", "sign_bytes", "sign_message"]
 
 _MAX_KEY_BYTES = 64 * 1024  # a 16384-bit RSA key is about 12 kB of PEM
 _PROBE = b"From: probe@example.org\r\nSubject: probe\r\n\r\nprobe\r\n"
@@ -74,6 +75,16 @@ def key_for(settings: Settings) -> DkimKey | None:
         return None
     return load_key(
         settings.dkim_key_file, selector=settings.dkim_selector, domain=settings.dkim_domain
+    )
+
+
+def sign_bytes(data: bytes, key: DkimKey) -> bytes:
+    """`data` (a mail's wire form) with a DKIM-Signature first; send these bytes as they are.
+
+    Raises MailError when the message cannot be signed (mail.dkim_sign's refusals).
+    """
+    return dkim_sign(
+        data, domain=key.domain, selector=key.selector, private_key_pem=key.private_key_pem
     )
 
 

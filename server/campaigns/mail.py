@@ -81,6 +81,7 @@ __all__ = [
     "is_free_mail_domain",
     "new_message_id",
     "sender_identity",
+    "wire_bytes",
 ]
 
 
@@ -393,6 +394,11 @@ def build_message(
         if _FORBIDDEN.search(str(value)):
             raise MailError("would carry a control character or line break", name)
     return msg
+
+
+def wire_bytes(message: EmailMessage) -> bytes:
+    """The mail as SMTP carries it: CRLF line ends, 7-bit, lines within 998 octets."""
+    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
 
 
 def _header_address(address: Address) -> _HeaderAddress:

@@ -6,12 +6,12 @@ Rules and invariants (models.py has the states):
     takes `FOR UPDATE SKIP LOCKED`, so several workers never claim one row twice; on SQLite
     the IMMEDIATE transaction serialises them (run one worker there).
   - A claimed batch is rendered and sent outside any write transaction: one read session
-    loads the batch's rows, campaigns, events and bookings in a handful of queries, then
-    renders the messages one after the other, at most `concurrency` ahead of the senders that
-    keep that many SMTP sends going. Rendering reads the tickets as they are when the batch
-    starts (SQLite: one snapshot for the batch's read; PostgreSQL: each message's own query),
-    so a seat edited after the send was confirmed is what the guest reads, unless it was edited
-    during the seconds its batch takes.
+    loads the batch's rows, campaigns, events, bookings, their valid tickets and the events'
+    ticket types in six queries, then renders the messages one after the other, at most
+    `concurrency` ahead of the senders that keep that many SMTP sends going. Each mail is
+    serialised once; the mailer sends those bytes. Rendering reads the tickets as they are when
+    the batch starts, so a seat edited after the send was confirmed is what the guest reads,
+    unless it was edited during the seconds its batch takes.
   - Outcomes are recorded RECORD_EVERY at a time (the rest when the batch ends), each group in
     one transaction with one UPDATE per kind of outcome, while the senders go on; each row's
     update is guarded by its attempt number, so a worker whose claim expired and was taken over
@@ -31,6 +31,7 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -41,14 +42,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.models import Booking
 from server.campaigns import service
-from server.campaigns.compose import Composed, compose
+from server.campaigns.compose import Composed, Prefetched, compose
 from server.campaigns.mail import MailError
 from server.campaigns.models import Campaign, CampaignStatus, Message, MessageStatus
 from server.campaigns.templates import TemplateError
 from server.campaigns.transport import Mailer
 from server.config import Settings
 from server.db import Database, utcnow
-from server.events.models import Event
+from server.events.models import Event, TicketType
+from server.tickets.models import Ticket, TicketStatus
 
 __all__ = ["MAX_ATTEMPTS", "Outbox"]
 
@@ -100,6 +102,7 @@ class _Loaded:
 
     messages: dict[str, Message]
     campaigns: dict[str, Campaign]
+    prefetched: Prefetched
     held: list[Any]
 
 
@@ -275,12 +278,22 @@ class Outbox:
             c.id: c
             for c in await session.scalars(select(Campaign).where(Campaign.id.in_(campaign_ids)))
         }
-        held: list[Any] = list(
-            await session.scalars(select(Event).where(Event.id.in_({m.event_id for m in rows})))
-        )
+        event_ids = {m.event_id for m in rows}
+        held: list[Any] = list(await session.scalars(select(Event).where(Event.id.in_(event_ids))))
+        types: dict[str, dict[str, TicketType]] = defaultdict(dict)
+        for ticket_type in await session.scalars(
+            select(TicketType).where(TicketType.event_id.in_(event_ids))
+        ):
+            types[ticket_type.event_id][ticket_type.id] = ticket_type
+        tickets: dict[str, list[Ticket]] = defaultdict(list)
         if booking_ids:
             held.extend(await session.scalars(select(Booking).where(Booking.id.in_(booking_ids))))
-        return _Loaded(messages, campaigns, held)
+            valid = select(Ticket).where(
+                Ticket.booking_id.in_(booking_ids), Ticket.status == TicketStatus.VALID
+            )
+            for ticket in await session.scalars(valid.order_by(Ticket.position)):
+                tickets[ticket.booking_id].append(ticket)
+        return _Loaded(messages, campaigns, Prefetched(tickets, types), held)
 
     async def _compose(
         self, session: AsyncSession, message: Message, attempt: int, loaded: _Loaded
@@ -288,7 +301,9 @@ class Outbox:
         """The rendered mail of `message`, or the outcome that it cannot be sent."""
         campaign = loaded.campaigns.get(message.campaign_id) if message.campaign_id else None
         try:
-            composed = await compose(session, message, self.settings, campaign)
+            # Every ticket-carrying row names its booking; one that did not would read its own.
+            prefetched = loaded.prefetched if message.booking_id is not None else None
+            composed = await compose(session, message, self.settings, campaign, prefetched)
         except TemplateError as exc:
             reply = "; ".join(f"{p.field}: {p.message}" for p in exc.problems)
             return _Outcome(message.id, attempt, MessageStatus.FAILED, reply=reply)
@@ -303,7 +318,7 @@ class Outbox:
         message_id, attempt = item.message_id, item.attempt
         try:
             result = await self.mailer.send(
-                item.composed.message, sender=self.settings.platform_sender, recipients=[item.to]
+                item.composed.data, sender=self.settings.platform_sender, recipients=[item.to]
             )
         except Exception as exc:  # one bad row must not stall the others
             log.exception("message %s could not be sent", message_id)

@@ -51,6 +51,7 @@ from server.campaigns.schemas import (
 )
 from server.campaigns.templates import MessageTemplate, TemplateError, check_templates
 from server.config import Settings
+from server.db import utcnow
 from server.errors import BodyInvalid, Conflict, FieldError, InvalidState, NotFound
 from server.events.models import Event
 from server.tickets.models import Ticket, TicketStatus
@@ -62,6 +63,7 @@ __all__ = [
     "create_campaign",
     "enqueue",
     "enqueue_ticket_mail",
+    "enqueue_ticket_mails",
     "fire_due",
     "get_campaign",
     "list_campaigns",
@@ -202,13 +204,10 @@ async def preview(
         composed = await compose(session, message, settings, campaign)
     except TemplateError as exc:
         raise _invalid(exc) from None
-    mail = composed.message
-    text = mail.get_body(("plain",))
-    html = mail.get_body(("html",))
     return PreviewOut(
-        subject=str(mail["Subject"]),
-        html=html.get_content() if html is not None else "",
-        text=text.get_content() if text is not None else "",
+        subject=composed.subject,
+        html=composed.html,
+        text=composed.text,
         language=message.language,
         to=recipient.to_email if recipient else None,
     )
@@ -336,6 +335,29 @@ async def enqueue_ticket_mail(
     return await _resend(
         session, booking.event_id, _buyer(booking), None, settings, source=MessageSource.AUTO
     )
+
+
+async def enqueue_ticket_mails(
+    session: AsyncSession, event: Event, recipients: Sequence[Recipient], settings: Settings
+) -> int:
+    """Many bookings' e-ticket mails queued at once (source `auto`), in the caller's transaction.
+
+    The bulk sibling of `enqueue_ticket_mail`, for bookings confirmed together (an import): the
+    same ledger rows, written by one executemany instead of one flush each. Returns how many.
+    """
+    domain = _domain(settings)
+    now = utcnow()
+    rows = [
+        {
+            **_ticket_mail_values(event, r, r.to_email, MessageSource.AUTO, domain),
+            "next_attempt_at": now,
+            "created_at": now,
+        }
+        for r in recipients
+    ]
+    if rows:
+        await session.execute(Message.__table__.insert(), rows)
+    return len(rows)
 
 
 def _buyer(booking: Booking) -> Recipient:
@@ -552,24 +574,31 @@ async def _resend(
 ) -> Message:
     event = await _event(session, event_id)
     address = _address(to, "to") if to else recipient.to_email
-    message = Message(
-        id=new_id(),
-        event_id=event_id,
-        campaign_id=None,
-        source=source,
-        kind="tickets",
-        booking_id=recipient.booking_id,
-        ticket_id=recipient.ticket_id,
-        to_name=recipient.to_name,
-        to_email=address,
-        language=choose_language(recipient.language, list(TICKET_MAIL), list(event.languages)),
-        message_id=new_message_id(_domain(settings)),
-        token=secrets.token_urlsafe(16),
-        status=MessageStatus.QUEUED,
-        attempts=0,
-        links=[],
-        opened_by_machine=False,
-    )
+    message = Message(**_ticket_mail_values(event, recipient, address, source, _domain(settings)))
     session.add(message)
     await session.flush()
     return message
+
+
+def _ticket_mail_values(
+    event: Event, recipient: Recipient, address: str, source: str, domain: str
+) -> dict[str, Any]:
+    """The ledger row of one e-ticket mail: a resend, or an automatic one (one or many)."""
+    return {
+        "id": new_id(),
+        "event_id": event.id,
+        "campaign_id": None,
+        "source": source,
+        "kind": "tickets",
+        "booking_id": recipient.booking_id,
+        "ticket_id": recipient.ticket_id,
+        "to_name": recipient.to_name,
+        "to_email": address,
+        "language": choose_language(recipient.language, list(TICKET_MAIL), list(event.languages)),
+        "message_id": new_message_id(domain),
+        "token": secrets.token_urlsafe(16),
+        "status": MessageStatus.QUEUED,
+        "attempts": 0,
+        "links": [],
+        "opened_by_machine": False,
+    }

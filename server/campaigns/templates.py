@@ -1036,6 +1036,9 @@ def _runtime_problem(error: Exception) -> _Found:
     return (line, f"cannot render: {error}"[:300], ProblemCode.RUNTIME)
 
 
+_PARTS = ("subject", "body")
+
+
 def _new_budget() -> _Budget:
     """One budget for one mail: its subject and body share it."""
     return _Budget(deadline=time.monotonic() + _SECONDS_MAX)
@@ -1203,10 +1206,9 @@ def check_templates(
             )
             continue
         variables = _variables(sample_fields(lang, per_ticket=per_ticket), kind)
-        budget = _new_budget()
-        for part in ("subject", "body"):
-            source = getattr(template, part)
-            compiled = _compile(source, part, kind, per_ticket)
+        parts = {part: _compile(getattr(template, part), part, kind, per_ticket) for part in _PARTS}
+        budget = _new_budget()  # after compiling, as in render_message
+        for part, compiled in parts.items():
             found = list(compiled.found)
             if compiled.template is not None:
                 try:
@@ -1298,11 +1300,11 @@ def render_message(
     lang = _language(fields.lang)
     per_ticket = fields.ticket is not None
     variables = _variables(fields, kind)
-    budget = _new_budget()
+    parts = {part: _compile(getattr(template, part), part, kind, per_ticket) for part in _PARTS}
+    budget = _new_budget()  # after compiling: the deadline bounds rendering alone
     texts: dict[str, str] = {}
     problems: list[TemplateProblem] = []
-    for part in ("subject", "body"):
-        compiled = _compile(getattr(template, part), part, kind, per_ticket)
+    for part, compiled in parts.items():
         found = list(compiled.found)
         if compiled.template is not None:
             try:

@@ -4,6 +4,9 @@
 `SmtpMailer`, unset → `MaildirMailer` (the embedded default, read with `tessera mail`).
 
 The contract every `Mailer` keeps:
+- A mail is given as its wire bytes (CRLF line ends, what the outbox serialised and signed
+  once: sent byte for byte, so a DKIM signature survives) or as an EmailMessage (serialised by
+  the mailer: aiosmtplib's `send_message`, or the message's policy for the maildir).
 - `send` never raises for SMTP, network or disk trouble: it returns a `SendResult`. `ok` means
   every recipient was accepted. Otherwise `permanent` says whether trying the same message again
   can help, and `reply` is one line for people ("550 5.1.1 no such user", "connection refused by
@@ -78,6 +81,7 @@ from aiosmtplib import (
 
 __all__ = [
     "SHOWN_HEADERS",
+    "Mail",
     "MailView",
     "MaildirMailer",
     "Mailer",
@@ -89,6 +93,8 @@ __all__ = [
     "read_maildir",
     "view_mail",
 ]
+
+Mail = EmailMessage | bytes  # see the module docstring
 
 _MAX_IDLE = 30.0  # seconds a pooled connection may sit unused and still be trusted
 _MAX_CONNECTIONS = 64
@@ -111,7 +117,7 @@ class Mailer(Protocol):
     """Where the outbox hands its mail (the contract is in the module docstring)."""
 
     async def send(
-        self, message: EmailMessage, *, sender: str, recipients: Sequence[str]
+        self, message: Mail, *, sender: str, recipients: Sequence[str]
     ) -> SendResult: ...
 
     async def close(self) -> None: ...
@@ -173,9 +179,7 @@ class SmtpMailer:
     def __repr__(self) -> str:
         return f"SmtpMailer({self._server.shown!r})"
 
-    async def send(
-        self, message: EmailMessage, *, sender: str, recipients: Sequence[str]
-    ) -> SendResult:
+    async def send(self, message: Mail, *, sender: str, recipients: Sequence[str]) -> SendResult:
         """Send `message` to `recipients` with `sender` as the envelope sender (MAIL FROM)."""
         envelope = _check_envelope(sender, recipients)
         if self._closed:
@@ -243,12 +247,15 @@ class SmtpMailer:
         return smtp, SendResult(ok=True)
 
     async def _deliver(
-        self, smtp: SMTP, message: EmailMessage, sender: str, recipients: list[str]
+        self, smtp: SMTP, message: Mail, sender: str, recipients: list[str]
     ) -> tuple[SendResult, bool]:
         """The send on `smtp`, and whether the connection broke (so a fresh one may do)."""
         reusable = False
         try:
-            refused = await smtp.send_message(message, sender=sender, recipients=recipients)
+            if isinstance(message, bytes):
+                refused = await smtp.sendmail(sender, recipients, message)
+            else:
+                refused = await smtp.send_message(message, sender=sender, recipients=recipients)
             reusable = True
             if not refused[0]:
                 return SendResult(ok=True), False
@@ -476,9 +483,7 @@ class MaildirMailer:
     def __repr__(self) -> str:
         return f"MaildirMailer({str(self.path)!r})"
 
-    async def send(
-        self, message: EmailMessage, *, sender: str, recipients: Sequence[str]
-    ) -> SendResult:
+    async def send(self, message: Mail, *, sender: str, recipients: Sequence[str]) -> SendResult:
         """Store `message` with its envelope as Return-Path and Delivered-To, as an MTA would."""
         envelope = _check_envelope(sender, recipients)
         data = _with_envelope(message, sender, envelope)
@@ -498,9 +503,11 @@ class MaildirMailer:
             return _PrivateMaildir(self.path, create=False).add(data)
 
 
-def _with_envelope(message: EmailMessage, sender: str, recipients: list[str]) -> bytes:
+def _with_envelope(message: Mail, sender: str, recipients: list[str]) -> bytes:
     lines = [f"Return-Path: <{sender}>"] + [f"Delivered-To: {r}" for r in recipients]
     header = ("\n".join(lines) + "\n").encode("utf-8")
+    if isinstance(message, bytes):  # a maildir file has the local line ends
+        return header + message.replace(b"\r\n", b"\n")
     return header + message.as_bytes(policy=message.policy.clone(linesep="\n"))
 
 

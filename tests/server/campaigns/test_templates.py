@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import time
 import tracemalloc
 from datetime import UTC, datetime
 
@@ -492,13 +491,12 @@ def test_the_built_in_ticket_mail_passes_in_both_modes() -> None:
 # --- Garbage and adversarial input ----------------------------------------------------------
 
 
-def test_a_10_mb_body_is_refused_quickly() -> None:
-    started = time.perf_counter()
+def test_a_10_mb_body_is_refused_from_its_size_before_compiling() -> None:
     problems = check("x" * 10_000_000)
     assert [(p.line, p.code) for p in problems] == [(None, ProblemCode.TOO_LONG)]
-    with pytest.raises(TemplateError):
+    with pytest.raises(TemplateError) as refused:
         render("{{ guest.name }}" * 1_000_000)
-    assert time.perf_counter() - started < 0.5
+    assert [p.code for p in refused.value.problems] == [ProblemCode.TOO_LONG]
 
 
 def test_a_lone_surrogate_in_data_is_replaced_not_a_crash() -> None:
@@ -556,23 +554,25 @@ ADVERSARIAL = {
 
 
 @pytest.mark.parametrize("body", list(ADVERSARIAL.values()), ids=list(ADVERSARIAL))
-def test_render_stays_within_a_second_and_a_megabyte(body: str) -> None:
+def test_render_is_stopped_by_the_counted_budgets_within_a_megabyte(body: str) -> None:
+    """Every adversarial template is refused by a budget that counts (steps, work, sizes,
+    depth), never by the wall-clock deadline: that one is a last resort, and a refusal that
+    depends on the machine's load would fail some recipients of a campaign and not others."""
     template = MessageTemplate("Hello {{ guest.name }}", body)
     mail = fields(tickets=[ticket(code=f"C{i}") for i in range(50)])
     # Compiling is bounded by the 64 KiB source and cached: warm it, then measure the render.
     with contextlib.suppress(TemplateError):
         render_message(template, mail, kind="tickets")
     tracemalloc.start()
-    started = time.perf_counter()
     try:
-        render_message(template, mail, kind="tickets")
-    except TemplateError as error:
-        assert error.problems
+        with pytest.raises(TemplateError) as refused:
+            render_message(template, mail, kind="tickets")
     finally:
-        elapsed = time.perf_counter() - started
         peak = tracemalloc.get_traced_memory()[1]
         tracemalloc.stop()
-    assert elapsed < 1.2
+    messages = [problem.message for problem in refused.value.problems]
+    assert messages
+    assert not any("too long to render" in message for message in messages)
     assert peak < 1_100_000
 
 
@@ -581,11 +581,12 @@ def test_a_maximal_legal_message_still_renders() -> None:
     assert rendered.html.count("&lt;") == 250_000
 
 
-def test_a_first_compile_of_the_largest_template_takes_under_two_seconds() -> None:
+def test_the_densest_largest_template_is_accepted_however_long_its_first_compile() -> None:
+    """Compiling is outside the render deadline: on a loaded machine the first compile of
+    7,000 outputs once took over the second that rendering may take, and a valid template was
+    refused as "takes too long to render"."""
     body = "{{guest}}" * 7000  # the densest 64 KiB template: 7,000 outputs
-    started = time.perf_counter()
     assert check(body) == []
-    assert time.perf_counter() - started < 2.0
 
 
 # --- Properties -----------------------------------------------------------------------------
