@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,19 +23,27 @@ from server.tickets.models import Ticket, TicketLink, TicketStatus
 
 __all__ = [
     "TicketIssuer",
+    "TicketSpec",
     "block_ticket",
     "change_payload",
     "get_ticket",
+    "insert_tickets",
     "issue_tickets",
     "new_link",
     "reissue_ticket",
     "revoke_booking_tickets",
     "ticket_entry",
+    "ticket_rows",
     "tickets_by_booking",
     "tickets_of",
     "unblock_ticket",
+    "unused_codes",
     "update_ticket",
 ]
+
+
+TicketSpec = tuple[str, dict[str, Any]]
+"""What one ticket is issued from: its ticket type id and its holder (`{name?, email?, seat?}`)."""
 
 
 @dataclass(frozen=True)
@@ -93,15 +101,33 @@ async def issue_tickets(
         for holders in [item.holders or []]
         for i in range(item.quantity)
     ]
-    codes = await _unused_codes(session, len(specs))
+    codes = await unused_codes(session, len(specs))
+    rows = ticket_rows(booking.event_id, booking.id, specs, codes, default_holder, issuer)
+    await insert_tickets(session, booking.event_id, rows)
+    return len(rows)
+
+
+def ticket_rows(
+    event_id: str,
+    booking_id: str,
+    specs: Sequence[TicketSpec],
+    codes: Sequence[str],
+    default_holder: str | None,
+    issuer: TicketIssuer,
+) -> list[dict[str, Any]]:
+    """The rows of a booking's new tickets, signed, in position order (one code each).
+
+    Shared by the confirmation of one booking and the bulk path (server/bookings/bulk.py), so
+    both issue exactly the same tickets.
+    """
     rows = []
     for position, ((ticket_type_id, holder), code) in enumerate(zip(specs, codes, strict=True)):
         ticket_id = new_id(TICKET_ID_LENGTH)
         rows.append(
             {
                 "id": ticket_id,
-                "event_id": booking.event_id,
-                "booking_id": booking.id,
+                "event_id": event_id,
+                "booking_id": booking_id,
                 "ticket_type_id": ticket_type_id,
                 "position": position,
                 "code": code,
@@ -109,12 +135,19 @@ async def issue_tickets(
                 "holder_email": holder.get("email"),
                 "seat": holder.get("seat"),
                 "version": 1,
-                "token": issuer.sign(ticket_id, booking.event_id, 1),
+                "token": issuer.sign(ticket_id, event_id, 1),
                 "link": new_link(),
                 "status": TicketStatus.VALID,
                 "blocked": False,
             }
         )
+    return rows
+
+
+async def insert_tickets(
+    session: AsyncSession, event_id: str, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Write `ticket_rows` output: tickets, their links and one `ticket.issued` change each."""
     # Core inserts (one executemany each): the ORM's bulk path costs more than the signing.
     now = utcnow()
     await session.execute(
@@ -125,17 +158,22 @@ async def issue_tickets(
         [{"link": r["link"], "ticket_id": r["id"], "version": 1, "created_at": now} for r in rows],
     )
     await append_changes(
-        session, booking.event_id, [(ChangeKind.TICKET_ISSUED, change_payload(r)) for r in rows]
+        session, event_id, [(ChangeKind.TICKET_ISSUED, change_payload(r)) for r in rows]
     )
-    return len(rows)
 
 
-async def _unused_codes(session: AsyncSession, count: int) -> list[str]:
+async def unused_codes(
+    session: AsyncSession, count: int, *, exclude: Collection[str] = ()
+) -> list[str]:
     """`count` distinct readable codes not yet used by any ticket (40 bits: collisions are rare,
-    but at 100,000 tickets not negligible, so they are checked rather than left to the index)."""
+    but at 100,000 tickets not negligible, so they are checked rather than left to the index).
+
+    One query per round: callers with many tickets ask in chunks (of ~1,000: bound parameters),
+    and `exclude` the codes they drew but have not inserted yet.
+    """
     codes: set[str] = set()
     while len(codes) < count:
-        fresh = {ticket_code() for _ in range(count - len(codes))} - codes
+        fresh = {ticket_code() for _ in range(count - len(codes))} - codes - set(exclude)
         taken = set(await session.scalars(select(Ticket.code).where(Ticket.code.in_(fresh))))
         codes |= fresh - taken
     return list(codes)
@@ -227,7 +265,7 @@ async def reissue_ticket(session: AsyncSession, ticket_id: str, issuer: TicketIs
     _refuse_revoked(ticket, "reissued")
     # The code is printed under the QR: whoever holds the old QR holds the old code, so a
     # reissue that kept it would still let the previous holder in by typing it.
-    (ticket.code,) = await _unused_codes(session, 1)
+    (ticket.code,) = await unused_codes(session, 1)
     ticket.version += 1
     ticket.token = issuer.sign(ticket.id, ticket.event_id, ticket.version)
     ticket.link = new_link()
