@@ -16,8 +16,12 @@ Rules (ARCHITECTURE §7, issue 15):
 - Trailing empty cells are dropped (spreadsheets export `a;b;;;`); cells are otherwise as read.
 - Streaming: text is decoded and split as it is read; a line is cut at `MAX_LINE_CHARS` and a
   field at the csv module's field limit, each giving that row an `error` instead of its cells,
-  so one 10 MB field is one bad row, not a 10 MB string per row. Spreadsheets are read by
-  python-calamine, first sheet only.
+  so one 10 MB field is one bad row, not a 10 MB string per row.
+- Spreadsheets: the first sheet, read by python-calamine in a child process whose memory and
+  CPU time are bounded (`_open_spreadsheet` says why); lines are the sheet's row numbers,
+  column 1 is the first column holding anything. Numbers read as typed (3.0 is `3`), dates
+  and times as ISO 8601, a formula as its last computed value. Call `open_source` off the
+  event loop (a worker thread): reading a large file takes a second or more.
 """
 
 from __future__ import annotations
@@ -26,8 +30,11 @@ import codecs
 import csv
 import io
 import re
+import resource
+import subprocess
+import sys
 from collections import Counter
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import date, datetime, time, timedelta
 from typing import Literal
 
@@ -53,6 +60,8 @@ MAX_LINE_CHARS = 256 * 1024  # no valid row comes near: 20 columns of at most 1,
 _SNIFF_CHARS = 64 * 1024
 _SNIFF_RECORDS = 200
 _DECODE_CHUNK = 1024 * 1024
+SHEET_MEMORY = 1024 * 1024 * 1024  # the spreadsheet reader's address space (bytes)
+SHEET_SECONDS = 30  # and its CPU time
 
 _MAGIC: list[tuple[bytes, str]] = [
     (b"\x89PNG\r\n\x1a\n", "a PNG image"),
@@ -282,27 +291,74 @@ def _text_rows(data: bytes, encoding: str, start: int, delimiter: str) -> Iterat
 
 
 def _open_spreadsheet(data: bytes, kind: Format) -> tuple[SourceInfo, Iterator[SourceRow]]:
+    """The first sheet's rows, read by calamine in a child process with bounded memory.
+
+    calamine builds a sheet as a dense table from its first to its last cell, so a 5 KB XLSX
+    with one cell at XFD1048576 asks for 512 GiB and aborts the process: the whole server, if
+    it ran here. The child has SHEET_MEMORY of address space and SHEET_SECONDS of CPU time;
+    whatever kills it becomes a SourceError.
+    """
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "server.imports.sources"],
+            input=data,
+            capture_output=True,
+            timeout=SHEET_SECONDS * 2,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        raise SourceError(f"the {kind.upper()} file took too long to read") from None
+    if done.returncode != 0:
+        if b"memory allocation" in done.stderr or b"MemoryError" in done.stderr:
+            raise SourceError(
+                f"the {kind.upper()} sheet spans too many cells to be read: are there stray "
+                "cells far below or right of the data?"
+            )
+        raise SourceError(f"the file looks like {kind.upper()} but cannot be read")
+    answer = msgspec.msgpack.decode(done.stdout, type=_SheetAnswer)
+    if answer.error is not None:
+        raise SourceError(f"the file looks like {kind.upper()} but cannot be read: {answer.error}")
+    info = SourceInfo(format=kind, sheet=answer.sheet)
+    return info, (SourceRow(line, tuple(cells)) for line, cells in answer.rows)
+
+
+class _SheetAnswer(msgspec.Struct, frozen=True):
+    sheet: str | None = None
+    rows: list[tuple[int, list[str]]] = []
+    error: str | None = None
+
+
+def _read_sheet(data: bytes) -> _SheetAnswer:
+    """The child's work: the first sheet's non-blank rows as text, with their row numbers.
+
+    Leading empty rows are counted (lines stay the sheet's row numbers); leading empty columns
+    are skipped, so column 1 is the first column holding anything.
+    """
     try:
         workbook = python_calamine.CalamineWorkbook.from_filelike(io.BytesIO(data))
         if not workbook.sheet_names:
-            raise SourceError("the spreadsheet has no sheet")
+            return _SheetAnswer(error="the spreadsheet has no sheet")
         sheet = workbook.get_sheet_by_index(0)
-        rows = sheet.to_python(skip_empty_area=False)
-    except SourceError:
-        raise
+        first_row = sheet.start[0] if sheet.start else 0
+        values = sheet.to_python(skip_empty_area=True)
     except Exception as exc:  # calamine raises its own errors, ZipError, ValueError, ...
-        raise SourceError(f"the file looks like {kind.upper()} but cannot be read: {exc}") from None
-    info = SourceInfo(format=kind, sheet=sheet.name)
-    return info, _sheet_rows(rows)
-
-
-def _sheet_rows(rows: Iterable[list[object]]) -> Iterator[SourceRow]:
-    for index, values in enumerate(rows, start=1):
-        cells = [_cell_text(value) for value in values]
+        return _SheetAnswer(error=str(exc)[:200] or type(exc).__name__)
+    rows = []
+    for index, row in enumerate(values, start=first_row + 1):
+        cells = [_cell_text(value) for value in row]
         while cells and not cells[-1].strip():
             cells.pop()
         if cells:
-            yield SourceRow(index, tuple(cells))
+            rows.append((index, cells))
+    return _SheetAnswer(sheet=sheet.name, rows=rows)
+
+
+def _sheet_child() -> None:
+    """`python -m server.imports.sources`: read the workbook on stdin, answer on stdout."""
+    resource.setrlimit(resource.RLIMIT_AS, (SHEET_MEMORY, SHEET_MEMORY))
+    resource.setrlimit(resource.RLIMIT_CPU, (SHEET_SECONDS, SHEET_SECONDS))
+    answer = _read_sheet(sys.stdin.buffer.read())
+    sys.stdout.buffer.write(msgspec.msgpack.encode(answer))
 
 
 def _cell_text(value: object) -> str:
@@ -318,3 +374,7 @@ def _cell_text(value: object) -> str:
     if isinstance(value, timedelta):
         return str(value)
     return "" if value is None else str(value)
+
+
+if __name__ == "__main__":
+    _sheet_child()

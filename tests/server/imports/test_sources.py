@@ -210,3 +210,29 @@ def test_an_empty_workbook_has_no_rows(tmp_path):
     info, rows = rows_of(data)
     assert info.format == "xlsx"
     assert rows == []
+
+
+def test_a_workbook_with_a_cell_at_the_far_corner_is_unreadable_not_a_crash(tmp_path):
+    """calamine would allocate the whole sheet (512 GiB): the child process reading it dies."""
+    path = tmp_path / "corner.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        sheet = workbook.add_worksheet()
+        sheet.write_string(0, 0, "a@b.ch")
+        sheet.write_string(1_048_575, 16_383, "x")
+    with pytest.raises(SourceError, match="too many cells"):
+        open_source(path.read_bytes(), filename="corner.xlsx", content_type=None)
+
+
+def test_data_starting_below_and_right_keeps_row_numbers_and_starts_at_its_first_column(tmp_path):
+    path = tmp_path / "offset.xlsx"
+    with xlsxwriter.Workbook(path) as workbook:
+        sheet = workbook.add_worksheet()
+        sheet.write_row(3, 2, ["email", "name"])
+        sheet.write_row(4, 2, ["a@b.ch", "Anne"])
+        sheet.write_string(200_000, 2, "z@b.ch")
+    _, rows = rows_of(path.read_bytes())
+    assert [(row.line, row.cells) for row in rows] == [
+        (4, ("email", "name")),
+        (5, ("a@b.ch", "Anne")),
+        (200_001, ("z@b.ch",)),
+    ]
