@@ -8,11 +8,14 @@ from typing import Annotated, Any, Literal
 import anyio.to_thread
 from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.datastructures import CacheControlHeader, State
+from litestar.openapi import ResponseSpec
 from litestar.params import FromPath, JSONBody, QueryParameter
 from litestar.response import Stream
 
 from server.contacts import service
 from server.contacts.export import attribute_names, export_filename, export_header, export_rows
+from server.contacts.import_query import IMPORT_DESCRIPTION, parse_import_query
+from server.contacts.imports import ContactImportReport, analyze_contacts, commit_contacts
 from server.contacts.merge import merge_lists
 from server.contacts.schemas import (
     ContactCreate,
@@ -27,6 +30,8 @@ from server.contacts.schemas import (
 from server.db import Database, utcnow
 from server.exports.writers import Cell, XlsxSheet, csv_rows_async
 from server.http import Body, DbSession, Limit, Offset, Page, created, organiser_guard, page
+from server.imports.report_csv import report_csv
+from server.imports.upload import read_upload
 
 __all__ = ["ContactListController"]
 
@@ -167,6 +172,50 @@ class ContactListController(Controller):
         self, list_id: FromPath[str], data: JSONBody[MergeIn], db_session: DbSession
     ) -> MergeOut:
         return await merge_lists(db_session, list_id, data, utcnow())
+
+    @post(
+        "/{list_id:str}/imports",
+        status_code=200,
+        request_max_body_size=None,  # read_upload enforces TESSERA_IMPORT_MAX_BYTES
+        summary="Import a file or pasted lines into a list: analyze, then commit",
+        description=IMPORT_DESCRIPTION,
+        responses={201: ResponseSpec(ContactImportReport, description="committed")},
+    )
+    async def import_contacts(
+        self,
+        request: Request[Any, Any, Any],
+        list_id: FromPath[str],
+        db_session: DbSession,
+        state: State,
+    ) -> Response[Any]:
+        query = parse_import_query(request.query_params.multi_items())
+        upload = await read_upload(request, state.settings)
+        source = {
+            "filename": upload.filename,
+            "content_type": upload.content_type,
+            "options": query.options,
+        }
+        if query.mode == "analyze":
+            result = await analyze_contacts(db_session, list_id, upload.data, **source)
+            status = 200
+        else:
+            result = await commit_contacts(
+                db_session, list_id, upload.data, **source, digest=query.digest, now=utcnow()
+            )
+            status = 201
+        headers = {}
+        if status == 201:  # where the imported contacts are
+            headers["Location"] = f"{str(request.base_url).rstrip('/')}{BASE}/{list_id}/contacts"
+        if query.report == "csv":
+            body = report_csv(
+                upload.data,
+                filename=upload.filename,
+                content_type=upload.content_type,
+                analysis=result.analysis,
+                decisions=result.decisions,
+            )
+            return Stream(body, status_code=status, media_type=CSV_TYPE, headers=headers)
+        return Response(result.report(query.mode), status_code=status, headers=headers)
 
     @get(
         "/{list_id:str}/export.csv",
