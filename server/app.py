@@ -38,6 +38,7 @@ from server.guests.resend import ResendLimits
 from server.guests.resend_routes import resend_page, resend_submit
 from server.guests.routes import GuestController
 from server.http import DbSession
+from server.imports.routes import EventImportController
 from server.keys.routes import jwks
 from server.keys.service import KeyRing, Keystore, ensure_signing_key
 from server.logs import AccessLogMiddleware, configure_logging
@@ -149,6 +150,7 @@ def create_app(settings: Settings) -> Litestar:
     api += [CheckinAdminController, DeviceApiController, pair_device]
     api += [ExportController]
     api += [ContactListController]
+    api += [EventImportController]
     # Failed guest-link lookups per client address: a burst of 20, then 20 a minute.
     guest_limiter = TokenBuckets(rate=20 / 60, burst=20)
     # Failed pairing attempts per client address: a burst of 10, then 10 a minute (codes carry

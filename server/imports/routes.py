@@ -1,0 +1,224 @@
+"""Event imports over HTTP: `POST /api/v1/events/{event_id}/imports?mode=analyze|commit`.
+
+The body is the file (multipart/form-data `file`) or pasted lines (text/plain), read by
+server/imports/upload.py within TESSERA_IMPORT_MAX_BYTES. The options are query parameters,
+checked strictly here: every unknown, repeated or ill-valued parameter is named in one 422
+(Litestar's own parsing would answer 400, one parameter at a time, and take `1` for `true`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from litestar import Controller, Request, Response, post
+from litestar.background_tasks import BackgroundTask
+from litestar.datastructures import CacheControlHeader, State
+from litestar.openapi import ResponseSpec
+from litestar.openapi.spec import (
+    OpenAPIMediaType,
+    OpenAPIType,
+    Operation,
+    Parameter,
+    RequestBody,
+    Schema,
+)
+from litestar.params import FromPath
+from litestar.response import Stream
+
+from server.errors import BodyInvalid, FieldError
+from server.http import DbSession, Issuer, organiser_guard
+from server.imports.invitations import (
+    InvitationOptions,
+    InvitationReport,
+    Source,
+    analyze_invitations,
+    commit_invitations,
+    invitation_report,
+)
+from server.imports.report_csv import report_csv
+from server.imports.upload import FILE_FIELD, read_upload
+
+__all__ = ["EventImportController", "ImportQuery", "parse_import_query"]
+
+CSV_TYPE = "text/csv; charset=utf-8"
+_CHOICES: dict[str, tuple[str, ...]] = {
+    "mode": ("analyze", "commit"),
+    "confirm": ("true", "false"),
+    "duplicates": ("skip", "update", "keep"),
+    "on_error": ("reject_all", "skip_invalid"),
+    "report": ("json", "csv"),
+}
+_DESCRIPTIONS = {
+    "mode": "`analyze` writes nothing and answers the report (200); `commit` analyses again "
+    "and writes every row or none (201)",
+    "ticket_type_id": "the ticket type every row books (of this event)",
+    "confirm": "`true`: the bookings are confirmed at once, their tickets issued (and mailed "
+    "when the event sends tickets automatically); default `false`: pending",
+    "duplicates": "rows whose address already holds a booking of the ticket type: `skip` "
+    "(default) adds nothing, `update` changes its buyer name and language, `keep` books again",
+    "on_error": "`reject_all` (default): one invalid row refuses the commit; `skip_invalid`: "
+    "the valid rows are imported",
+    "digest": "the analysis's `digest`: a commit of another file or other options is 409 "
+    "`analysis_mismatch`",
+    "report": "`json` (default) or `csv`: the invalid and duplicate rows with `line` and "
+    "`reason`, to fix and upload again",
+}
+_REQUIRED = ("mode", "ticket_type_id")
+_KNOWN = frozenset({*_CHOICES, *_DESCRIPTIONS})
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
+
+
+@dataclass(frozen=True)
+class ImportQuery:
+    mode: Literal["analyze", "commit"]
+    options: InvitationOptions
+    digest: str | None
+    report: Literal["json", "csv"]
+
+
+def parse_import_query(items: Iterable[tuple[str, str]]) -> ImportQuery:
+    """The import's parameters from the query's (name, value) pairs; BodyInvalid naming each
+    bad one otherwise."""
+    values: dict[str, str] = {}
+    errors: list[FieldError] = []
+    for name, value in items:
+        if name not in _KNOWN:
+            errors.append(FieldError(name[:100], "unknown parameter"))
+        elif name in values:
+            errors.append(FieldError(name, "given more than once"))
+        else:
+            values[name] = value
+    for name, choices in _CHOICES.items():
+        if name in values and values[name] not in choices:
+            errors.append(FieldError(name, f"must be one of {', '.join(choices)}"))
+    errors += [FieldError(name, "required") for name in _REQUIRED if name not in values]
+    if "ticket_type_id" in values and not _ID.fullmatch(values["ticket_type_id"]):
+        errors.append(FieldError("ticket_type_id", "not a ticket type id"))
+    if "digest" in values and not _DIGEST.fullmatch(values["digest"]):
+        errors.append(FieldError("digest", "must be the 64 hex digits an analysis answered"))
+    if errors:
+        raise BodyInvalid(errors)
+    options = InvitationOptions(
+        ticket_type_id=values["ticket_type_id"],
+        confirm=values.get("confirm") == "true",
+        duplicates=values.get("duplicates", "skip"),  # type: ignore[arg-type]
+        on_error=values.get("on_error", "reject_all"),  # type: ignore[arg-type]
+    )
+    mode = values["mode"]
+    return ImportQuery(mode, options, values.get("digest"), values.get("report", "json"))  # type: ignore[arg-type]
+
+
+@dataclass
+class _ImportOperation(Operation):
+    """The OpenAPI operation with what the handler reads itself: the upload and the query."""
+
+    def __post_init__(self) -> None:
+        self.request_body = RequestBody(
+            required=True,
+            description="the file, or the pasted lines `email[;quantity]`",
+            content={
+                "multipart/form-data": OpenAPIMediaType(
+                    schema=Schema(
+                        type=OpenAPIType.OBJECT,
+                        required=[FILE_FIELD],
+                        properties={
+                            FILE_FIELD: Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type]
+                        },
+                    )
+                ),
+                "text/plain": OpenAPIMediaType(schema=Schema(type=OpenAPIType.STRING)),
+            },
+        )
+        self.parameters = [
+            *(self.parameters or []),
+            *(
+                Parameter(
+                    name=name,
+                    param_in="query",
+                    required=name in _REQUIRED,
+                    description=description,
+                    schema=Schema(
+                        type=OpenAPIType.STRING,
+                        enum=list(_CHOICES[name]) if name in _CHOICES else None,
+                    ),
+                )
+                for name, description in _DESCRIPTIONS.items()
+            ),
+        ]
+
+
+class EventImportController(Controller):
+    path = "/api/v1"
+    tags = ["imports"]
+    guards = [organiser_guard]
+    security = [{"organiser": []}]
+    # Reports carry guests' addresses: no cache may keep a copy.
+    cache_control = CacheControlHeader(no_store=True)
+
+    @post(
+        "/events/{event_id:str}/imports",
+        status_code=200,
+        request_max_body_size=None,  # read_upload enforces TESSERA_IMPORT_MAX_BYTES
+        operation_class=_ImportOperation,
+        summary="Import guests as bookings of a ticket type: analyze, then commit",
+        description="Each valid row books `quantity` tickets for its address (see "
+        "docs/import.md). The report says what the commit does: rows read, valid and invalid "
+        "(line, column, reason), duplicates and their fate, languages, the ticket type's "
+        "capacity. A refused commit (409 `analysis_mismatch` or `capacity_exceeded`, 422 "
+        "`import_invalid`) writes nothing and carries the report in `report`.",
+        responses={201: ResponseSpec(InvitationReport, description="committed")},
+    )
+    async def import_invitations(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        db_session: DbSession,
+        issuer: Issuer,
+        state: State,
+    ) -> Response[InvitationReport]:
+        query = parse_import_query(request.query_params.multi_items())
+        upload = await read_upload(request, state.settings)
+        source = Source(upload.data, upload.filename, upload.content_type)
+        wake = None
+        if query.mode == "analyze":
+            result = await analyze_invitations(db_session, event_id, source, query.options)
+            status = 200
+        else:
+            result = await commit_invitations(
+                db_session,
+                event_id,
+                source,
+                query.options,
+                issuer,
+                digest=query.digest,
+                settings=state.settings,
+            )
+            status = 201
+            wake = _wake_outbox(state) if result.written.mails else None
+        if query.report == "csv":
+            body = report_csv(
+                upload.data,
+                filename=upload.filename,
+                content_type=upload.content_type,
+                analysis=result.analysis,
+                decisions=result.decisions,
+            )
+            return Stream(body, status_code=status, media_type=CSV_TYPE, background=wake)  # type: ignore[return-value]
+        report = invitation_report(result, query.mode)
+        return Response(report, status_code=status, background=wake)
+
+
+def _wake_outbox(state: State) -> BackgroundTask:
+    """After the answer (so after the commit): an in-process outbox looks for the queued
+    ticket mail at once instead of at its next poll."""
+
+    def wake() -> None:
+        outbox = state.get("outbox")
+        if outbox is not None:
+            outbox.wake()
+
+    return BackgroundTask(wake)
