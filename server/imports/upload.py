@@ -92,8 +92,9 @@ async def _limited(request: Request[Any, Any, Any], limit: int) -> AsyncIterator
                 raise ImportTooLarge(limit)
             if chunk:
                 yield chunk
-    except RequestEntityTooLarge:  # the route's own limit, when set lower than ours
-        raise ImportTooLarge(limit) from None
+    except RequestEntityTooLarge:  # the route's own limit (the detail names the lower one)
+        route_limit = request.route_handler.resolve_request_max_body_size()
+        raise ImportTooLarge(min(limit, route_limit or limit)) from None
 
 
 async def _file_part(chunks: AsyncIterator[bytes], boundary: str) -> Upload:

@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import itertools
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from litestar import Litestar, Request, post
 from litestar.testing import AsyncTestClient, TestClient
 
 from server.config import Settings
-from server.imports.upload import read_upload
+from server.imports.upload import Upload, _file_part, read_upload
 from server.problems import EXCEPTION_HANDLERS
 
 LIMIT = 64 * 1024
@@ -159,3 +163,68 @@ async def test_a_multipart_content_type_without_boundary_is_400(client):
     headers = {"Content-Type": "multipart/form-data"}
     response = await client.post("/upload", content=b"x", headers=headers)
     assert response.status_code == 400
+
+
+@post("/strict", request_max_body_size=2048)
+async def strict_route(request: Request[Any, Any, Any]) -> dict[str, Any]:
+    upload = await read_upload(request, request.app.state.settings)
+    return {"size": len(upload.data)}
+
+
+def test_a_route_with_a_lower_limit_of_its_own_names_that_limit():
+    app = Litestar([strict_route], exception_handlers=EXCEPTION_HANDLERS)
+    app.state.settings = Settings(import_max_bytes=LIMIT)
+
+    def chunks():
+        yield b"z" * 4096
+
+    with TestClient(app) as sync_client:
+        headers = {"Content-Type": "text/plain"}
+        response = sync_client.post("/strict", content=chunks(), headers=headers)
+        assert response.status_code == 413
+        assert "at most 2048 bytes" in response.json()["detail"]
+        assert sync_client.post("/strict", content=b"a@b.ch", headers=headers).status_code == 201
+
+
+def _multipart(boundary: bytes, data: bytes, filename: str) -> bytes:
+    return (
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="note"\r\n\r\n'
+        b"before\r\n"
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="file"; filename="' + filename.encode() + b'"\r\n'
+        b"Content-Type: text/csv\r\n\r\n" + data + b"\r\n"
+        b"--" + boundary + b"\r\n"
+        b'Content-Disposition: form-data; name="after"\r\n\r\n'
+        b"x\r\n"
+        b"--" + boundary + b"--\r\n"
+    )  # fmt: skip
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.binary(max_size=3000) | st.just(b"\r\n--BOUNDAR\r\n-BOUNDARY\r\n--BOUNDARZ"),  # near misses
+    st.lists(st.integers(1, 4000), max_size=20),
+)
+def test_a_multipart_body_in_any_chunks_gives_the_same_file(data, cuts):
+    """The body arrives however the network splits it, down to a byte at a time."""
+    body = _multipart(b"BOUNDARY", data, "invités.csv")
+    points = sorted({min(cut, len(body)) for cut in cuts} | {0, len(body)})
+
+    async def chunks():
+        for start, end in itertools.pairwise(points):
+            yield body[start:end]
+
+    upload = asyncio.run(_file_part(chunks(), "BOUNDARY"))
+    assert upload == Upload(data, "invités.csv", "text/csv")
+
+
+def test_a_multipart_body_byte_by_byte_gives_the_same_file():
+    data = "email;nom\r\nzoë@exemple.ch;Zoë\r\n".encode()
+    body = _multipart(b"b0undary", data, "g.csv")
+
+    async def chunks():
+        for index in range(len(body)):
+            yield body[index : index + 1]
+
+    assert asyncio.run(_file_part(chunks(), "b0undary")).data == data
