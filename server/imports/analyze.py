@@ -242,6 +242,9 @@ def normalise_language(value: str) -> str | None:
 
 
 def _is_email_word(cell: str) -> bool:
+    """`E-Mail`, `Adresse électronique`, `Courriel`; not `jean.mail.ch`, a typo for an address."""
+    if "." in cell or len(cell) > 60:
+        return False
     word = _word(cell)
     return any(hint in word for hint in _EMAIL_HINTS)
 

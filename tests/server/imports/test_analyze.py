@@ -279,3 +279,26 @@ def test_repeated_addresses_in_the_file_are_duplicates_only_when_the_target_says
 def test_problem_values_are_cut_at_a_hundred_characters():
     analysis = pasted("x" * 500 + "\n")
     assert analysis.problems == [Problem(1, 1, "email", "invalid_email", "x" * 100)]
+
+
+@pytest.mark.parametrize(
+    "first",
+    ["email;language", "E-Mail;Sprache", "Adresse électronique;Langue", "Courriel", "Mail;Nom",
+     "Destinataire;Quantité", "EMAIL ADDRESS;NAME"],
+)  # fmt: skip
+def test_header_rows_are_recognised(first):
+    analysis = analyze(first + "\na@exemple.ch\n")
+    assert analysis.header is not None
+    assert [e.line for e in analysis.entries] == [2]
+
+
+@pytest.mark.parametrize("first", ["jean.gmail.com;fr", "jean;fr", "hotmail.fr", "a@b.ch;email"])
+def test_a_bad_first_row_is_a_row_not_a_header(first):
+    analysis = analyze(first + "\nb@exemple.ch;fr\n")
+    assert analysis.header is None
+    assert analysis.rows_read == 2
+
+
+def test_a_cell_beyond_the_header_is_a_problem_since_it_has_no_name():
+    analysis = analyze("email;name\na@exemple.ch;Anne;extra\n")
+    assert reasons(analysis) == [(2, 3, "row", "unnamed_column")]
