@@ -18,12 +18,13 @@ from litestar import Controller, Response, get
 from litestar.datastructures import CacheControlHeader, State
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.db import Database
 from server.errors import NotFound
 from server.exports.service import EventExport, ExportKind, prepare_export
 from server.exports.writers import Cell, XlsxSheet, csv_rows_async
-from server.http import DbSession, organiser_guard
+from server.http import organiser_guard
 
 __all__ = ["ExportController"]
 
@@ -62,21 +63,24 @@ class ExportController(Controller):
         state: State,
         event_id: FromPath[str],
         export_file: FromPath[str],
-        db_session: DbSession,
         delimiter: Delimiter = "semicolon",
     ) -> Response[bytes]:
         kind, extension = _parse(export_file)
-        export = await prepare_export(db_session, event_id, kind)
-        filename = f"{export.filename_stem}.{extension}"
+        database: Database = state.database
+        # Read transactions only, not the request's session: that one begins IMMEDIATE on
+        # SQLite and would hold the write lock while the file is built.
+        async with database.transaction(read_only=True) as session:
+            export = await prepare_export(session, event_id, kind)
+            if extension == "xlsx":
+                data = await _xlsx(session, export)
         headers = {
-            "Content-Disposition": f'attachment; filename="{filename}"',
+            "Content-Disposition": f'attachment; filename="{export.filename_stem}.{extension}"',
             "X-Content-Type-Options": "nosniff",
         }
-        if extension == "csv":
-            body = _csv(state.database, export, DELIMITERS[delimiter])
-            return Stream(body, media_type=CSV_TYPE, headers=headers)
-        data = await _xlsx(state.database, export)
-        return Response(data, media_type=XLSX_TYPE, headers=headers)
+        if extension == "xlsx":
+            return Response(data, media_type=XLSX_TYPE, headers=headers)
+        body = _csv(database, export, DELIMITERS[delimiter])
+        return Stream(body, media_type=CSV_TYPE, headers=headers)
 
 
 def _parse(export_file: str) -> tuple[ExportKind, Literal["csv", "xlsx"]]:
@@ -93,14 +97,14 @@ async def _csv(database: Database, export: EventExport, delimiter: str) -> Async
             yield chunk
 
 
-async def _xlsx(database: Database, export: EventExport) -> bytes:
+async def _xlsx(session: AsyncSession, export: EventExport) -> bytes:
+    """The whole XLSX file; XlsxWriter runs in a worker thread, a batch of rows at a time."""
     with XlsxSheet(str(export.kind), export.header) as sheet:
-        async with database.transaction(read_only=True) as session:
-            batch: list[tuple[Cell, ...]] = []
-            async for row in export.rows(session):
-                batch.append(row)
-                if len(batch) >= _XLSX_BATCH:
-                    await anyio.to_thread.run_sync(sheet.add_rows, batch)
-                    batch = []
-            await anyio.to_thread.run_sync(sheet.add_rows, batch)
+        batch: list[tuple[Cell, ...]] = []
+        async for row in export.rows(session):
+            batch.append(row)
+            if len(batch) >= _XLSX_BATCH:
+                await anyio.to_thread.run_sync(sheet.add_rows, batch)
+                batch = []
+        await anyio.to_thread.run_sync(sheet.add_rows, batch)
         return await anyio.to_thread.run_sync(sheet.close)

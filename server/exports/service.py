@@ -93,9 +93,12 @@ def _when(moment: datetime | None, zone: ZoneInfo) -> str | None:
 
 
 async def _stream(session: AsyncSession, query: Select[Any]) -> AsyncIterator[Any]:
+    """The query's rows as they come, fetched a batch at a time (one await per batch, not per
+    row: per-row awaits cost more than the query itself)."""
     result = await session.stream(query.execution_options(yield_per=_BATCH))
-    async for row in result:
-        yield row
+    async for batch in result.partitions():
+        for row in batch:
+            yield row
 
 
 # --- bookings --------------------------------------------------------------------------------

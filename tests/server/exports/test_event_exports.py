@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import io
+import sqlite3
 import zipfile
 from datetime import timedelta
 from typing import Any
@@ -15,6 +16,7 @@ from sqlalchemy import update
 
 from server.bookings.models import Booking
 from server.db import Database, utcnow
+from server.exports.writers import XlsxSheet
 from server.tickets.models import Ticket
 from tests.conftest import problem_of
 from tests.factories import booking_body, create_booking, create_event, create_ticket_type
@@ -331,3 +333,25 @@ async def test_an_export_needs_an_organiser_token(api, event, authorization):
     response = await api.get(f"/api/v1/events/{event['id']}/exports/tickets.csv", headers=headers)
     assert response.status_code == 401
     problem_of(response)
+
+
+@pytest.mark.parametrize("backend", ["sqlite"])
+async def test_building_an_xlsx_holds_no_write_lock(api, event, settings, monkeypatch):
+    """A big XLSX takes seconds to build: meanwhile doors and the outbox must still write."""
+    path = settings.database_url.split(":///", 1)[1]
+    writes: list[str] = []
+    add_rows = XlsxSheet.add_rows
+
+    def add_rows_then_write(sheet: XlsxSheet, rows: Any) -> None:
+        connection = sqlite3.connect(path, timeout=0.2, isolation_level=None)
+        try:
+            connection.execute("BEGIN IMMEDIATE")  # "database is locked" if the export holds it
+            connection.execute("ROLLBACK")
+            writes.append("ok")
+        finally:
+            connection.close()
+        add_rows(sheet, rows)
+
+    monkeypatch.setattr(XlsxSheet, "add_rows", add_rows_then_write)
+    assert len(await export(api, event["id"], "tickets.xlsx")) == 3
+    assert writes == ["ok"]
