@@ -122,6 +122,8 @@ def open_source(
     sample = _decoded_sample(data, encoding, text_start)
     if not sample.strip():
         raise SourceError("the file is empty")
+    if encoding != "utf-16" and _looks_like_utf16(data):
+        raise SourceError("the file is UTF-16 text without a byte order mark: save it as UTF-8")
     if "\x00" in sample or len(_CONTROLS.findall(sample)) > max(2, len(sample) // 200):
         raise SourceError("the file holds binary data, not text: is it a spreadsheet or image?")
     delimiter = sniff_delimiter(sample)
@@ -176,6 +178,14 @@ def _decodes(data: bytes, encoding: str, start: int) -> bool:
     except UnicodeDecodeError:
         return False
     return True
+
+
+def _looks_like_utf16(data: bytes) -> bool:
+    """ASCII-heavy UTF-16 has a NUL in every other byte (the high byte of each character)."""
+    head = data[:_SNIFF_CHARS]
+    if len(head) < 4 or b"\x00" not in head:
+        return False
+    return head[1::2].count(0) * 10 >= len(head) * 4 or head[0::2].count(0) * 10 >= len(head) * 4
 
 
 def _decoded_sample(data: bytes, encoding: str, start: int) -> str:

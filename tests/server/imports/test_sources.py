@@ -127,6 +127,8 @@ def test_utf8_split_across_decoding_chunks_is_still_utf8():
         pytest.param(os.urandom(4096), "binary|cannot be read|not a", id="random-bytes"),
         pytest.param(bytes(range(256)) * 8, "binary", id="all-bytes"),
         pytest.param(b"a@b.ch\x00;fr\n", "binary", id="nul"),
+        pytest.param("é@x.ch;fr\r\n".encode("utf-16-le"), "UTF-16", id="utf-16-no-bom"),
+        pytest.param("é@x.ch;fr\r\n".encode("utf-16-be"), "UTF-16", id="utf-16-be-no-bom"),
         pytest.param(b"PK\x03\x04" + os.urandom(300), "XLSX", id="broken-zip"),
         pytest.param(b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(600), "XLS", id="broken-ole2"),
     ],
