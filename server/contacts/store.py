@@ -6,13 +6,14 @@ Every write here leaves `contact_list.contact_count` to `recount`, called once p
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from itertools import islice
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, select, update
+from sqlalchemy import bindparam, func, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.ids import new_id
@@ -30,6 +31,14 @@ __all__ = [
 
 CHUNK = 5_000  # rows per executemany: large enough to amortise, small enough to bound memory
 _CONTACT = Contact.__table__
+_INSERT_COLUMNS = (
+    "id", "list_id", "email", "email_key", "name", "language", "attributes", "created_at",
+    "updated_at",
+)  # fmt: skip
+_INSERT_SQL = (
+    f"INSERT INTO {_CONTACT.name} ({', '.join(_INSERT_COLUMNS)}) "
+    f"VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)})"
+)  # SQLite's parameter style; PostgreSQL takes the rows by COPY
 _COLUMNS = (
     _CONTACT.c.id,
     _CONTACT.c.email,
@@ -61,26 +70,40 @@ def _chunks(rows: Iterable[Any], size: int = CHUNK) -> Iterator[list[Any]]:
 async def insert_contacts(
     session: AsyncSession, list_id: str, rows: Iterable[ContactRow], now: datetime
 ) -> int:
-    """Insert `rows` as new contacts of `list_id` (new ids), in chunks; returns how many."""
+    """Insert `rows` as new contacts of `list_id` (new ids), in chunks; returns how many.
+
+    Below the Core: each value is bound by its column type's own processor (so it is stored
+    exactly as an ORM insert would store it), the constant ones once instead of once per row,
+    and the rows go to the driver in one call per chunk: PostgreSQL's COPY, SQLite's
+    executemany. 100,000 contacts took ~6 s on SQLite and ~8 s on PostgreSQL through Core
+    executemany, where nearly all the time went to binding the same timestamp 200,000 times.
+    """
+    connection = await session.connection()
+    dialect = connection.dialect
+    stamp = _bind(dialect, "created_at")(now)
+    encode = _bind(dialect, "attributes")
     count = 0
     for chunk in _chunks(rows):
-        values = [
-            {
-                "id": new_id(),
-                "list_id": list_id,
-                "email": row.email,
-                "email_key": row.email_key,
-                "name": row.name,
-                "language": row.language,
-                "attributes": row.attributes,
-                "created_at": now,
-                "updated_at": now,
-            }
-            for row in chunk
-        ]
-        await session.execute(insert(_CONTACT), values)
-        count += len(values)
+        records = [
+            (new_id(), list_id, r.email, r.email_key, r.name, r.language, encode(r.attributes),
+             stamp, stamp)
+            for r in chunk
+        ]  # fmt: skip
+        if dialect.name == "postgresql":
+            driver = (await connection.get_raw_connection()).driver_connection
+            await driver.copy_records_to_table(  # type: ignore[union-attr]
+                _CONTACT.name, records=records, columns=_INSERT_COLUMNS
+            )
+        else:
+            await connection.exec_driver_sql(_INSERT_SQL, records)  # type: ignore[arg-type]
+        count += len(records)
     return count
+
+
+def _bind(dialect: Dialect, column: str) -> Callable[[Any], Any]:
+    """The function that turns a value into what the driver is given for `column`."""
+    processor = _CONTACT.c[column].type.dialect_impl(dialect).bind_processor(dialect)
+    return processor or (lambda value: value)
 
 
 async def update_contacts(session: AsyncSession, rows: Iterable[ContactRow], now: datetime) -> int:
