@@ -6,7 +6,8 @@ Rules (ARCHITECTURE §7, issue 15):
   (CSV, TXT or pasted lines, one reader for all).
 - Text is UTF-8 (a BOM is dropped), else UTF-16 when it starts with a UTF-16 BOM, else
   Windows-1252, else Latin-1 (which decodes any byte). NUL bytes or many control characters
-  mean binary data: `SourceError`.
+  mean binary data (or UTF-16 without a BOM, said as such): `SourceError`. A line ends at LF,
+  CRLF or a lone CR (old Mac files).
 - The delimiter is the one among `;` `,` TAB `|` that splits the first lines into the most
   consistent column counts (quotes respected; `;` wins ties, as it is the French default).
   No delimiter splitting anything means one column (`SourceInfo.delimiter` is None).
