@@ -68,6 +68,7 @@ class Prefetched:
     """
 
     tickets_by_booking: Mapping[str, Sequence[Ticket]]
+    tickets_by_id: Mapping[str, Ticket]
     types_by_event: Mapping[str, Mapping[str, TicketType]]
 
 
@@ -207,10 +208,10 @@ def _prefetched_tickets(prefetched: Prefetched, message: Message) -> list[Ticket
     """As `_tickets`, from the batch's tickets (a ticket's booking is never changed)."""
     if message.booking_id is None:
         return []
-    tickets = prefetched.tickets_by_booking.get(message.booking_id, ())
     if message.ticket_id is not None:
-        return [t for t in tickets if t.id == message.ticket_id]
-    return list(tickets)
+        ticket = prefetched.tickets_by_id.get(message.ticket_id)
+        return [ticket] if ticket is not None and ticket.booking_id == message.booking_id else []
+    return list(prefetched.tickets_by_booking.get(message.booking_id, ()))
 
 
 def _of_campaign(tickets: list[Ticket], campaign: Campaign | None) -> list[Ticket]:

@@ -24,18 +24,22 @@ Headers
 - No header text (names, subject, values, filenames) may hold a C0/C1 control character, a line or
   paragraph separator, a bidi override, or an RFC 2047 encoded word: Python's email package decodes
   `=?utf-8?q?=0D=0A...?=` when a header is set and then writes the decoded CR LF raw, a header
-  injection (CPython 3.11.7, before `verify_generated_headers`). Every header is checked again after
-  it is set, decoded, as a second line of defence.
-- Non-ASCII names, subjects and filenames are encoded (RFC 2047 / 2231) by the policy; bodies are
-  7bit when plain short-lined ASCII, quoted-printable otherwise, so the message is 7-bit clean and
-  no relay re-encodes it under a DKIM signature (RFC 6376 §5.3).
+  injection (CPython 3.11.7, before `verify_generated_headers`). Every header is checked again
+  once built, as a second line of defence.
+- The message is built with the `compat32` classes (`email.mime`) and every header value is
+  folded here, not by the package: names and subjects as RFC 2047 encoded words (`email.header`)
+  when not ASCII, ASCII subjects at their spaces, filenames as RFC 2231 parameters. The modern
+  API (EmailMessage, `policy.SMTP`) parses every header it is given and refolds it on output:
+  about 2 ms a message here, three quarters of sending one (docs/performance.md "Campaigns").
+  Bodies are 7bit when plain short-lined ASCII, quoted-printable UTF-8 otherwise, so the message
+  is 7-bit clean and no relay re-encodes it under a DKIM signature (RFC 6376 §5.3).
 - Every message carries `Auto-Submitted: auto-generated` (RFC 3834) and
   `X-Auto-Response-Suppress: OOF, AutoReply` (Exchange): ticket mail and campaigns are both sent
   by a process to many guests, and without them each vacation responder answers the organiser's
   Reply-To (hundreds for a summer campaign). Neither suppresses bounces.
 - `tickets` mail is transactional: no List-Unsubscribe. `message` mail must carry one HTTPS URL
   (RFC 8058 one-click; http only for a loopback host, the embedded default) written on one line:
-  the default folder would cut a long URL into encoded words, which RFC 2369 does not allow.
+  a folder could cut a long URL into encoded words, which RFC 2369 does not allow.
 - Extra headers only from `ALLOWED_HEADERS`, printable ASCII values, also written on one line.
 - Refusals raise MailError (a ValueError) whose `field` names the argument at fault.
 
@@ -51,11 +55,16 @@ import re
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
-from email.headerregistry import Address as _HeaderAddress
-from email.headerregistry import BaseHeader, HeaderRegistry, UnstructuredHeader
-from email.message import EmailMessage
-from email.policy import SMTP, Policy
-from email.utils import format_datetime
+from email import encoders
+from email.charset import QP, Charset
+from email.header import Header
+from email.message import Message
+from email.mime.base import MIMEBase
+from email.mime.multipart import MIMEMultipart
+from email.mime.nonmultipart import MIMENonMultipart
+from email.mime.text import MIMEText
+from email.policy import compat32
+from email.utils import format_datetime, formataddr
 from typing import Literal
 from urllib.parse import urlsplit
 
@@ -186,17 +195,14 @@ _LOOPBACK = frozenset({"localhost", "127.0.0.1", "::1"})
 _SELECTOR = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9_-]{1,63})*")
 
 
-class _OneLineHeader(UnstructuredHeader, BaseHeader):
-    """A checked ASCII value written unfolded (see the module comment on List-Unsubscribe)."""
-
-    def fold(self, *, policy: Policy) -> str:
-        return f"{self.name}: {self}{policy.linesep}"
-
-
-_registry = HeaderRegistry()
-for _name in ("list-unsubscribe", *(name.lower() for name in ALLOWED_HEADERS)):
-    _registry.map_to_type(_name, _OneLineHeader)
-_POLICY = SMTP.clone(header_factory=_registry)
+# The wire form (see "Headers" above): CRLF, and no folding by the email package, which would
+# refold our values (compat32 folds ASCII after `,` and `;`, adding a space). Every header
+# value is written as `_header_value` folded it; each line stays within 998 octets.
+_WIRE = compat32.clone(linesep="\r\n", max_line_length=0)
+_LINE_MAX = 998
+_FOLD_AT = 78
+_UTF8_QP = Charset("utf-8")
+_UTF8_QP.body_encoding = QP
 
 
 def _text(value: object, field: str, limit: int, *, what: str = "text") -> str:
@@ -332,7 +338,7 @@ def build_message(
     attachments: Sequence[Attachment] = (),
     headers: Mapping[str, str] | None = None,
     date: datetime | None = None,
-) -> EmailMessage:
+) -> Message:
     """The mail as multipart/alternative (text, html), in multipart/mixed with attachments.
 
     `date` defaults to now; `test` puts "[TEST] " before the subject. Raises MailError naming
@@ -365,44 +371,136 @@ def build_message(
     unsubscribe = _unsubscribe(unsubscribe_url, kind)
     files = _attachments(attachments)
 
-    msg = EmailMessage(policy=_POLICY)
-    msg["From"] = _header_address(sender)
-    if reply_to is not None:
-        msg["Reply-To"] = _header_address(reply_to)
-    msg["To"] = _header_address(recipient)
-    msg["Subject"] = subject
-    msg["Date"] = format_datetime(date)
-    msg["Message-ID"] = message_id
-    msg["Auto-Submitted"] = "auto-generated"
-    msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
+    alternative = MIMEMultipart(
+        "alternative",
+        _subparts=[
+            _text_part(_body(text, "text"), "plain"),
+            _text_part(_body(html, "html"), "html"),
+        ],
+        policy=_WIRE,
+    )
+    msg = alternative
+    if files:
+        msg = MIMEMultipart("mixed", _subparts=[alternative], policy=_WIRE)
+        for attachment, maintype, subtype, params in files:
+            msg.attach(_file_part(attachment, maintype, subtype, params))
+    head = [
+        ("From", _address_value("From", sender)),
+        *([("Reply-To", _address_value("Reply-To", reply_to))] if reply_to else []),
+        ("To", _address_value("To", recipient)),
+        ("Subject", _header_value("Subject", subject)),
+        ("Date", format_datetime(date)),
+        ("Message-ID", message_id),
+        ("Auto-Submitted", "auto-generated"),
+        ("X-Auto-Response-Suppress", "OOF, AutoReply"),
+    ]
     if unsubscribe is not None:
-        msg["List-Unsubscribe"] = f"<{unsubscribe}>"
-        msg["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
-    for name, value in extra:
+        head.append(("List-Unsubscribe", f"<{unsubscribe}>"))  # one line: checked ASCII, ≤ 900
+        head.append(("List-Unsubscribe-Post", "List-Unsubscribe=One-Click"))
+    head.extend(extra)  # one line each: checked printable ASCII, ≤ 200
+    for name, value in head:
         msg[name] = value
-    msg.set_content(_body(text, "text"), cte=_cte(text))
-    msg.add_alternative(_body(html, "html"), subtype="html", cte=_cte(html))
-    for attachment, maintype, subtype, params in files:
-        msg.add_attachment(
-            attachment.data, maintype, subtype, filename=attachment.filename, params=params
-        )
     for part in msg.walk():
         if part is not msg:
             del part["MIME-Version"]  # only the top level needs one
     for name, value in msg.items():
-        # Second line of defence: what the email package decoded must be as safe as the input.
-        if _FORBIDDEN.search(str(value)):
+        # Second line of defence: once our own folds are undone, no header may hold a line
+        # break or a control character, whatever built it.
+        if _FORBIDDEN.search(_FOLDS.sub(" ", str(value))):
             raise MailError("would carry a control character or line break", name)
     return msg
 
 
-def wire_bytes(message: EmailMessage) -> bytes:
+_FOLDS = re.compile(r"\r\n(?=[ \t])")
+
+
+def _header_value(name: str, value: str) -> str:
+    """`value` ready for the unstructured header `name`, folded at spaces: its ASCII words as
+    they are and each run of non-ASCII words as RFC 2047 encoded words (as readers expect:
+    `Vos billets pour la =?utf-8?q?F=C3=AAte?=`); all of it encoded when a word is too long
+    for a 998-octet line."""
+    header = Header(header_name=name, maxlinelen=_FOLD_AT)
+    for chunk, ascii in _runs(value):
+        header.append(chunk, "us-ascii" if ascii else "utf-8")
+    folded = header.encode(splitchars=" ", linesep="\r\n")
+    lines = folded.split("\r\n")
+    fits = len(name) + 2 + len(lines[0]) <= _LINE_MAX and all(len(x) <= _LINE_MAX for x in lines)
+    if fits and lines[0].strip():  # (a word too long for the first line is folded before it)
+        return folded
+    return Header(value, "utf-8", header_name=name, maxlinelen=_FOLD_AT).encode(linesep="\r\n")
+
+
+_WORDS = re.compile(r"(\s+)")
+
+
+def _runs(value: str) -> list[tuple[str, bool]]:
+    """`value` cut into (text, is ASCII) runs: each run of non-ASCII words with the spaces
+    between them, and the ASCII text around (with its spaces), in order."""
+    runs: list[tuple[str, bool]] = []
+    for piece in _WORDS.split(value):
+        ascii = piece.isascii()
+        if runs and (runs[-1][1] == ascii or (not runs[-1][1] and piece.isspace())):
+            runs[-1] = (runs[-1][0] + piece, runs[-1][1])
+        else:
+            runs.append((piece, ascii))
+    # Spaces that ended a non-ASCII run belong to the ASCII text after it (never encoded).
+    out: list[tuple[str, bool]] = []
+    for text, ascii in runs:
+        if not ascii and text != text.rstrip():
+            stripped = text.rstrip()
+            out.append((stripped, False))
+            out.append((text[len(stripped) :], True))
+        else:
+            out.append((text, ascii))
+    merged: list[tuple[str, bool]] = []
+    for text, ascii in out:
+        if merged and merged[-1][1] and ascii:
+            merged[-1] = (merged[-1][0] + text, True)
+        elif text:
+            merged.append((text, ascii))
+    return merged
+
+
+def _address_value(name: str, address: Address) -> str:
+    """The address header's value: `Name <addr>`, the name quoted when it holds specials and
+    encoded when it is not ASCII (an encoded word is one word: its specials stay in the name)."""
+    if not address.name:
+        return address.email
+    if address.name.isascii():
+        value = formataddr((address.name, address.email))
+        if len(name) + 2 + len(value) <= _LINE_MAX:
+            return value
+    encoded = Header(address.name, "utf-8", header_name=name, maxlinelen=_FOLD_AT)
+    return encoded.encode(linesep="\r\n") + f" <{address.email}>"
+
+
+def _text_part(body: str, subtype: str) -> MIMENonMultipart:
+    """A text part, 7bit when plain short-lined ASCII, quoted-printable UTF-8 otherwise; it
+    ends with a line break."""
+    if not body.endswith("\n"):
+        body += "\n"
+    if _cte(body) == "7bit":
+        return MIMEText(body, subtype, "us-ascii", policy=_WIRE)
+    return MIMEText(body, subtype, _UTF8_QP, policy=_WIRE)
+
+
+def _file_part(
+    attachment: Attachment, maintype: str, subtype: str, params: dict[str, str]
+) -> MIMEBase:
+    """An attachment in base64, its file name RFC 2231 encoded when it is not ASCII."""
+    part = MIMEBase(maintype, subtype, policy=_WIRE, **params)
+    part.set_payload(attachment.data)
+    encoders.encode_base64(part)
+    filename: str | tuple[str, str, str] = attachment.filename
+    if not attachment.filename.isascii():
+        filename = ("utf-8", "", attachment.filename)
+    part.add_header("Content-Disposition", "attachment", filename=filename)
+    return part
+
+
+def wire_bytes(message: Message) -> bytes:
     """The mail as SMTP carries it: CRLF line ends, 7-bit, lines within 998 octets."""
-    return message.as_bytes(policy=message.policy.clone(linesep="\r\n"))
-
-
-def _header_address(address: Address) -> _HeaderAddress:
-    return _HeaderAddress(display_name=address.name or "", addr_spec=address.email)
+    return message.as_bytes(policy=_WIRE)
 
 
 def _body(value: object, field: str) -> str:

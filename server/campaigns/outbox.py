@@ -293,7 +293,8 @@ class Outbox:
             )
             for ticket in await session.scalars(valid.order_by(Ticket.position)):
                 tickets[ticket.booking_id].append(ticket)
-        return _Loaded(messages, campaigns, Prefetched(tickets, types), held)
+        by_id = {ticket.id: ticket for batch in tickets.values() for ticket in batch}
+        return _Loaded(messages, campaigns, Prefetched(tickets, by_id, types), held)
 
     async def _compose(
         self, session: AsyncSession, message: Message, attempt: int, loaded: _Loaded
