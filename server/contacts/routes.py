@@ -187,7 +187,7 @@ class ContactListController(Controller):
         list_id: FromPath[str],
         db_session: DbSession,
         state: State,
-    ) -> Response[Any]:
+    ) -> Response[ContactImportReport]:
         query = parse_import_query(request.query_params.multi_items())
         upload = await read_upload(request, state.settings)
         source = {
@@ -214,7 +214,7 @@ class ContactListController(Controller):
                 analysis=result.analysis,
                 decisions=result.decisions,
             )
-            return Stream(body, status_code=status, media_type=CSV_TYPE, headers=headers)
+            return Stream(body, status_code=status, media_type=CSV_TYPE, headers=headers)  # type: ignore[return-value]
         return Response(result.report(query.mode), status_code=status, headers=headers)
 
     @get(
