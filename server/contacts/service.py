@@ -153,6 +153,8 @@ async def list_contacts(
 ) -> tuple[list[Contact], int]:
     """A page of the list's contacts in address order; `q` finds a part of the address or name."""
     await get_list(session, list_id)
+    if q and "\x00" in q:
+        return [], 0  # no address or name holds NUL, and PostgreSQL cannot even compare with it
     where = [Contact.list_id == list_id]
     if q and q.strip():
         pattern = f"%{_escape_like(q.strip().lower())}%"

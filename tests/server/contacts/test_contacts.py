@@ -188,3 +188,15 @@ async def test_a_ten_megabyte_attribute_is_413_and_writes_nothing(api):
     assert response.status_code == 413
     problem_of(response)
     assert (await api.get(f"{BASE}/{made['id']}")).json()["contacts"] == 0
+
+
+@pytest.mark.parametrize(
+    "q", ["\x00", "a\x00b", "%00", "\\", "'; DROP TABLE contact; --", "é" * 200]
+)
+async def test_any_search_text_is_an_answer_never_a_server_error(api, q):
+    made = await create_list(api)
+    await add_contact(api, made["id"], "ada@example.org")
+    response = await api.get(f"{BASE}/{made['id']}/contacts", params={"q": q})
+    assert response.status_code in {200, 400}, response.text
+    if response.status_code == 200:
+        assert response.json()["items"] == []
