@@ -13,6 +13,12 @@ buyer). Filters, all optional and combined:
 Test sends and other campaigns' messages count for `delivery` only when they were real ticket
 mail (source campaign, resend or auto; kind tickets), so "resend to those who failed or never
 got it" means exactly that.
+
+A `message` campaign may go to a contact list instead (`contact_list_id`): one recipient per
+contact (a list holds each address once), in address order, none of the filters above. The
+service refuses the other combinations before they get here.
+
+News (`message` campaigns) never goes to an address that unsubscribed from the event's mail.
 """
 
 from __future__ import annotations
@@ -27,6 +33,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.bookings.models import Booking, BookingStatus
 from server.campaigns.models import Message, MessageSource, MessageStatus, Unsubscribe
 from server.checkin.models import Presence
+from server.contacts.service import iter_contacts
+from server.errors import NotFound
 from server.tickets.models import Ticket, TicketStatus
 
 __all__ = ["Audience", "Recipient", "resolve"]
@@ -37,6 +45,7 @@ class Audience:
     ticket_type_ids: frozenset[str] | None = None
     checked_in: bool | None = None
     delivery: str = "all"  # all | never_sent | failed | not_received
+    contact_list_id: str | None = None
 
     @classmethod
     def of(cls, raw: dict[str, Any]) -> Audience:
@@ -45,12 +54,21 @@ class Audience:
             ticket_type_ids=None if types is None else frozenset(types),
             checked_in=raw.get("checked_in"),
             delivery=raw.get("delivery") or "all",
+            contact_list_id=raw.get("contact_list_id"),
+        )
+
+    @property
+    def filters_bookings(self) -> bool:
+        return (
+            self.ticket_type_ids is not None
+            or self.checked_in is not None
+            or (self.delivery != "all")
         )
 
 
 @dataclass(frozen=True)
 class Recipient:
-    booking_id: str
+    booking_id: str | None  # None for a contact of a list
     ticket_id: str | None  # per-ticket messages
     to_name: str | None
     to_email: str
@@ -70,6 +88,9 @@ async def resolve(
 
     `news` (a `message` campaign) leaves out the addresses that unsubscribed from the event.
     """
+    if audience.contact_list_id is not None:
+        recipients = await _contacts(session, audience.contact_list_id)
+        return await _subscribed(session, event_id, recipients) if news else recipients
     rows = (
         await session.execute(
             select(Booking, Ticket)
@@ -117,11 +138,36 @@ async def resolve(
     if audience.delivery != "all":
         recipients = await _by_delivery(session, recipients, audience.delivery, per_ticket)
     if news:
-        gone = set(
-            await session.scalars(select(Unsubscribe.email).where(Unsubscribe.event_id == event_id))
-        )
-        recipients = [r for r in recipients if r.to_email.lower() not in gone]
+        recipients = await _subscribed(session, event_id, recipients)
     return recipients
+
+
+async def _subscribed(
+    session: AsyncSession, event_id: str, recipients: list[Recipient]
+) -> list[Recipient]:
+    gone = set(
+        await session.scalars(select(Unsubscribe.email).where(Unsubscribe.event_id == event_id))
+    )
+    return [r for r in recipients if r.to_email.lower() not in gone]
+
+
+async def _contacts(session: AsyncSession, list_id: str) -> list[Recipient]:
+    """One recipient per contact of the list, in address order. A list deleted since the
+    campaign named it has no one left to write to (a schedule then sends nothing)."""
+    try:
+        return [
+            Recipient(
+                booking_id=None,
+                ticket_id=None,
+                to_name=contact.name,
+                to_email=contact.email,
+                language=contact.language,
+            )
+            async for batch in iter_contacts(session, list_id)
+            for contact in batch
+        ]
+    except NotFound:
+        return []
 
 
 async def _entered(session: AsyncSession, ticket_ids: list[str]) -> set[str]:

@@ -48,6 +48,9 @@ class AudienceIn(_Body):
     ticket_type_ids: Annotated[list[Id], msgspec.Meta(max_length=200)] | None = None
     checked_in: bool | None = None
     delivery: Delivery = "all"
+    # A `message` campaign to a contact list instead of the event's bookings (the booking
+    # filters above do not apply to it).
+    contact_list_id: Id | None = None
 
 
 class CampaignCreate(_Body):

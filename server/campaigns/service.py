@@ -51,6 +51,7 @@ from server.campaigns.schemas import (
 )
 from server.campaigns.templates import MessageTemplate, TemplateError, check_templates
 from server.config import Settings
+from server.contacts.models import ContactList
 from server.db import utcnow
 from server.errors import BodyInvalid, Conflict, FieldError, InvalidState, NotFound
 from server.events.models import Event
@@ -100,9 +101,37 @@ async def create_campaign(session: AsyncSession, event_id: str, data: CampaignCr
         attach_ics=data.attach_ics,
         status=CampaignStatus.DRAFT,
     )
+    await _check_audience(session, campaign)
     session.add(campaign)
     await session.flush()
     return campaign
+
+
+async def _check_audience(session: AsyncSession, campaign: Campaign) -> None:
+    """A contact list audience: only for news, without the booking filters, and a list that
+    exists and was not merged away; raises BodyInvalid naming the field."""
+    audience = Audience.of(campaign.audience)
+    if audience.contact_list_id is None:
+        return
+    field = "audience.contact_list_id"
+    problems = []
+    if campaign.kind != "message":
+        problems.append(
+            FieldError(field, "a contact list holds addresses, not tickets: use kind message")
+        )
+    if audience.filters_bookings:
+        problems.append(
+            FieldError(field, "ticket types, checked-in and delivery filter bookings, not a list")
+        )
+    if campaign.per_ticket:
+        problems.append(FieldError("per_ticket", "a contact list has no tickets to go per"))
+    contact_list = await session.get(ContactList, audience.contact_list_id)
+    if contact_list is None:
+        problems.append(FieldError(field, "no contact list with that id"))
+    elif contact_list.archived_at is not None:
+        problems.append(FieldError(field, "that list is archived (merged into another)"))
+    if problems:
+        raise BodyInvalid(problems)
 
 
 async def update_campaign(session: AsyncSession, campaign_id: str, data: CampaignPatch) -> Campaign:
@@ -119,6 +148,7 @@ async def update_campaign(session: AsyncSession, campaign_id: str, data: Campaig
         if not data.content:
             raise BodyInvalid([FieldError("content", "at least one language")])
         campaign.content = _content(data.content)
+    await _check_audience(session, campaign)
     await session.flush()
     return campaign
 
