@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -162,18 +162,15 @@ async def insert_tickets(
     )
 
 
-async def unused_codes(
-    session: AsyncSession, count: int, *, exclude: Collection[str] = ()
-) -> list[str]:
+async def unused_codes(session: AsyncSession, count: int) -> list[str]:
     """`count` distinct readable codes not yet used by any ticket (40 bits: collisions are rare,
     but at 100,000 tickets not negligible, so they are checked rather than left to the index).
 
-    One query per round: callers with many tickets ask in chunks (of ~1,000: bound parameters),
-    and `exclude` the codes they drew but have not inserted yet.
+    One query per round: callers with many tickets ask in chunks (of ~1,000: bound parameters).
     """
     codes: set[str] = set()
     while len(codes) < count:
-        fresh = {ticket_code() for _ in range(count - len(codes))} - codes - set(exclude)
+        fresh = {ticket_code() for _ in range(count - len(codes))} - codes
         taken = set(await session.scalars(select(Ticket.code).where(Ticket.code.in_(fresh))))
         codes |= fresh - taken
     return list(codes)
