@@ -28,7 +28,7 @@ from server.http import organiser_guard
 
 __all__ = ["ExportController"]
 
-CSV_TYPE = "text/csv; charset=utf-8"
+CSV_TYPE = "text/csv"  # Litestar adds "; charset=utf-8" to text types
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 NO_STORE = CacheControlHeader(no_store=True)
 DELIMITERS = {"semicolon": ";", "comma": ",", "tab": "\t"}
