@@ -5,6 +5,7 @@ from server.bookings.models import Booking, BookingItem
 from server.campaigns.models import Campaign, Message, Unsubscribe
 from server.changes.models import Change
 from server.checkin.models import CheckinList, Device, Presence, Scan
+from server.console.models import ConsoleSession, ConsoleUser, SignInLink
 from server.contacts.models import Contact, ContactList
 from server.events.models import Event, TicketType
 from server.keys.models import SigningKey
@@ -17,6 +18,8 @@ __all__ = [
     "Campaign",
     "Change",
     "CheckinList",
+    "ConsoleSession",
+    "ConsoleUser",
     "Contact",
     "ContactList",
     "Device",
@@ -24,6 +27,7 @@ __all__ = [
     "Message",
     "Presence",
     "Scan",
+    "SignInLink",
     "SigningKey",
     "Ticket",
     "TicketLink",
