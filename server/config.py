@@ -71,6 +71,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             if value is not None and not urlsplit(value).scheme:
                 raise ValueError(f"{name}: not a URL: {value!r}")
         _check_dkim(self)
+        if self.mail_domains:
+            _check_mail_domains(self.mail_domains)
 
     @property
     def public_base_url(self) -> str:
@@ -159,6 +161,20 @@ def _check_dkim(settings: Settings) -> None:
         key_for(settings)
     except DkimKeyError as exc:
         raise ValueError(str(exc)) from None
+
+
+def _check_mail_domains(value: str) -> None:
+    """Each of the comma-separated verified domains must be a domain (a typo would silently
+    send every organiser's mail from the platform address instead)."""
+    from server.campaigns.mail import MailError, check_domain
+
+    for name in value.split(","):
+        if not name.strip():
+            continue
+        try:
+            check_domain(name.strip().rstrip("."))
+        except MailError as exc:
+            raise ValueError(f"mail_domains: {exc.detail}") from None
 
 
 def _check_database_url(url: str) -> None:

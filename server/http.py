@@ -7,7 +7,9 @@ from typing import Annotated, Any, Generic, TypeVar
 
 import msgspec
 from litestar import Request, Response
+from litestar.background_tasks import BackgroundTask
 from litestar.connection import ASGIConnection
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.dto import DTOConfig, MsgspecDTO
 from litestar.handlers.base import BaseRouteHandler
@@ -31,6 +33,7 @@ __all__ = [
     "created",
     "organiser_guard",
     "page",
+    "wake_outbox",
 ]
 
 T = TypeVar("T")
@@ -109,7 +112,27 @@ async def organiser_guard(
     connection.scope.setdefault("state", {})["api_token_id"] = api_token.id
 
 
-def created(content: T, request: Request[Any, Any, Any], location: str) -> Response[T]:
+def created(
+    content: T,
+    request: Request[Any, Any, Any],
+    location: str,
+    *,
+    background: BackgroundTask | None = None,
+) -> Response[T]:
     """201 with an absolute `Location` of the new resource."""
     base = str(request.base_url).rstrip("/")
-    return Response(content, status_code=201, headers={"Location": f"{base}{location}"})
+    headers = {"Location": f"{base}{location}"}
+    return Response(content, status_code=201, headers=headers, background=background)
+
+
+def wake_outbox(state: State) -> BackgroundTask:
+    """After the answer (so after the request's commit): tell an in-process outbox worker that
+    mail was queued, so it goes now instead of at the worker's next poll (`TESSERA_WORKER=
+    external`: the worker polls on its own)."""
+
+    def wake() -> None:
+        outbox = state.get("outbox")
+        if outbox is not None:
+            outbox.wake()
+
+    return BackgroundTask(wake)

@@ -17,7 +17,18 @@ from server.bookings.schemas import (
     Holder,
     TicketOut,
 )
-from server.http import Body, DbSession, Issuer, Limit, Offset, Page, created, organiser_guard, page
+from server.http import (
+    Body,
+    DbSession,
+    Issuer,
+    Limit,
+    Offset,
+    Page,
+    created,
+    organiser_guard,
+    page,
+    wake_outbox,
+)
 from server.tickets.models import Ticket
 from server.tickets.service import tickets_by_booking, tickets_of
 
@@ -54,7 +65,9 @@ class BookingController(Controller):
             db_session, event_id, data, issuer, settings=state.settings
         )
         body = await _out(db_session, booking, issuer)
-        return created(body, request, f"/api/v1/bookings/{booking.id}")
+        # A confirmation may have queued the e-ticket mail (the event's auto_send_tickets).
+        wake = wake_outbox(state) if data.confirm else None
+        return created(body, request, f"/api/v1/bookings/{booking.id}", background=wake)
 
     @get("/events/{event_id:str}/bookings", summary="List an event's bookings")
     async def list_bookings(
@@ -84,11 +97,12 @@ class BookingController(Controller):
     @post("/bookings/{booking_id:str}/confirm", status_code=200, summary="Confirm a booking")
     async def confirm_booking(
         self, booking_id: FromPath[str], db_session: DbSession, issuer: Issuer, state: State
-    ) -> BookingOut:
+    ) -> Response[BookingOut]:
         booking = await service.confirm_booking(
             db_session, booking_id, issuer, settings=state.settings
         )
-        return await _out(db_session, booking, issuer)
+        body = await _out(db_session, booking, issuer)
+        return Response(body, background=wake_outbox(state))  # the auto-sent e-tickets, if any
 
     @post("/bookings/{booking_id:str}/cancel", status_code=200, summary="Cancel a booking")
     async def cancel_booking(

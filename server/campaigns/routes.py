@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from litestar import Controller, Request, Response, get, patch, post
-from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import CacheControlHeader, State
 from litestar.params import FromPath, FromQuery, JSONBody
 
@@ -24,22 +23,21 @@ from server.campaigns.schemas import (
     TestIn,
 )
 from server.db import utcnow
-from server.http import Body, DbSession, Limit, Offset, Page, created, organiser_guard, page
+from server.http import (
+    Body,
+    DbSession,
+    Limit,
+    Offset,
+    Page,
+    created,
+    organiser_guard,
+    page,
+    wake_outbox,
+)
 
 __all__ = ["CampaignController", "campaign_out", "message_out"]
 
 StatusFilter = Literal["queued", "sending", "sent", "failed", "bounced"]
-
-
-def _wake(state: State) -> BackgroundTask:
-    """After the answer (so after the commit): tell an in-process worker there is work."""
-
-    def wake() -> None:
-        outbox = state.get("outbox")
-        if outbox is not None:
-            outbox.wake()
-
-    return BackgroundTask(wake)
 
 
 class CampaignController(Controller):
@@ -121,7 +119,7 @@ class CampaignController(Controller):
         state: State,
     ) -> Response[MessageOut]:
         message = await service.send_test(db_session, campaign_id, data, state.settings)
-        return Response(message_out(message), status_code=202, background=_wake(state))
+        return Response(message_out(message), status_code=202, background=wake_outbox(state))
 
     @post(
         "/campaigns/{campaign_id:str}/send",
@@ -141,7 +139,7 @@ class CampaignController(Controller):
             db_session, campaign_id, data, now=utcnow(), settings=state.settings
         )
         body = await campaign_out(db_session, campaign)
-        return Response(body, status_code=202, background=_wake(state))
+        return Response(body, status_code=202, background=wake_outbox(state))
 
     @post("/campaigns/{campaign_id:str}/cancel", status_code=200, summary="Cancel a campaign")
     async def cancel(self, campaign_id: FromPath[str], db_session: DbSession) -> CampaignOut:
@@ -200,7 +198,7 @@ class CampaignController(Controller):
         state: State,
     ) -> Response[MessageOut]:
         message = await service.resend_booking(db_session, booking_id, data.to, state.settings)
-        return Response(message_out(message), status_code=202, background=_wake(state))
+        return Response(message_out(message), status_code=202, background=wake_outbox(state))
 
     @post(
         "/tickets/{ticket_id:str}/resend",
@@ -217,7 +215,7 @@ class CampaignController(Controller):
         state: State,
     ) -> Response[MessageOut]:
         message = await service.resend_ticket(db_session, ticket_id, data.to, state.settings)
-        return Response(message_out(message), status_code=202, background=_wake(state))
+        return Response(message_out(message), status_code=202, background=wake_outbox(state))
 
 
 async def campaign_out(session: DbSession, campaign: Campaign) -> CampaignOut:

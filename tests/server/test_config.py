@@ -37,6 +37,9 @@ def test_trusted_proxies_are_none_by_default_and_read_as_a_list():
         ({"TESSERA_MAX_BODY_BYTES": "12"}, "TESSERA_MAX_BODY_BYTES"),
         ({"TESSERA_TRUSTED_PROXIES": "10.0.0.0/8, proxy.local"}, "TESSERA_TRUSTED_PROXIES"),
         ({"TESSERA_TRUSTED_PROXIES": "10.0.0.1,,10.0.0.2"}, "TESSERA_TRUSTED_PROXIES"),
+        ({"TESSERA_MAIL_DOMAINS": "festival.fr, not a domain"}, "TESSERA_MAIL_DOMAINS"),
+        ({"TESSERA_MAIL_DOMAINS": "festival.fr;asso.org"}, "TESSERA_MAIL_DOMAINS"),
+        ({"TESSERA_MAIL_DOMAINS": "x" * 300 + ".org"}, "TESSERA_MAIL_DOMAINS"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(env, named):
@@ -45,6 +48,15 @@ def test_a_bad_value_is_one_line_naming_the_variable(env, named):
     message = str(caught.value)
     assert message.startswith(f"{named}:")
     assert "\n" not in message
+
+
+def test_verified_mail_domains_are_lowered_and_left_to_the_sender_check_for_the_rest():
+    given = {"TESSERA_MAIL_DOMAINS": " Festival.FR, asso.org.,,münster.de "}
+    assert Settings.from_env(given).verified_mail_domains == {
+        "festival.fr",
+        "asso.org.",
+        "münster.de",
+    }
 
 
 def test_the_door_clients_variables_are_not_the_servers():
