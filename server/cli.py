@@ -110,6 +110,37 @@ def _parser() -> argparse.ArgumentParser:
         "--once", action="store_true", help="send what is due now, then exit (cron, tests)"
     )
     worker.set_defaults(run=_worker)
+
+    imports = sub.add_parser(
+        "import",
+        help="import guests from a file as bookings of a ticket type: analyze (default), then"
+        " --commit; exit 1 when the import is refused or would be",
+    )
+    imports.add_argument("file", help="CSV, TXT (pasted lines email[;quantity]), XLSX, XLS, ODS")
+    imports.add_argument("--event", required=True, help="the event id")
+    imports.add_argument("--ticket-type", required=True, help="the ticket type every row books")
+    imports.add_argument(
+        "--confirm", action="store_true", help="confirm the bookings and issue their tickets"
+    )
+    imports.add_argument(
+        "--duplicates",
+        choices=("skip", "update", "keep"),
+        default="skip",
+        help="rows whose address already holds a booking of the ticket type (default skip)",
+    )
+    imports.add_argument(
+        "--on-error",
+        choices=("reject_all", "skip_invalid"),
+        default="reject_all",
+        help="reject_all (default): one invalid row refuses the commit",
+    )
+    imports.add_argument(
+        "--commit", action="store_true", help="write the import (all rows or none)"
+    )
+    imports.add_argument(
+        "--report-csv", metavar="PATH", help="also write the invalid and duplicate rows to PATH"
+    )
+    imports.set_defaults(run=_import_file)
     return parser
 
 
@@ -440,6 +471,169 @@ _UNSHOWABLE_IN_LINES = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u202a-\u202e\u20
 
 def _shown(text: str, *, lines: bool = False) -> str:
     return (_UNSHOWABLE_IN_LINES if lines else _UNSHOWABLE).sub("\ufffd", text)
+
+
+# --- import ------------------------------------------------------------------------------------
+# The same service path as POST /api/v1/events/{id}/imports (server/imports/invitations.py), on
+# the database directly. Progress goes to stderr (a spinner while the file is read and checked,
+# a bar while bookings are written); the report goes to stdout as tables.
+
+
+def _import_file(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    path = Path(args.file)
+    try:
+        args.data = path.read_bytes()
+    except OSError as exc:
+        print(f"tessera: cannot read {_shown(str(path))!r}: {exc.strerror}", file=sys.stderr)
+        return 1
+    args.filename = path.name
+    return _async(_import)(settings, args)
+
+
+async def _import(database: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from rich.console import Console
+
+    from server.errors import BodyInvalid
+    from server.imports.invitations import ImportRefused, InvitationOptions, Source
+
+    event_id = _checked_id(args.event, "event")
+    ticket_type_id = _checked_id(args.ticket_type, "ticket type")
+    source = Source(args.data, args.filename, None)
+    options = InvitationOptions(
+        ticket_type_id=ticket_type_id,
+        confirm=args.confirm,
+        duplicates=args.duplicates,
+        on_error=args.on_error,
+    )
+    _replace_unencodable()
+    out = Console(highlight=False)
+    try:
+        result = await _run_import(database, settings, event_id, source, options, args.commit)
+    except ImportRefused as exc:  # the report says why; nothing was written
+        result = exc.result
+        _print_import(out, result, "commit")
+        print(f"tessera: {exc.detail}", file=sys.stderr)
+        code = 1
+    except BodyInvalid as exc:  # an unreadable file, no such ticket type: which and why
+        for error in exc.errors:
+            print(f"tessera: {error['field']}: {_shown(error['message'])}", file=sys.stderr)
+        return 1
+    else:
+        _print_import(out, result, "commit" if args.commit else "analyze")
+        code = 1 if result.refusal else 0
+    if args.report_csv:
+        _write_report_csv(Path(args.report_csv), source, result)
+    return code
+
+
+async def _run_import(
+    database: Any, settings: Settings, event_id: str, source: Any, options: Any, commit: bool
+) -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    from server.imports.invitations import analyze_invitations, commit_invitations
+    from server.keys.service import KeyRing, Keystore, ensure_signing_key
+    from server.tickets.service import TicketIssuer
+
+    columns = (SpinnerColumn(), TextColumn("{task.description}"), BarColumn())
+    columns += (MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, transient=True) as progress:  # on stderr
+        reading = progress.add_task("reading and checking", total=None)
+        if not commit:
+            async with database.transaction(read_only=True) as session:
+                return await analyze_invitations(session, event_id, source, options)
+        writing = progress.add_task("writing bookings", total=None, visible=False)
+
+        def advance(done: int, total: int) -> None:
+            progress.update(reading, visible=False)
+            progress.update(writing, completed=done, total=total, visible=True)
+
+        async with database.transaction() as session:
+            await ensure_signing_key(session, Keystore(settings.keys_path))
+            keys = await KeyRing(Keystore(settings.keys_path)).keys(session)
+            issuer = TicketIssuer(keys, settings.public_base_url)
+            return await commit_invitations(
+                session, event_id, source, options, issuer, settings=settings, progress=advance
+            )
+
+
+def _print_import(out: Any, result: Any, mode: str) -> None:
+    """The report as the API answers it, as tables: counts, then problems and duplicates."""
+    from rich.table import Table
+
+    from server.imports.invitations import invitation_report
+
+    report = invitation_report(result, mode)  # type: ignore[arg-type]
+    summary = Table(title=f"import {mode}: {_shown(report.source.format)}", show_header=False)
+    summary.add_column(style="bold")
+    summary.add_column(justify="right")
+    rows = report.rows
+    for name in ("read", "valid", "invalid", "duplicates", "create", "update", "skip"):
+        summary.add_row(f"rows {name}", str(getattr(rows, name)))
+    summary.add_row("tickets", str(report.tickets))
+    remaining = report.capacity.remaining
+    summary.add_row("seats left before", "unlimited" if remaining is None else str(remaining))
+    if report.languages:
+        summary.add_row("languages", ", ".join(f"{k} {v}" for k, v in report.languages.items()))
+    if report.created is not None:
+        created = report.created
+        summary.add_row("created bookings", str(created.bookings))
+        summary.add_row("created tickets", str(created.tickets))
+        summary.add_row("mails queued", str(created.mails))
+        summary.add_row("bookings updated", str(created.updated))
+    summary.add_row("committed", "yes" if report.committed else "no")
+    if report.refusal:
+        summary.add_row("refused", report.refusal)
+    summary.add_row("digest", report.digest)
+    out.print(summary)
+    if report.problems:
+        problems = Table(title=f"problems ({report.problems_total})")
+        for name in ("line", "column", "field", "reason", "value"):
+            problems.add_column(name)
+        for p in report.problems[:_LISTED]:
+            cells = (p.line, p.column or "", p.field, p.reason, p.value[:40])
+            problems.add_row(*(_shown(str(c)) for c in cells))
+        out.print(problems)
+    if report.duplicates:
+        duplicates = Table(title=f"duplicates ({report.duplicates_total})")
+        for name in ("line", "email", "action", "duplicate of"):
+            duplicates.add_column(name)
+        for d in report.duplicates[:_LISTED]:
+            duplicates.add_row(str(d.line), _shown(d.email), d.action, str(d.duplicate_of))
+        out.print(duplicates)
+    hidden = max(report.problems_total, report.duplicates_total) - _LISTED
+    if hidden > 0:
+        out.print(f"... and more: --report-csv PATH writes every row to fix ({hidden} not shown)")
+
+
+_LISTED = 50  # rows of each table; the CSV report holds them all
+
+
+def _write_report_csv(path: Any, source: Any, result: Any) -> None:
+    from server.imports.report_csv import report_csv
+
+    chunks = report_csv(
+        source.data,
+        filename=source.filename,
+        content_type=source.content_type,
+        analysis=result.analysis,
+        decisions=result.decisions,
+    )
+    with open(path, "wb") as target:
+        for chunk in chunks:
+            target.write(chunk)
+    print(f"report written to {_shown(str(path))}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,122 @@
+"""`tessera import` as an operator runs it: analyze, then commit, against a migrated database."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import xlsxwriter
+
+
+@pytest.fixture
+def tessera(tmp_path: Path):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
+    env.update(TESSERA_DATABASE_URL=f"sqlite:///{tmp_path}/var/tessera.db", TESSERA_KEYS_DIR="keys")
+    env.update(COLUMNS="120")  # the report tables' width
+
+    def run(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [sys.executable, "-m", "server.cli", *args],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+
+    assert run("migrate").returncode == 0
+    assert run("demo").returncode == 0
+    return run
+
+
+@pytest.fixture
+def target(tmp_path: Path) -> tuple[str, str]:
+    """The demo event and its ticket type."""
+    database = sqlite3.connect(tmp_path / "var" / "tessera.db")
+    try:
+        event_id = database.execute("SELECT id FROM event").fetchone()[0]
+        type_id = database.execute("SELECT id FROM ticket_type").fetchone()[0]
+    finally:
+        database.close()
+    return event_id, type_id
+
+
+def bookings(tmp_path: Path) -> list[tuple[str, str, int]]:
+    database = sqlite3.connect(tmp_path / "var" / "tessera.db")
+    try:
+        return database.execute(
+            "SELECT b.buyer_email, b.status, count(t.id) FROM booking b "
+            "LEFT JOIN ticket t ON t.booking_id = b.id GROUP BY b.id ORDER BY b.buyer_email"
+        ).fetchall()
+    finally:
+        database.close()
+
+
+def test_analyze_prints_the_report_and_writes_nothing_then_commit_writes(tessera, target, tmp_path):
+    event_id, type_id = target
+    before = bookings(tmp_path)
+    (tmp_path / "guests.txt").write_text("ana@example.org;2\nbob@example.org\n")
+    options = ["--event", event_id, "--ticket-type", type_id, "--confirm"]
+    analysed = tessera("import", "guests.txt", *options)
+    assert analysed.returncode == 0, analysed.stderr
+    assert "import analyze" in analysed.stdout and "rows valid" in analysed.stdout
+    assert "committed" in analysed.stdout and " no " in analysed.stdout
+    assert bookings(tmp_path) == before
+    committed = tessera("import", "guests.txt", *options, "--commit")
+    assert committed.returncode == 0, committed.stderr
+    assert "created tickets" in committed.stdout
+    added = sorted(set(bookings(tmp_path)) - set(before))
+    assert added == [("ana@example.org", "confirmed", 2), ("bob@example.org", "confirmed", 1)]
+    again = tessera("import", "guests.txt", *options, "--commit")
+    assert again.returncode == 0 and "rows skip" in again.stdout
+    assert len(bookings(tmp_path)) == len(before) + 2, "re-importing with skip adds nothing"
+
+
+def test_an_xlsx_is_imported_like_a_csv(tessera, target, tmp_path):
+    event_id, type_id = target
+    book = xlsxwriter.Workbook(str(tmp_path / "guests.xlsx"))
+    sheet = book.add_worksheet()
+    for row, (email, quantity) in enumerate([("zoe@example.org", 3), ("max@example.de", 1)]):
+        sheet.write(row, 0, email)
+        sheet.write(row, 1, quantity)
+    book.close()
+    done = tessera(
+        "import", "guests.xlsx", "--event", event_id, "--ticket-type", type_id, "--commit"
+    )
+    assert done.returncode == 0, done.stderr
+    assert ("zoe@example.org", "pending", 0) in bookings(tmp_path)
+
+
+def test_an_invalid_file_exits_non_zero_and_writes_nothing(tessera, target, tmp_path):
+    event_id, type_id = target
+    before = bookings(tmp_path)
+    options = ["--event", event_id, "--ticket-type", type_id]
+    (tmp_path / "image.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(range(256)))
+    unreadable = tessera("import", "image.csv", *options, "--commit")
+    assert unreadable.returncode == 1 and "PNG" in unreadable.stderr
+    (tmp_path / "bad.csv").write_text("ok@example.org;1\nnot-an-address;1\nx@example.org;abc\n")
+    analysed = tessera("import", "bad.csv", *options, "--report-csv", "fix.csv")
+    assert analysed.returncode == 1
+    assert "invalid_email" in analysed.stdout and "not_an_integer" in analysed.stdout
+    fix = (tmp_path / "fix.csv").read_text("utf-8-sig").splitlines()
+    assert fix[0].endswith("line;reason") and len(fix) == 3
+    refused = tessera("import", "bad.csv", *options, "--commit")
+    assert refused.returncode == 1 and "nothing was imported" in refused.stderr
+    missing = tessera("import", "nowhere.csv", *options)
+    assert missing.returncode == 1 and "cannot read" in missing.stderr
+    assert bookings(tmp_path) == before
+
+
+def test_a_garbled_or_foreign_ticket_type_is_refused_without_echoing_controls(
+    tessera, target, tmp_path
+):
+    event_id, _ = target
+    (tmp_path / "x.csv").write_text("ana@example.org\n")
+    done = tessera("import", "x.csv", "--event", event_id, "--ticket-type", "\x1b[31mred")
+    assert done.returncode == 1 and "\x1b" not in done.stderr and "no ticket type" in done.stderr
+    other = tessera("import", "x.csv", "--event", event_id, "--ticket-type", "NOSUCHTYPE")
+    assert other.returncode == 1 and "no such ticket type" in other.stderr
