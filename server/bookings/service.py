@@ -171,6 +171,10 @@ async def list_bookings(
     offset: int,
 ) -> tuple[list[Booking], int]:
     await get_event(session, event_id)
+    if q and "\x00" in q:
+        # No reference, name or address holds NUL (they refuse control characters), and
+        # PostgreSQL cannot even compare text with it; SQLite's LIKE would stop at it.
+        return [], 0
     where = [Booking.event_id == event_id]
     if status is not None:
         where.append(Booking.status == status)

@@ -180,6 +180,14 @@ async def test_list_filters_by_status_and_search(api, stock):
     assert page["total"] == 2 and len(page["items"]) == 1
 
 
+@pytest.mark.parametrize("q", ["\x00", "Weber\x00", "\x00%"])
+async def test_a_search_holding_nul_finds_nothing_and_is_no_error(api, stock, q):
+    event_id, type_id = stock
+    buyer = {"name": "Jonas Weber", "email": "jonas@example.org"}
+    await create_booking(api, event_id, type_id, 1, buyer=buyer)
+    assert (await bookings_of(api, event_id, q=q))["total"] == 0
+
+
 async def test_list_refuses_an_unknown_status(api, stock):
     event_id, _ = stock
     response = await api.get(f"/api/v1/events/{event_id}/bookings", params={"status": "paid"})
