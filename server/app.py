@@ -30,6 +30,8 @@ from server.checkin.redis_fanout import RedisFanout
 from server.checkin.routes import CheckinAdminController, DeviceApiController, pair_device
 from server.checkin.writer import RedeemWriter
 from server.config import Settings
+from server.console.limits import SignInLimits
+from server.console.routes import console_router
 from server.contacts.routes import ContactListController
 from server.db import Database
 from server.events.routes import EventController
@@ -169,6 +171,7 @@ def create_app(settings: Settings) -> Litestar:
             resend_submit,
             MailLinkController,
             scanner_socket,
+            console_router(),
             *api,
         ],
         guards=[],
@@ -186,6 +189,7 @@ def create_app(settings: Settings) -> Litestar:
                 "guest_limiter": guest_limiter,
                 "pair_limiter": pair_limiter,
                 "resend_limiter": resend_limiter,
+                "console_limits": SignInLimits(),
                 "redeem_writer": redeem_writer,
                 "outbox": outbox,
             }

@@ -33,6 +33,7 @@ __all__ = [
     "LINK_LIFETIME",
     "MAX_PASSWORD",
     "SESSION_LIFETIME",
+    "Account",
     "Role",
     "SignedIn",
     "check_password",
@@ -73,10 +74,22 @@ class Role(StrEnum):
 
 
 @dataclass(frozen=True)
+class Account:
+    """A user as a page shows it: plain values, still readable after the request's
+    transaction rolled back."""
+
+    id: str
+    email: str
+    name: str
+    role: str
+    language: str | None
+
+
+@dataclass(frozen=True)
 class SignedIn:
     """The user behind a request's session cookie."""
 
-    user: ConsoleUser
+    user: Account
     session_id: str
     csrf: str  # the hidden field every form of this session carries
 
@@ -246,7 +259,9 @@ async def find_session(session: AsyncSession, secret: str, *, now: datetime) -> 
     ).first()
     if row is None:
         return None
-    return SignedIn(user=row[1], session_id=row[0], csrf=csrf_token(secret))
+    user = row[1]
+    account = Account(user.id, user.email, user.name, user.role, user.language)
+    return SignedIn(user=account, session_id=row[0], csrf=csrf_token(secret))
 
 
 async def end_session(session: AsyncSession, session_id: str) -> None:

@@ -1,0 +1,305 @@
+"""The console's event pages: list, create, edit, ticket types and check-in lists.
+
+Each form goes through the API's own request struct (server/console/forms.py) and the same
+service call as the API route, inside a savepoint: a refusal rolls back whatever the call
+began, and the form comes back with the service's errors next to their fields (422), or its
+conflict above them (409). Read-only users see every page without its forms; a change they
+send anyway gets the 403 page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar
+
+from litestar import Controller, Request, Response, get, post
+from litestar.di import Provide
+from litestar.params import FromPath, FromQuery
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.checkin import service as checkin
+from server.checkin.schemas import CheckinListCreate
+from server.console.forms import FormValues, errors_by_field, local_input, to_struct, valid_zone
+from server.console.i18n import LANGUAGES
+from server.console.signin import ViewerDep, provide_viewer
+from server.console.web import Form, html_page, read_form, redirect
+from server.errors import BodyInvalid, Conflict, FieldError
+from server.events import service as events
+from server.events.models import Event
+from server.events.schemas import EventCreate, EventPatch, TicketTypeCreate
+from server.http import DbSession
+
+__all__ = ["EventPages"]
+
+PAGE = 50
+Offset = FromQuery[int]
+
+
+def _event_values(form: Form) -> FormValues:
+    values = FormValues(form)
+    values.text("name")
+    values.text("timezone")
+    zone = valid_zone(values.values["timezone"])
+    values.local_time("starts_at", zone)
+    values.local_time("ends_at", zone, optional=True)
+    values.text("venue", optional=True)
+    values.choices("languages")
+    return values
+
+
+def _event_fields(event: Event | None, form: Form | None) -> dict[str, Any]:
+    """What the event form shows: the form sent back, the stored event, or the defaults."""
+    if form is not None:
+        return {
+            "name": form.get("name"),
+            "timezone": form.get("timezone"),
+            "starts_at": form.get("starts_at"),
+            "ends_at": form.get("ends_at"),
+            "venue": form.get("venue"),
+            "languages": form.all("languages"),
+        }
+    if event is None:
+        return {
+            "name": "",
+            "timezone": "Europe/Paris",
+            "starts_at": "",
+            "ends_at": "",
+            "venue": "",
+            "languages": ["fr", "en"],
+        }
+    return {
+        "name": event.name,
+        "timezone": event.timezone,
+        "starts_at": local_input(event.starts_at, event.timezone),
+        "ends_at": local_input(event.ends_at, event.timezone),
+        "venue": event.venue or "",
+        "languages": list(event.languages),
+    }
+
+
+def _event_form(
+    viewer: ViewerDep,
+    event: Event | None,
+    *,
+    form: Form | None = None,
+    errors: list[FieldError] | None = None,
+    problem: str | None = None,
+    status: int = 200,
+) -> Response[str]:
+    return html_page(
+        "event_form.html",
+        lang=viewer.lang,
+        status=status,
+        viewer=viewer,
+        section="events",
+        here=f"/console/events/{event.id}/edit" if event else "/console/events/new",
+        event=event,
+        fields=_event_fields(event, form),
+        errors=errors_by_field(errors or []),
+        problem=problem,
+        all_languages=LANGUAGES,
+    )
+
+
+async def _detail(
+    session: AsyncSession,
+    viewer: ViewerDep,
+    event_id: str,
+    *,
+    status: int = 200,
+    failed: str | None = None,
+    form: Form | None = None,
+    errors: list[FieldError] | None = None,
+    problem: str | None = None,
+) -> Response[str]:
+    """The event's page; `failed` names the form ("ticket_type", "list") sent back with errors."""
+    event = await events.get_event(session, event_id)
+    types = await events.list_ticket_types(session, event_id)
+    lists, _ = await checkin.list_lists(session, event_id, limit=500, offset=0)
+    type_names = {t.id: t.name for t in types}
+    return html_page(
+        "event_detail.html",
+        lang=viewer.lang,
+        status=status,
+        viewer=viewer,
+        section="events",
+        here=f"/console/events/{event_id}",
+        event=events.event_out(event),
+        ticket_types=[events.ticket_type_out(t) for t in types],
+        lists=lists,
+        type_names=type_names,
+        failed=failed,
+        sent=form,
+        errors=errors_by_field(errors or []),
+        problem=problem,
+    )
+
+
+async def _attempt(session: AsyncSession, change: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `change` in a savepoint: a refusal leaves nothing of it behind."""
+    async with session.begin_nested():
+        return await change()
+
+
+class EventPages(Controller):
+    path = "/console/events"
+    include_in_schema = False
+    dependencies: ClassVar[dict[str, Provide]] = {"viewer": Provide(provide_viewer)}
+
+    @get("/")
+    async def list_page(
+        self, viewer: ViewerDep, db_session: DbSession, offset: Offset = 0
+    ) -> Response[str]:
+        offset = max(0, min(offset, 1_000_000_000))
+        rows, total = await events.list_events(db_session, PAGE, offset)
+        return html_page(
+            "events_list.html",
+            lang=viewer.lang,
+            viewer=viewer,
+            section="events",
+            here="/console/events",
+            events=[events.event_out(e) for e in rows],
+            total=total,
+            offset=offset,
+            page=PAGE,
+        )
+
+    @get("/new")
+    async def new_page(self, viewer: ViewerDep) -> Response[str]:
+        viewer.require_edit()
+        return _event_form(viewer, None)
+
+    @post("/", status_code=303)
+    async def create(
+        self, request: Request[Any, Any, Any], viewer: ViewerDep, db_session: DbSession
+    ) -> Response[str]:
+        form = await read_form(request, viewer.csrf)
+        viewer.require_edit()
+        try:
+            data = to_struct(_event_values(form), EventCreate)
+            event = await _attempt(db_session, lambda: events.create_event(db_session, data))
+        except BodyInvalid as exc:
+            return _event_form(viewer, None, form=form, errors=exc.errors, status=422)
+        except Conflict as exc:
+            return _event_form(viewer, None, form=form, problem=exc.detail, status=409)
+        return redirect(f"/console/events/{event.id}")
+
+    @get("/{event_id:str}")
+    async def detail_page(
+        self, event_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
+    ) -> Response[str]:
+        return await _detail(db_session, viewer, event_id)
+
+    @get("/{event_id:str}/edit")
+    async def edit_page(
+        self, event_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
+    ) -> Response[str]:
+        viewer.require_edit()
+        return _event_form(viewer, await events.get_event(db_session, event_id))
+
+    @post("/{event_id:str}/edit", status_code=303)
+    async def edit(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        form = await read_form(request, viewer.csrf)
+        viewer.require_edit()
+        event = await events.get_event(db_session, event_id)
+        try:
+            patch = to_struct(_event_values(form), EventPatch)
+            await _attempt(db_session, lambda: events.update_event(db_session, event_id, patch))
+        except BodyInvalid as exc:
+            return _event_form(viewer, event, form=form, errors=exc.errors, status=422)
+        except Conflict as exc:
+            return _event_form(viewer, event, form=form, problem=exc.detail, status=409)
+        return redirect(f"/console/events/{event_id}")
+
+    @post("/{event_id:str}/ticket-types", status_code=303)
+    async def create_ticket_type(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        form = await read_form(request, viewer.csrf)
+        viewer.require_edit()
+        event = await events.get_event(db_session, event_id)
+        values = FormValues(form)
+        values.text("name")
+        values.whole("persons")
+        values.whole("capacity", optional=True)
+        values.local_time("valid_from", event.timezone, optional=True)
+        values.local_time("valid_until", event.timezone, optional=True)
+        try:
+            data = to_struct(values, TicketTypeCreate)
+            await _attempt(
+                db_session, lambda: events.create_ticket_type(db_session, event_id, data)
+            )
+        except BodyInvalid as exc:
+            return await _detail(
+                db_session,
+                viewer,
+                event_id,
+                status=422,
+                failed="ticket_type",
+                form=form,
+                errors=exc.errors,
+            )
+        except Conflict as exc:
+            return await _detail(
+                db_session,
+                viewer,
+                event_id,
+                status=409,
+                failed="ticket_type",
+                form=form,
+                problem=exc.detail,
+            )
+        return redirect(f"/console/events/{event_id}#ticket-types")
+
+    @post("/{event_id:str}/checkin-lists", status_code=303)
+    async def create_list(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        form = await read_form(request, viewer.csrf)
+        viewer.require_edit()
+        await events.get_event(db_session, event_id)
+        values = FormValues(form)
+        values.text("name")
+        values.whole("max_entries", optional=True)
+        values.flag("allow_reentry")
+        values.choices("ticket_type_ids")
+        if not values.values["ticket_type_ids"]:
+            values.values["ticket_type_ids"] = None  # none ticked: every type
+        try:
+            data = to_struct(values, CheckinListCreate)
+            await _attempt(db_session, lambda: checkin.create_list(db_session, event_id, data))
+        except BodyInvalid as exc:
+            return await _detail(
+                db_session,
+                viewer,
+                event_id,
+                status=422,
+                failed="list",
+                form=form,
+                errors=exc.errors,
+            )
+        except Conflict as exc:
+            return await _detail(
+                db_session,
+                viewer,
+                event_id,
+                status=409,
+                failed="list",
+                form=form,
+                problem=exc.detail,
+            )
+        return redirect(f"/console/events/{event_id}#checkin-lists")
