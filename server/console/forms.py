@@ -25,8 +25,8 @@ from server.validation import decode_json_body
 __all__ = ["FormValues", "errors_by_field", "local_input", "to_struct"]
 
 T = TypeVar("T")
-_LOCAL = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2})?")
-_WHOLE = re.compile(r"-?\d{1,12}")
+_LOCAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?")
+_WHOLE = re.compile(r"-?[0-9]{1,12}")  # ASCII digits: int() also takes Arabic-Indic ones
 
 
 class FormValues:

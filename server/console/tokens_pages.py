@@ -86,8 +86,9 @@ class TokenPages(Controller):
     ) -> Response[str]:
         await read_form(request, viewer.csrf)
         viewer.require_admin()
-        known = {t.id for t in await tokens.list_tokens(db_session)}
+        known = {t.id: t for t in await tokens.list_tokens(db_session)}
         if token_id not in known:  # by id only: the CLI's "by name" is not what a button means
             raise NotFound("token", token_id[:40])
-        await tokens.revoke_token(db_session, token_id)
+        if known[token_id].revoked_at is None:  # a second press (back button) changes nothing
+            await tokens.revoke_token(db_session, token_id)
         return redirect("/console/tokens")
