@@ -1,4 +1,4 @@
-"""`tessera`: serve, migrate, demo data, organiser tokens and signing keys."""
+"""`tessera`: serve, migrate, demo data, organiser tokens, console users and signing keys."""
 
 from __future__ import annotations
 
@@ -62,6 +62,21 @@ def _parser() -> argparse.ArgumentParser:
     revoke = token.add_parser("revoke", help="revoke a token by id, or all tokens of a name")
     revoke.add_argument("token")
     revoke.set_defaults(run=_async(_token_revoke))
+
+    user = sub.add_parser("user", help="organiser accounts of the console").add_subparsers(
+        title="user"
+    )
+    user_create = user.add_parser("create", help="create a console user; prints its id")
+    user_create.add_argument("--email", required=True)
+    user_create.add_argument("--name", required=True)
+    user_create.add_argument("--role", required=True, choices=["admin", "editor", "read_only"])
+    user_create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        help="read a password (one line) from stdin; without it, the user signs in by mailed link",
+    )
+    user_create.set_defaults(run=_async(_user_create))
+    user.add_parser("list", help="list console users").set_defaults(run=_async(_user_list))
 
     keys = sub.add_parser("keys", help="ticket signing keys").add_subparsers(title="keys")
     keys.add_parser("list", help="list keys and their state").set_defaults(run=_async(_keys_list))
@@ -251,6 +266,39 @@ async def _token_revoke(database: Any, settings: Settings, args: argparse.Namesp
     async with database.transaction() as session:
         count = await revoke_token(session, args.token)
     print(f"revoked {count} token(s)", file=sys.stderr)
+
+
+async def _user_create(database: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from server.console.accounts import create_user
+    from server.errors import BodyInvalid
+
+    password = None
+    if args.password_stdin:
+        password = sys.stdin.readline().rstrip("\r\n")
+    try:
+        async with database.transaction() as session:
+            user = await create_user(
+                session, email=args.email, name=args.name, role=args.role, password=password
+            )
+    except BodyInvalid as exc:
+        for error in exc.errors:
+            print(f"tessera: {error['field']}: {error['message']}", file=sys.stderr)
+        return 1
+    print(user.id)
+    return 0
+
+
+async def _user_list(database: Any, settings: Settings, args: argparse.Namespace) -> None:
+    from server.console.accounts import list_users
+
+    async with database.transaction(read_only=True) as session:
+        users = await list_users(session)
+    print(f"{'id':<17} {'email':<32} {'role':<10} {'password':<9} disabled")
+    for u in users:
+        print(
+            f"{u.id:<17} {_shown(u.email)[:32]:<32} {u.role:<10} "
+            f"{'yes' if u.password_hash else 'no':<9} {u.disabled_at or '-'}"
+        )
 
 
 async def _keys_list(database: Any, settings: Settings, args: argparse.Namespace) -> None:

@@ -27,6 +27,7 @@ from server.checkin.models import CheckinList, Device
 from server.checkin.schemas import CheckinListCreate, DeviceCreate
 from server.checkin.service import create_device, create_list, new_pairing_code
 from server.config import Settings
+from server.console.signin_mail import demo_signin_url
 from server.db import Database, utcnow
 from server.events.models import Event, TicketType
 from server.events.schemas import EventCreate, TicketTypeCreate
@@ -88,6 +89,7 @@ async def seed_demo(database: Database, settings: Settings) -> None:
             )
         doors = await _demo_doors(session, event.id, settings.public_base_url)
         token = await _demo_token(session)
+        console_url = await demo_signin_url(session, settings)
         bookings = list(
             await session.scalars(
                 select(Booking).where(Booking.event_id == event.id).order_by(Booking.created_at)
@@ -96,7 +98,7 @@ async def seed_demo(database: Database, settings: Settings) -> None:
         tickets = await tickets_by_booking(session, [b.id for b in bookings])
         shown = [booking_out(b, tickets[b.id], issuer) for b in bookings]
     # Printed once committed, so what is shown exists.
-    _print_demo(settings, event, checkin_list.id, token, shown, doors)
+    _print_demo(settings, event, checkin_list.id, token, shown, doors, console_url)
 
 
 def _demo_event() -> EventCreate:
@@ -180,6 +182,7 @@ def _print_demo(
     token: str,
     bookings: list[BookingOut],
     doors: list[_DemoDoor],
+    console_url: str,
 ) -> None:
     base = settings.public_base_url
     auth = f"-H 'Authorization: Bearer {token}'"
@@ -187,6 +190,7 @@ def _print_demo(
         "",
         "Tessera demo",
         f"  API docs        {base}/schema",
+        f"  console         {console_url}  (one-time sign-in, 15 minutes)",
         f"  organiser token {token}",
         f"  demo event      {event.name} ({event.id})",
         f"  check-in list   Main entrance ({list_id})",

@@ -45,6 +45,7 @@ __all__ = [
     "email_key",
     "end_all_sessions",
     "end_session",
+    "ensure_user",
     "find_session",
     "find_user_by_email",
     "list_users",
@@ -282,3 +283,11 @@ async def set_language(session: AsyncSession, user_id: str, language: str | None
 
 async def count_users(session: AsyncSession) -> int:
     return int(await session.scalar(select(func.count()).select_from(ConsoleUser)) or 0)
+
+
+async def ensure_user(session: AsyncSession, *, email: str, name: str, role: str) -> ConsoleUser:
+    """The enabled user of `email`, created with `name` and `role` when missing (the demo)."""
+    user = await find_user_by_email(session, email)
+    return (
+        user if user is not None else await create_user(session, email=email, name=name, role=role)
+    )

@@ -8,14 +8,19 @@ outbox: a link lives 15 minutes, and the outbox's ledger is per campaign and eve
 from __future__ import annotations
 
 from markupsafe import escape
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.campaigns.dkim import key_for, sign_bytes
 from server.campaigns.mail import Address, Identity, build_message, new_message_id, wire_bytes
 from server.campaigns.transport import SendResult, mailer_for
 from server.config import Settings
+from server.console.accounts import create_link, ensure_user
 from server.console.i18n import Labels
+from server.db import utcnow
 
-__all__ = ["send_signin_mail", "signin_url"]
+__all__ = ["DEMO_ADMIN_EMAIL", "demo_signin_url", "send_signin_mail", "signin_url"]
+
+DEMO_ADMIN_EMAIL = "admin@example.org"
 
 
 def signin_url(settings: Settings, secret: str) -> str:
@@ -51,3 +56,10 @@ async def send_signin_mail(settings: Settings, *, to: Address, link: str, lang: 
         return await mailer.send(data, sender=settings.platform_sender, recipients=[to.email])
     finally:
         await mailer.close()
+
+
+async def demo_signin_url(session: AsyncSession, settings: Settings) -> str:
+    """A one-time sign-in URL of the demo administrator (created when missing), for
+    `make run` to print: the demo has no mailbox to read first."""
+    user = await ensure_user(session, email=DEMO_ADMIN_EMAIL, name="Demo Admin", role="admin")
+    return signin_url(settings, await create_link(session, user, now=utcnow()))
