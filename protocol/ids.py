@@ -25,11 +25,15 @@ TICKET_ID_LENGTH = 16  # the token's `jti`
 EVENT_ID_LENGTH = 10  # 50 bits, unique-checked by the database; the token's `evt`
 
 
+# Byte -> its character: 256 is a multiple of 32, so each random byte modulo 32 stays uniform.
+_BYTE_TO_CHAR = bytes(ord(ALPHABET[byte & 31]) for byte in range(256))
+
+
 def new_id(length: int = ID_LENGTH) -> str:
     """A random id of `length` Crockford base32 characters (5 bits each)."""
-    # 256 is a multiple of 32, so taking each random byte modulo 32 stays uniform; one
-    # token_bytes call is ~10x faster than a secrets.choice per character (issuing hot path).
-    return "".join([ALPHABET[byte & 31] for byte in secrets.token_bytes(length)])
+    # One token_bytes call and a C translation: ~1 µs, where a secrets.choice per character was
+    # ~60 and a join over the bytes ~6 (importing 100,000 guests draws 400,000 ids).
+    return secrets.token_bytes(length).translate(_BYTE_TO_CHAR).decode("ascii")
 
 
 def ticket_code() -> str:

@@ -13,14 +13,16 @@ transaction, so the batch is written entirely or not at all:
     confirmation (server/tickets/service.py `ticket_rows`, `insert_tickets`);
   - an event with `auto_send_tickets` gets one e-ticket mail per booking queued in the ledger.
 
-Rows go in by Core executemany in chunks of about `CHUNK_TICKETS` tickets: memory stays bounded
-by a chunk (no ORM object per booking), and signing is what the time is spent on.
+Rows go in by the driver's executemany in chunks of about `CHUNK_TICKETS` tickets: memory stays
+bounded by a chunk (no ORM object per booking). Each chunk's ids, references and codes are drawn
+and its tokens sent to be signed before the previous chunk is written, so that a large batch
+signs in a child process while this one writes (server/tickets/signing.py).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -32,7 +34,7 @@ from sqlalchemy import Column, Table, bindparam, insert, or_, select, text, upda
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from protocol.ids import booking_reference, new_id, ticket_code
+from protocol.ids import TICKET_ID_LENGTH, booking_reference, new_id, ticket_code
 from server.bookings.models import Booking, BookingItem, BookingStatus
 from server.campaigns.recipients import Recipient
 from server.campaigns.service import enqueue_ticket_mails
@@ -44,6 +46,7 @@ from server.events.models import Event, TicketType
 from server.events.service import get_event
 from server.tickets.models import Ticket, TicketLink, TicketStatus
 from server.tickets.service import TicketIssuer, change_payload, ticket_rows
+from server.tickets.signing import TokenSigner, token_signer
 
 __all__ = ["CHUNK_TICKETS", "BulkResult", "NewBooking", "create_bookings"]
 
@@ -97,12 +100,26 @@ async def create_bookings(
     await _check_batch(session, event_id, bookings)
     if confirm:
         await _take_capacity(session, _totals(bookings))
-    writer = _Writer(
-        session, event, issuer, confirm, settings or Settings(base_url=issuer.base_url)
-    )
-    async with _large_cache(session):
+    tickets = sum(b.quantity for b in bookings) if confirm else 0
+    async with (
+        _large_cache(session),
+        token_signer(issuer.keys.signing_key, issuer.keys.signing_kid, tickets) as signer,
+    ):
+        writer = _Writer(
+            session, event, issuer, signer, confirm, settings or Settings(base_url=issuer.base_url)
+        )
+        # Chunk n + 1 is drawn and sent to be signed before chunk n is written, so that with a
+        # signing process the two overlap (server/tickets/signing.py).
+        prepared: _Prepared | None = None
         for chunk in _chunks(bookings):
-            await writer.write(chunk)
+            following = await writer.prepare(chunk)
+            if prepared is not None:
+                await writer.write(prepared)
+                if progress is not None:
+                    progress(len(writer.result.booking_ids), len(bookings))
+            prepared = following
+        if prepared is not None:
+            await writer.write(prepared)
             if progress is not None:
                 progress(len(writer.result.booking_ids), len(bookings))
     return writer.result
@@ -116,29 +133,69 @@ class _Rows:
 
 
 @dataclass
+class _Prepared:
+    """A chunk with its ids, references and codes drawn, and its tokens being signed."""
+
+    chunk: Sequence[NewBooking]
+    ids: list[str]
+    references: list[str]
+    codes: list[str]
+    ticket_ids: list[str]
+    tokens: Awaitable[list[str]] | None
+
+
+@dataclass
 class _Writer:
     """Writes the batch chunk by chunk, in order, in the caller's transaction.
 
     Signing is not moved to a thread: it would overlap SQLite's inserts on the second core, but
-    the two threads then convoy on the GIL and the batch took ~30 % longer (measured).
+    the two threads then convoy on the GIL and the batch took ~30 % longer (measured); large
+    batches sign in a child process instead (`signer`).
     """
 
     session: AsyncSession
     event: Event
     issuer: TicketIssuer
+    signer: TokenSigner
     confirm: bool
     mail_settings: Settings
     result: BulkResult = field(default_factory=BulkResult)
     inserts: _Inserts | None = None
+    # Drawn for the batch so far: a chunk is drawn before the one before it is written, so the
+    # database does not know them all yet.
+    drawn_references: set[str] = field(default_factory=set)
+    drawn_codes: set[str] = field(default_factory=set)
 
-    async def write(self, chunk: Sequence[NewBooking]) -> None:
+    async def prepare(self, chunk: Sequence[NewBooking]) -> _Prepared:
         ids = [new_id() for _ in chunk]
         references = await _unused(
-            self.session, Booking.__table__.c.reference, booking_reference, len(chunk)
+            self.session,
+            Booking.__table__.c.reference,
+            booking_reference,
+            len(chunk),
+            self.drawn_references,
         )
         tickets = sum(b.quantity for b in chunk) if self.confirm else 0
-        codes = await _unused(self.session, Ticket.__table__.c.code, ticket_code, tickets)
-        rows = _rows(self.event.id, chunk, ids, references, codes, self.issuer, self.confirm)
+        codes = await _unused(
+            self.session, Ticket.__table__.c.code, ticket_code, tickets, self.drawn_codes
+        )
+        ticket_ids = [new_id(TICKET_ID_LENGTH) for _ in range(tickets)]
+        tokens = self.signer.sign(self.event.id, ticket_ids) if tickets else None
+        return _Prepared(chunk, ids, references, codes, ticket_ids, tokens)
+
+    async def write(self, prepared: _Prepared) -> None:
+        chunk, ids, references, codes = (
+            prepared.chunk,
+            prepared.ids,
+            prepared.references,
+            prepared.codes,
+        )
+        signed = (
+            list(zip(prepared.ticket_ids, await prepared.tokens, strict=True))
+            if (prepared.tokens is not None)
+            else []
+        )
+        rows = _rows(self.event.id, chunk, ids, references, codes, signed, self.confirm)
         inserts = self._inserts()
         now = utcnow()
         status = BookingStatus.CONFIRMED if self.confirm else BookingStatus.PENDING
@@ -215,7 +272,7 @@ def _rows(
     ids: Sequence[str],
     references: Sequence[str],
     codes: Sequence[str],
-    issuer: TicketIssuer,
+    signed: Sequence[tuple[str, str]],
     confirm: bool,
 ) -> _Rows:
     """The chunk's booking, item and (when confirmed) signed ticket rows, without the values
@@ -245,8 +302,11 @@ def _rows(
         for booking_id, b in zip(ids, chunk, strict=True):
             specs = [(b.ticket_type_id, {})] * b.quantity
             mine = codes[start : start + b.quantity]
+            ids_and_tokens = signed[start : start + b.quantity]
             start += b.quantity
-            tickets += ticket_rows(event_id, booking_id, specs, mine, b.buyer_name, issuer)
+            tickets += ticket_rows(
+                event_id, booking_id, specs, mine, b.buyer_name, signed=ids_and_tokens
+            )
     return _Rows(bookings, items, tickets)
 
 
@@ -350,7 +410,11 @@ async def _remaining(session: AsyncSession, ticket_type_id: str) -> int | None:
 
 
 async def _unused(
-    session: AsyncSession, column: Column[str], draw: Callable[[], str], count: int
+    session: AsyncSession,
+    column: Column[str],
+    draw: Callable[[], str],
+    count: int,
+    drawn: set[str],
 ) -> list[str]:
     """`count` distinct values of `draw()` not yet in the unique `column`, one query per round
     (references have 30 random bits, codes 40: at 100,000 rows a few collide, so they are
@@ -358,14 +422,18 @@ async def _unused(
 
     The query is the driver's own `IN (?, ?, ...)`, compiled once per size: Core re-renders an
     expanding IN of 1,000 values at every execution, which cost more than the lookup itself.
+    Values already `drawn` for the batch are not drawn again; the new ones are added to it.
     """
     values: set[str] = set()
     while len(values) < count:
-        fresh = list({draw() for _ in range(count - len(values))} - values)
+        fresh = list({draw() for _ in range(count - len(values))} - values - drawn)
+        if not fresh:
+            continue
         sql = _in_query(session.get_bind().dialect, column, len(fresh))
         connection = await session.connection()
         taken = {row[0] for row in await connection.exec_driver_sql(sql, tuple(fresh))}
         values.update(v for v in fresh if v not in taken)
+    drawn |= values
     return list(values)
 
 

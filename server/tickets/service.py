@@ -113,16 +113,25 @@ def ticket_rows(
     specs: Sequence[TicketSpec],
     codes: Sequence[str],
     default_holder: str | None,
-    issuer: TicketIssuer,
+    issuer: TicketIssuer | None = None,
+    *,
+    signed: Sequence[tuple[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """The rows of a booking's new tickets, signed, in position order (one code each).
 
     Shared by the confirmation of one booking and the bulk path (server/bookings/bulk.py), so
-    both issue exactly the same tickets.
+    both issue exactly the same tickets. Either `issuer` signs here, or `signed` gives each
+    ticket's id and version-1 token, signed ahead (server/tickets/signing.py).
     """
+    if signed is None:
+        if issuer is None:
+            raise ValueError("ticket_rows needs an issuer or the signed ids and tokens")
+        fresh = [new_id(TICKET_ID_LENGTH) for _ in specs]
+        signed = [(ticket_id, issuer.sign(ticket_id, event_id, 1)) for ticket_id in fresh]
     rows = []
-    for position, ((ticket_type_id, holder), code) in enumerate(zip(specs, codes, strict=True)):
-        ticket_id = new_id(TICKET_ID_LENGTH)
+    for position, ((ticket_type_id, holder), code, (ticket_id, token)) in enumerate(
+        zip(specs, codes, signed, strict=True)
+    ):
         rows.append(
             {
                 "id": ticket_id,
@@ -135,7 +144,7 @@ def ticket_rows(
                 "holder_email": holder.get("email"),
                 "seat": holder.get("seat"),
                 "version": 1,
-                "token": issuer.sign(ticket_id, event_id, 1),
+                "token": token,
                 "link": new_link(),
                 "status": TicketStatus.VALID,
                 "blocked": False,

@@ -18,14 +18,15 @@ from server.events.models import Event, TicketType
 from server.keys.service import KeyRing, Keystore
 from server.tickets.models import Ticket, TicketLink
 from server.tickets.service import TicketIssuer
+from server.tickets.signing import PARALLEL_FROM
 from tests.factories import create_booking, create_event, create_ticket_type
 
 
 @pytest.fixture
 async def stock(api):
-    """An event and a ticket type of 5,000 seats."""
+    """An event and a ticket type of 6,000 seats."""
     event = await create_event(api)
-    ticket_type = await create_ticket_type(api, event["id"], capacity=5000)
+    ticket_type = await create_ticket_type(api, event["id"], capacity=6000)
     return event["id"], ticket_type["id"]
 
 
@@ -92,36 +93,37 @@ async def test_pending_bookings_hold_no_tickets_and_no_seats(api, settings, stoc
 async def test_confirmed_bookings_get_signed_tickets_links_and_changes_across_chunks(
     api, settings, stock
 ):
-    """1,100 bookings of 3 tickets: several chunks, so codes drawn for one chunk while the
-    previous one is not written yet must not collide with it either."""
+    """1,700 bookings of 3 tickets: several chunks, so codes drawn for one chunk while the
+    previous one is not written yet must not collide with it either; and over PARALLEL_FROM
+    tickets, so they are signed in a child process (server/tickets/signing.py)."""
     event_id, type_id = stock
-    bookings = guests(type_id, 1100, quantity=3)
+    bookings = guests(type_id, 1700, quantity=3)
     result = await bulk(settings, event_id, bookings, confirm=True)
-    assert result.tickets == 3300 > 3 * CHUNK_TICKETS and result.mails == 0
+    assert result.tickets == 5100 > max(3 * CHUNK_TICKETS, PARALLEL_FROM) and result.mails == 0
     tickets = await read(
         settings,
         select(Ticket.id, Ticket.code, Ticket.link, Ticket.token, Ticket.holder_name).where(
             Ticket.event_id == event_id
         ),
     )
-    assert len(tickets) == 3300
-    assert len({t.code for t in tickets}) == len({t.link for t in tickets}) == 3300
+    assert len(tickets) == 5100
+    assert len({t.code for t in tickets}) == len({t.link for t in tickets}) == 5100
     keys = (await _keys(settings)).verifying
-    for t in tickets[:50]:
+    for t in tickets[:50] + tickets[-50:]:
         claims = verify_ticket_token(t.token, keys, event_id=event_id, now=time.time())
         assert claims == TicketClaims(jti=t.id, evt=event_id, ver=1)
-    assert {t.holder_name for t in tickets} == {f"Guest {n}" for n in range(1100)}
-    assert await count(settings, TicketLink) == 3300
+    assert {t.holder_name for t in tickets} == {f"Guest {n}" for n in range(1700)}
+    assert await count(settings, TicketLink) == 5100
     seqs = [
         s
         for (s,) in await read(
             settings, select(Change.seq).where(Change.event_id == event_id).order_by(Change.seq)
         )
     ]
-    assert seqs == list(range(1, 3302)), "the type's creation, then one change per ticket"
+    assert seqs == list(range(1, 5102)), "the type's creation, then one change per ticket"
     head = await read(settings, select(Event.change_seq).where(Event.id == event_id))
-    assert head[0][0] == 3301
-    assert (await read(settings, select(TicketType.confirmed_count)))[0][0] == 3300
+    assert head[0][0] == 5101
+    assert (await read(settings, select(TicketType.confirmed_count)))[0][0] == 5100
     order = await read(
         settings, select(Booking.id, Booking.buyer_email).where(Booking.event_id == event_id)
     )
