@@ -5,14 +5,14 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types bench check chromium clean
+.PHONY: run test lint types bench check chromium axe clean
 
 run: $(VENV)/.installed
 	$(BIN)/tessera migrate
 	$(BIN)/tessera demo
 	$(BIN)/tessera serve
 
-test: $(VENV)/.installed-test chromium
+test: $(VENV)/.installed-test chromium axe
 	$(BIN)/pytest -n 2
 
 lint: $(VENV)/.installed-test
@@ -43,6 +43,13 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# axe-core for the console's accessibility checks in the browser tests, from the npm registry into
+# build/ (test-only: no page ever loads it).
+AXE := build/axe/node_modules/axe-core/axe.min.js
+axe: $(AXE)
+$(AXE):
+	npm install --no-audit --no-fund --silent --prefix build/axe axe-core@4.14.1
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache
