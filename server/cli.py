@@ -632,6 +632,9 @@ def _print_import(out: Any, result: Any, mode: str) -> None:
     summary.add_row("tickets", str(report.tickets))
     remaining = report.capacity.remaining
     summary.add_row("seats left before", "unlimited" if remaining is None else str(remaining))
+    if report.capacity.exceeded:
+        over = report.capacity.asked - (remaining or 0)
+        summary.add_row("over capacity", f"yes: {over} tickets more than the seats left")
     if report.languages:
         summary.add_row("languages", ", ".join(f"{k} {v}" for k, v in report.languages.items()))
     if report.created is not None:

@@ -111,6 +111,21 @@ def test_an_invalid_file_exits_non_zero_and_writes_nothing(tessera, target, tmp_
     assert bookings(tmp_path) == before
 
 
+def test_an_oversell_says_so_in_the_analysis_and_the_commit_writes_nothing(
+    tessera, target, tmp_path
+):
+    event_id, type_id = target
+    before = bookings(tmp_path)
+    (tmp_path / "crowd.txt").write_text("crowd@example.org;1000\n")  # the demo has 500 seats
+    options = ["--event", event_id, "--ticket-type", type_id, "--confirm"]
+    analysed = tessera("import", "crowd.txt", *options)
+    assert analysed.returncode == 1
+    assert "over capacity" in analysed.stdout and "capacity_exceeded" in analysed.stdout
+    refused = tessera("import", "crowd.txt", *options, "--commit")
+    assert refused.returncode == 1 and "nothing was imported" in refused.stderr
+    assert bookings(tmp_path) == before
+
+
 def test_a_garbled_or_foreign_ticket_type_is_refused_without_echoing_controls(
     tessera, target, tmp_path
 ):
