@@ -99,6 +99,8 @@ def test_sign_in_by_mail_and_create_an_event_with_a_ticket_type(console, browser
     page.goto(f"{base}/console/events")
     assert page.url == f"{base}/console/sign-in"  # no session: sent to sign in
     _check(page, checked)
+    SCREENSHOTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(SCREENSHOTS / "console-sign-in.png"), full_page=True)
     page.get_by_label("Email address").first.fill("camille@example.org")
     page.get_by_role("button", name="Mail me a sign-in link").click()
     assert "sign-in link is on its way" in page.content()
@@ -127,7 +129,6 @@ def test_sign_in_by_mail_and_create_an_event_with_a_ticket_type(console, browser
     assert page.get_by_role("cell", name="Plein tarif").is_visible()
     assert page.get_by_role("cell", name="800", exact=True).count() == 2  # capacity, remaining
     _check(page, checked)
-    SCREENSHOTS.mkdir(exist_ok=True)
     page.screenshot(path=str(SCREENSHOTS / "console-event.png"), full_page=True)
 
     page.get_by_role("link", name="Events").click()
