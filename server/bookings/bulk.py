@@ -27,10 +27,9 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
-from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Column, Table, bindparam, insert, or_, select, text, update
+from sqlalchemy import Column, Table, bindparam, or_, select, text, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -41,6 +40,7 @@ from server.campaigns.service import enqueue_ticket_mails
 from server.changes.service import ChangeKind, append_changes
 from server.config import Settings
 from server.db import utcnow
+from server.db.fast_insert import FastInsert
 from server.errors import BodyInvalid, CapacityExceeded, FieldError
 from server.events.models import Event, TicketType
 from server.events.service import get_event
@@ -247,16 +247,16 @@ class _Writer:
 
 @dataclass(frozen=True)
 class _Inserts:
-    bookings: _FastInsert
-    items: _FastInsert
-    tickets: _FastInsert
-    links: _FastInsert
+    bookings: FastInsert
+    items: FastInsert
+    tickets: FastInsert
+    links: FastInsert
 
     @classmethod
     def of(cls, dialect: Dialect) -> _Inserts:
-        def every(table: Table, *leave_out: str) -> _FastInsert:
+        def every(table: Table, *leave_out: str) -> FastInsert:
             columns = [c.name for c in table.columns if c.name not in leave_out]
-            return _FastInsert(table, columns, dialect)
+            return FastInsert(table, columns, dialect)
 
         return cls(
             bookings=every(Booking.__table__),
@@ -445,51 +445,6 @@ def _in_query(dialect: Dialect, column: Column[str], size: int) -> str:
     if list(compiled.positiontup or ()) != wanted:
         raise ValueError(f"unexpected parameter order for {column}")
     return compiled.string
-
-
-class _FastInsert:
-    """An INSERT of many rows by the driver's own executemany, each value converted by its
-    column's bind processor for the dialect, as Core would; values that are the same in every
-    row (`constants`: the chunk's time, a status) are converted once.
-
-    Why: Core's executemany builds and processes a parameter dictionary per row; for the
-    batch's half a million rows that cost about as much CPU as signing the tickets.
-    """
-
-    def __init__(self, table: Table, columns: Sequence[str], dialect: Dialect) -> None:
-        statement = insert(table).values({c: bindparam(c) for c in columns})
-        compiled = statement.compile(dialect=dialect)
-        self.order = list(compiled.positiontup or ())
-        if sorted(self.order) != sorted(columns):  # a defaulted column the rows do not give
-            raise ValueError(f"{table.name}: give every column with a default: {self.order}")
-        self.sql = compiled.string
-        self.processors = {
-            name: table.c[name].type.dialect_impl(dialect).bind_processor(dialect)
-            for name in self.order
-        }
-
-    async def run(
-        self,
-        session: AsyncSession,
-        rows: Sequence[dict[str, Any]],
-        constants: dict[str, Any] | None = None,
-    ) -> None:
-        if not rows:
-            return
-        cells = [self._cell(name, constants or {}) for name in self.order]
-        values = [tuple([cell(row) for cell in cells]) for row in rows]
-        connection = await session.connection()
-        await connection.exec_driver_sql(self.sql, values)
-
-    def _cell(self, name: str, constants: dict[str, Any]) -> Callable[[dict[str, Any]], Any]:
-        processor = self.processors[name]
-        if name in constants:
-            value = processor(constants[name]) if processor else constants[name]
-            return lambda _row: value
-        get = itemgetter(name)
-        if processor is None:
-            return get
-        return lambda row: processor(get(row))
 
 
 def _recipient(booking_id: str, booking: NewBooking) -> Recipient:

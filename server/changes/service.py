@@ -9,12 +9,16 @@ transaction gives its number back.
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.changes.models import Change
+from server.db import utcnow
+from server.db.fast_insert import FastInsert
 from server.events.models import Event
 
 __all__ = ["ChangeKind", "append_changes", "changed_events", "head"]
@@ -56,14 +60,25 @@ async def append_changes(
     ).scalar_one()
     changed_events(session)[event_id] = int(new_head)
     first = new_head - len(changes) + 1
-    await session.execute(
-        insert(Change.__table__),
-        [
-            {"event_id": event_id, "seq": first + i, "kind": kind, "payload": payload}
-            for i, (kind, payload) in enumerate(changes)
-        ],
-    )
+    rows = [
+        {"event_id": event_id, "seq": first + i, "kind": kind, "payload": payload}
+        for i, (kind, payload) in enumerate(changes)
+    ]
+    if len(rows) >= _FAST_FROM:  # an import's thousands of `ticket.issued`
+        fast = _fast_insert(session.get_bind().dialect)
+        await fast.run(session, rows, {"event_id": event_id, "created_at": utcnow()})
+    else:
+        await session.execute(insert(Change.__table__), rows)
     return int(new_head)
+
+
+_FAST_FROM = 100
+
+
+@lru_cache(maxsize=4)
+def _fast_insert(dialect: Dialect) -> FastInsert:
+    columns = ["event_id", "seq", "kind", "payload", "created_at"]
+    return FastInsert(Change.__table__, columns, dialect)
 
 
 def changed_events(session: AsyncSession) -> dict[str, int]:
