@@ -21,12 +21,12 @@ from server.checkin import service as checkin
 from server.checkin.schemas import CheckinListCreate
 from server.console.forms import FormValues, errors_by_field, local_input, to_struct, valid_zone
 from server.console.i18n import LANGUAGES
-from server.console.signin import ViewerDep, provide_viewer
+from server.console.signin import Viewer, ViewerDep, provide_viewer
 from server.console.web import Form, html_page, read_form, redirect
-from server.errors import BodyInvalid, Conflict, FieldError
+from server.errors import BodyInvalid, Conflict, FieldError, InvalidState
 from server.events import service as events
 from server.events.models import Event
-from server.events.schemas import EventCreate, EventPatch, TicketTypeCreate
+from server.events.schemas import EventCreate, EventPatch, TicketTypeCreate, TicketTypePatch
 from server.http import DbSession
 
 __all__ = ["EventPages"]
@@ -78,7 +78,7 @@ def _event_fields(event: Event | None, form: Form | None) -> dict[str, Any]:
 
 
 def _event_form(
-    viewer: ViewerDep,
+    viewer: Viewer,
     event: Event | None,
     *,
     form: Form | None = None,
@@ -103,7 +103,7 @@ def _event_form(
 
 async def _detail(
     session: AsyncSession,
-    viewer: ViewerDep,
+    viewer: Viewer,
     event_id: str,
     *,
     status: int = 200,
@@ -132,6 +132,39 @@ async def _detail(
         sent=form,
         errors=errors_by_field(errors or []),
         problem=problem,
+    )
+
+
+def _type_form(
+    viewer: Viewer,
+    event: Event,
+    ticket_type: Any,
+    *,
+    form: Form | None = None,
+    errors: list[FieldError] | None = None,
+    status: int = 200,
+) -> Response[str]:
+    if form is not None:
+        fields = {k: form.get(k) for k in ("name", "capacity", "valid_from", "valid_until")}
+    else:
+        fields = {
+            "name": ticket_type.name,
+            "capacity": "" if ticket_type.capacity is None else str(ticket_type.capacity),
+            "valid_from": local_input(ticket_type.valid_from, event.timezone),
+            "valid_until": local_input(ticket_type.valid_until, event.timezone),
+        }
+    return html_page(
+        "ticket_type_form.html",
+        lang=viewer.lang,
+        status=status,
+        viewer=viewer,
+        section="events",
+        here=f"/console/events/{event.id}",
+        event=event,
+        ticket_type=events.ticket_type_out(ticket_type),
+        fields=fields,
+        errors=errors_by_field(errors or []),
+        problem=None,
     )
 
 
@@ -303,3 +336,49 @@ class EventPages(Controller):
                 problem=exc.detail,
             )
         return redirect(f"/console/events/{event_id}#checkin-lists")
+
+    @get("/{event_id:str}/ticket-types/{ticket_type_id:str}/edit")
+    async def edit_ticket_type_page(
+        self,
+        event_id: FromPath[str],
+        ticket_type_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        viewer.require_edit()
+        event = await events.get_event(db_session, event_id)
+        ticket_type = await events.get_ticket_type(db_session, event_id, ticket_type_id)
+        return _type_form(viewer, event, ticket_type)
+
+    @post("/{event_id:str}/ticket-types/{ticket_type_id:str}/edit", status_code=303)
+    async def edit_ticket_type(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        ticket_type_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        """Name, capacity and validity; the service refuses a capacity below the tickets
+        already confirmed, and that refusal is shown on the capacity field."""
+        form = await read_form(request, viewer.csrf)
+        viewer.require_edit()
+        event = await events.get_event(db_session, event_id)
+        ticket_type = await events.get_ticket_type(db_session, event_id, ticket_type_id)
+        values = FormValues(form)
+        values.text("name")
+        values.whole("capacity", optional=True)
+        values.local_time("valid_from", event.timezone, optional=True)
+        values.local_time("valid_until", event.timezone, optional=True)
+        try:
+            patch = to_struct(values, TicketTypePatch)
+            await _attempt(
+                db_session,
+                lambda: events.update_ticket_type(db_session, event_id, ticket_type_id, patch),
+            )
+        except BodyInvalid as exc:
+            return _type_form(viewer, event, ticket_type, form=form, errors=exc.errors, status=422)
+        except InvalidState as exc:  # the only one update_ticket_type raises: capacity
+            errors = [FieldError("capacity", exc.detail)]
+            return _type_form(viewer, event, ticket_type, form=form, errors=errors, status=409)
+        return redirect(f"/console/events/{event_id}#ticket-types")

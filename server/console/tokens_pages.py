@@ -13,7 +13,7 @@ from litestar.di import Provide
 from litestar.params import FromPath
 
 from server.auth import service as tokens
-from server.console.signin import ViewerDep, provide_viewer
+from server.console.signin import Viewer, ViewerDep, provide_viewer
 from server.console.web import html_page, read_form, redirect
 from server.errors import FieldError, NotFound
 from server.http import DbSession
@@ -23,7 +23,7 @@ __all__ = ["TokenPages"]
 
 async def _page(
     db_session: DbSession,
-    viewer: ViewerDep,
+    viewer: Viewer,
     *,
     status: int = 200,
     secret: str | None = None,

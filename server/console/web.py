@@ -231,6 +231,7 @@ def redirect(location: str, *, cookies: list[Cookie] | None = None) -> Response[
     return Response(
         "",
         status_code=303,
+        media_type="text/html",
         headers={**SECURITY_HEADERS, "Location": location},
         cookies=cookies or [],
     )

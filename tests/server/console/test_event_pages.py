@@ -239,3 +239,36 @@ async def test_every_page_has_a_skip_link_and_labelled_fields(client, admin):
         visible = {i for i in ids if i not in labelled}
         assert not visible, (path, visible)
         assert "<script" not in page
+
+
+async def test_a_capacity_below_the_confirmed_tickets_is_refused_on_its_field(
+    client, admin, organiser_token
+):
+    event_id = await _create_event(client, admin)
+    await client.post(
+        f"/console/events/{event_id}/ticket-types",
+        data={"csrf": admin, "name": "Standard", "capacity": "10", "persons": "1"},
+    )
+    headers = {"Authorization": f"Bearer {organiser_token}"}
+    [standard] = (
+        await client.get(f"/api/v1/events/{event_id}/ticket-types", headers=headers)
+    ).json()
+    booking = {
+        "buyer": {"name": "Jo", "email": "jo@example.org"},
+        "items": [{"ticket_type_id": standard["id"], "quantity": 3}],
+        "confirm": True,
+    }
+    made = await client.post(f"/api/v1/events/{event_id}/bookings", json=booking, headers=headers)
+    assert made.status_code == 201, made.text
+    path = f"/console/events/{event_id}/ticket-types/{standard['id']}/edit"
+    form = await client.get(path)
+    assert 'value="10"' in form.text
+    refused = await client.post(path, data={"csrf": admin, "name": "Standard", "capacity": "2"})
+    assert refused.status_code == 409
+    assert 'id="e-capacity"' in refused.text and "below the 3 tickets confirmed" in refused.text
+    kept = await client.post(path, data={"csrf": admin, "name": "Standard", "capacity": "3"})
+    assert kept.status_code == 303
+    [after] = (await client.get(f"/api/v1/events/{event_id}/ticket-types", headers=headers)).json()
+    assert after["capacity"] == 3 and after["remaining"] == 0
+    missing = await client.get(f"/console/events/{event_id}/ticket-types/NOPE/edit")
+    assert missing.status_code == 404
