@@ -126,7 +126,7 @@ def test_sign_in_by_mail_and_create_an_event_with_a_ticket_type(console, browser
     ticket_form.get_by_label("Name").fill("Plein tarif")
     ticket_form.get_by_label("Capacity").fill("800")
     ticket_form.get_by_role("button", name="Create").click()
-    assert page.get_by_role("cell", name="Plein tarif").is_visible()
+    assert page.get_by_role("cell", name="Plein tarif", exact=True).is_visible()
     assert page.get_by_role("cell", name="800", exact=True).count() == 2  # capacity, remaining
     _check(page, checked)
     page.screenshot(path=str(SCREENSHOTS / "console-event.png"), full_page=True)
