@@ -4,13 +4,12 @@ answer 400, one parameter at a time)."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Literal
 
 from server.contacts.imports import ContactImportOptions
-from server.errors import BodyInvalid, FieldError
+from server.imports.query import DIGEST, read_query
 
 __all__ = ["IMPORT_DESCRIPTION", "ImportQuery", "parse_import_query"]
 
@@ -28,8 +27,6 @@ _CHOICES: dict[str, tuple[str, ...]] = {
     "on_error": ("reject_all", "skip_invalid"),
     "report": ("json", "csv"),
 }
-_KNOWN = frozenset({*_CHOICES, "digest"})
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 
 
 @dataclass(frozen=True)
@@ -42,33 +39,16 @@ class ImportQuery:
 
 def parse_import_query(items: Iterable[tuple[str, str]]) -> ImportQuery:
     """The import's parameters from the query's (name, value) pairs; BodyInvalid otherwise."""
-    values: dict[str, str] = {}
-    errors: list[FieldError] = []
-    for name, value in items:
-        if name not in _KNOWN:
-            errors.append(FieldError(name[:100], "unknown parameter"))
-        elif name in values:
-            errors.append(FieldError(name, "given more than once"))
-        else:
-            values[name] = value
-    for name, choices in _CHOICES.items():
-        value = values.get(name)
-        if value is None or value in choices:
-            continue
-        if name == "duplicates" and value == "keep":
-            errors.append(FieldError(name, "keep is not allowed: a list holds each address once"))
-        else:
-            errors.append(FieldError(name, f"must be one of {', '.join(choices)}"))
-    if "mode" not in values:
-        errors.append(FieldError("mode", "required: analyze or commit"))
-    digest = values.get("digest")
-    if digest is not None and not _DIGEST.fullmatch(digest):
-        errors.append(FieldError("digest", "must be the 64 hex digits an analysis answered"))
-    if errors:
-        raise BodyInvalid(errors)
+    values = read_query(
+        items,
+        choices=_CHOICES,
+        patterns={"digest": DIGEST},
+        required={"mode": "required: analyze or commit"},
+        refused={("duplicates", "keep"): "keep is not allowed: a list holds each address once"},
+    )
     options = ContactImportOptions(
         duplicates=values.get("duplicates", "skip"),  # type: ignore[arg-type]
         on_error=values.get("on_error", "reject_all"),  # type: ignore[arg-type]
     )
     mode = values["mode"]
-    return ImportQuery(mode, options, digest, values.get("report", "json"))  # type: ignore[arg-type]
+    return ImportQuery(mode, options, values.get("digest"), values.get("report", "json"))  # type: ignore[arg-type]

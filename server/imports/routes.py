@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from litestar import Controller, Request, Response, post
-from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import CacheControlHeader, State
 from litestar.openapi import ResponseSpec
 from litestar.openapi.spec import (
@@ -28,8 +27,7 @@ from litestar.openapi.spec import (
 from litestar.params import FromPath
 from litestar.response import Stream
 
-from server.errors import BodyInvalid, FieldError
-from server.http import DbSession, Issuer, organiser_guard
+from server.http import DbSession, Issuer, organiser_guard, wake_outbox
 from server.imports.invitations import (
     InvitationOptions,
     InvitationReport,
@@ -38,6 +36,7 @@ from server.imports.invitations import (
     commit_invitations,
     invitation_report,
 )
+from server.imports.query import DIGEST, read_query
 from server.imports.report_csv import report_csv
 from server.imports.upload import FILE_FIELD, read_upload
 
@@ -67,8 +66,6 @@ _DESCRIPTIONS = {
     "`reason`, to fix and upload again",
 }
 _REQUIRED = ("mode", "ticket_type_id")
-_KNOWN = frozenset({*_CHOICES, *_DESCRIPTIONS})
-_DIGEST = re.compile(r"[0-9a-f]{64}")
 _ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
 
 
@@ -83,25 +80,12 @@ class ImportQuery:
 def parse_import_query(items: Iterable[tuple[str, str]]) -> ImportQuery:
     """The import's parameters from the query's (name, value) pairs; BodyInvalid naming each
     bad one otherwise."""
-    values: dict[str, str] = {}
-    errors: list[FieldError] = []
-    for name, value in items:
-        if name not in _KNOWN:
-            errors.append(FieldError(name[:100], "unknown parameter"))
-        elif name in values:
-            errors.append(FieldError(name, "given more than once"))
-        else:
-            values[name] = value
-    for name, choices in _CHOICES.items():
-        if name in values and values[name] not in choices:
-            errors.append(FieldError(name, f"must be one of {', '.join(choices)}"))
-    errors += [FieldError(name, "required") for name in _REQUIRED if name not in values]
-    if "ticket_type_id" in values and not _ID.fullmatch(values["ticket_type_id"]):
-        errors.append(FieldError("ticket_type_id", "not a ticket type id"))
-    if "digest" in values and not _DIGEST.fullmatch(values["digest"]):
-        errors.append(FieldError("digest", "must be the 64 hex digits an analysis answered"))
-    if errors:
-        raise BodyInvalid(errors)
+    values = read_query(
+        items,
+        choices=_CHOICES,
+        patterns={"ticket_type_id": (_ID, "not a ticket type id"), "digest": DIGEST},
+        required={name: "required" for name in _REQUIRED},
+    )
     options = InvitationOptions(
         ticket_type_id=values["ticket_type_id"],
         confirm=values.get("confirm") == "true",
@@ -198,7 +182,7 @@ class EventImportController(Controller):
                 settings=state.settings,
             )
             status = 201
-            wake = _wake_outbox(state) if result.written.mails else None
+            wake = wake_outbox(state) if result.written.mails else None
         if query.report == "csv":
             body = report_csv(
                 upload.data,
@@ -210,15 +194,3 @@ class EventImportController(Controller):
             return Stream(body, status_code=status, media_type=CSV_TYPE, background=wake)  # type: ignore[return-value]
         report = invitation_report(result, query.mode)
         return Response(report, status_code=status, background=wake)
-
-
-def _wake_outbox(state: State) -> BackgroundTask:
-    """After the answer (so after the commit): an in-process outbox looks for the queued
-    ticket mail at once instead of at its next poll."""
-
-    def wake() -> None:
-        outbox = state.get("outbox")
-        if outbox is not None:
-            outbox.wake()
-
-    return BackgroundTask(wake)
