@@ -12,8 +12,10 @@ run: $(VENV)/.installed
 	$(BIN)/tessera demo
 	$(BIN)/tessera serve
 
+# Three workers on two cores: most of a test's time is the app's start and the databases' reset,
+# partly spent waiting on PostgreSQL, sockets and child processes.
 test: $(VENV)/.installed-test chromium axe
-	$(BIN)/pytest -n 2
+	$(BIN)/pytest -n 3
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

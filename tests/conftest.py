@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
+import hypothesis
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
@@ -26,6 +27,11 @@ from server.auth.service import create_token
 from server.config import Settings
 from server.db import Database
 from server.db.migrate import migrate
+
+# Hypothesis's per-example deadline is a timing assertion: on a loaded 2-core CI machine an example
+# that takes 250 ms proves nothing about the code (speed is bench/'s job), so there is none.
+hypothesis.settings.register_profile("tessera", deadline=None)
+hypothesis.settings.load_profile("tessera")
 
 BACKENDS = ["sqlite", "postgresql"]
 POSTGRES_ADMIN_URL = os.environ.get("TESSERA_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
