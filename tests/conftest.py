@@ -25,7 +25,8 @@ from litestar.testing import AsyncTestClient
 from server.app import create_app
 from server.auth.service import create_token
 from server.config import Settings
-from server.db import Database
+from server.db import Base, Database
+from server.db import models as _models  # noqa: F401 (every table in Base.metadata)
 from server.db.migrate import migrate
 
 # Hypothesis's per-example deadline is a timing assertion: on a loaded 2-core CI machine an example
@@ -64,15 +65,25 @@ async def _drop_pg_database(name: str) -> None:
 
 
 async def _empty_pg_database(name: str) -> None:
+    """Every table emptied, children before parents, in one transaction.
+
+    DELETE rather than TRUNCATE: on these near-empty tables TRUNCATE (new files for 21 tables)
+    took 0.1 to 0.4 s a test, DELETE ~0.01 s. No table has a sequence to restart.
+    """
     connection = await asyncpg.connect(_pg_url(name))
     try:
-        tables = await connection.fetch(
-            "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
-            "AND tablename <> 'alembic_version'"
-        )
-        if tables:
-            names = ", ".join(f'"{t["tablename"]}"' for t in tables)
-            await connection.execute(f"TRUNCATE {names} RESTART IDENTITY CASCADE")
+        present = {
+            row["tablename"]
+            for row in await connection.fetch(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' "
+                "AND tablename <> 'alembic_version'"
+            )
+        }
+        ordered = [t.name for t in reversed(Base.metadata.sorted_tables) if t.name in present]
+        unknown = sorted(present - set(ordered))  # not in the models: nothing refers to them
+        async with connection.transaction():
+            for table in [*unknown, *ordered]:
+                await connection.execute(f'DELETE FROM "{table}"')
     finally:
         await connection.close()
 
