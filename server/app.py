@@ -14,7 +14,7 @@ from litestar._openapi.plugin import OpenAPIPlugin
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.openapi import OpenAPIConfig
-from litestar.openapi.spec import Components, SecurityScheme
+from litestar.openapi.spec import Components, OpenAPI, SecurityScheme
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -128,7 +128,6 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def lifespan(app: Litestar) -> AsyncIterator[None]:
-        add_problem_responses(app.plugins.get(OpenAPIPlugin).provide_openapi())
         async with database.transaction() as session:
             await ensure_signing_key(session, keyring.keystore)
         await fanout.start()
@@ -161,7 +160,7 @@ def create_app(settings: Settings) -> Litestar:
     # The guests' "send me my tickets again" page: 3 an hour per address (hashed), and per
     # client a burst of 10, then 10 an hour (server/guests/resend.py).
     resend_limiter = ResendLimits()
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             healthz,
             readyz,
@@ -219,9 +218,25 @@ def create_app(settings: Settings) -> Litestar:
         logging_config=None,
         debug=False,
     )
+    document_problems_lazily(app)
+    return app
 
 
-def app_from_env() -> Litestar:
-    """The uvicorn factory used by `tessera serve`: settings from the environment."""
-    configure_logging()
-    return create_app(Settings.from_env())
+def document_problems_lazily(app: Litestar) -> None:
+    """Add the problem+json answers to the OpenAPI document when it is first built.
+
+    Litestar builds the document on the first request for it; building it at startup (0.15 s)
+    cost every process start, and every test, for a page few open. Litestar offers no hook for
+    this and its plugin has `__slots__`, so the instance becomes the subclass below.
+    """
+    plugin = app.plugins.get(OpenAPIPlugin)
+    plugin.__class__ = _ProblemDocumentingOpenAPIPlugin
+
+
+class _ProblemDocumentingOpenAPIPlugin(OpenAPIPlugin):
+    __slots__ = ()
+
+    def _build_openapi(self) -> OpenAPI:
+        openapi = super()._build_openapi()
+        add_problem_responses(openapi)
+        return openapi

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from server.app import create_app
 from server.config import Settings
@@ -72,6 +72,7 @@ def _axe(page: Page) -> list[str]:
 
 
 def _check(page: Page, checked: list[str]) -> None:
+    page.wait_for_load_state()
     assert page.evaluate("document.documentElement.outerHTML.length") < 100_000
     if AXE.exists():
         assert _axe(page) == [], page.url
@@ -109,7 +110,7 @@ def test_sign_in_by_mail_and_create_an_event_with_a_ticket_type(console, browser
     page.goto(f"{base}/console/sign-in/link/{secret}")
     _check(page, checked)
     page.get_by_role("button", name="Sign in").click()
-    assert page.url == f"{base}/console/events"
+    expect(page).to_have_url(f"{base}/console/events")
     _check(page, checked)
 
     page.get_by_role("link", name="New event").click()
@@ -120,7 +121,7 @@ def test_sign_in_by_mail_and_create_an_event_with_a_ticket_type(console, browser
     page.get_by_label("Venue").fill("Grande Halle, 211 avenue Jean Jaurès, Paris")
     _check(page, checked)
     page.get_by_role("button", name="Create").click()
-    assert re.fullmatch(rf"{re.escape(base)}/console/events/[0-9A-Z]+", page.url)
+    expect(page).to_have_url(re.compile(rf"{re.escape(base)}/console/events/[0-9A-Z]+"))
 
     ticket_form = page.locator("form", has=page.get_by_role("heading", name="New ticket type"))
     ticket_form.get_by_label("Name").fill("Plein tarif")
@@ -132,11 +133,13 @@ def test_sign_in_by_mail_and_create_an_event_with_a_ticket_type(console, browser
     page.screenshot(path=str(SCREENSHOTS / "console-event.png"), full_page=True)
 
     page.get_by_role("link", name="Events").click()
+    expect(page).to_have_url(f"{base}/console/events")
     assert page.get_by_role("link", name="Jazz à la Villette").is_visible()
     assert "2031-09-05 20:30" in page.content()
     _check(page, checked)
     page.screenshot(path=str(SCREENSHOTS / "console-events.png"), full_page=True)
     page.get_by_role("link", name="API tokens").click()
+    expect(page).to_have_url(f"{base}/console/tokens")
     _check(page, checked)
     context.close()
 
