@@ -7,6 +7,7 @@ browser's Accept-Language, then English.
 
 from __future__ import annotations
 
+from server.console.labels import bookings, campaigns, doors, imports
 from ticket_renderer import pick_language
 
 __all__ = ["LANGUAGES", "LANGUAGE_NAMES", "Labels", "page_language"]
@@ -189,22 +190,46 @@ _TABLE: dict[str, tuple[str, str, str]] = {
         "Nur Administratoren erstellen und widerrufen Tokens.",
     ),
     "actions": ("Actions", "Actions", "Aktionen"),
+    "event_pages": ("Event pages", "Pages de l'événement", "Seiten der Veranstaltung"),
+    "nav_overview": ("Overview", "Aperçu", "Übersicht"),
+    "nav_dashboard": ("Live dashboard", "Tableau de bord", "Live-Übersicht"),
+    "nav_bookings": ("Bookings", "Réservations", "Buchungen"),
+    "nav_doors": ("Doors", "Portes", "Eingänge"),
+    "nav_campaigns": ("Campaigns", "Campagnes", "Kampagnen"),
+    "nav_imports": ("Import guests", "Importer des invités", "Gäste importieren"),
+    "nav_exports": ("Exports", "Exports", "Exporte"),
+    "contact_lists": ("Contact lists", "Listes de contacts", "Kontaktlisten"),
     "optional": ("optional", "facultatif", "optional"),
     "required": ("required", "obligatoire", "erforderlich"),
 }
 
 
+def _merged(*tables: dict[str, tuple[str, str, str]]) -> dict[str, tuple[str, str, str]]:
+    merged: dict[str, tuple[str, str, str]] = {}
+    for table in tables:
+        twice = merged.keys() & table.keys()
+        if twice:
+            raise ValueError(f"console labels defined twice: {sorted(twice)}")
+        merged.update(table)
+    return merged
+
+
+_TABLE = _merged(_TABLE, bookings.TABLE, doors.TABLE, campaigns.TABLE, imports.TABLE)
+
+
 class Labels:
-    """`L.key` in templates: the label `key` in one language (a KeyError names a missing key)."""
+    """`L.key` (or `L("key", **values)`) in templates: the label `key` in one language; a
+    missing key is an error, never a blank."""
 
     def __init__(self, lang: str) -> None:
         self.lang = lang
         self._column = LANGUAGES.index(lang)
 
     def __getattr__(self, key: str) -> str:
-        if key.startswith("_"):
-            raise AttributeError(key)
-        return _TABLE[key][self._column]
+        texts = _TABLE.get(key)
+        if texts is None:  # in a template, StrictUndefined makes this a render error
+            raise AttributeError(f"no console label {key!r}")
+        return texts[self._column]
 
     def __call__(self, key: str, **values: object) -> str:
         return _TABLE[key][self._column].format(**values)

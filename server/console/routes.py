@@ -23,7 +23,11 @@ from server.errors import DomainError, Forbidden, NotFound
 __all__ = ["console_router"]
 
 log = logging.getLogger("tessera.console")
-_CSS = (STATIC / "console.css").read_bytes()
+# One style sheet served: console.css first, then each area's own file (bookings.css, ...).
+_CSS = b"\n".join(
+    path.read_bytes()
+    for path in sorted(STATIC.glob("*.css"), key=lambda p: (p.name != "console.css", p.name))
+)
 
 
 @get("/console/static/console.css", include_in_schema=False)

@@ -1,0 +1,3 @@
+"""Labels of the bookings and tickets pages (server/console/bookings_pages.py)."""
+
+TABLE: dict[str, tuple[str, str, str]] = {}

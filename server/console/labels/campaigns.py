@@ -1,0 +1,3 @@
+"""Labels of the campaign pages (server/console/campaigns_pages.py)."""
+
+TABLE: dict[str, tuple[str, str, str]] = {}
