@@ -13,6 +13,7 @@ from typing import Any
 from litestar import Request, Response, Router, get
 from litestar.exceptions import HTTPException, ValidationException
 
+from server.console.campaigns_pages import CampaignPages
 from server.console.events_pages import EventPages
 from server.console.i18n import Labels
 from server.console.signin import SignInController, request_language
@@ -95,7 +96,7 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
 def console_router() -> Router:
     return Router(
         path="/",
-        route_handlers=[console_css, SignInController, EventPages, TokenPages],
+        route_handlers=[console_css, SignInController, EventPages, TokenPages, CampaignPages],
         exception_handlers={
             ConsolePageError: _labelled,
             SignInRequired: _sign_in,
