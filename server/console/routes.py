@@ -14,6 +14,8 @@ from litestar import Request, Response, Router, get
 from litestar.exceptions import HTTPException, ValidationException
 
 from server.console.campaigns_pages import CampaignPages
+from server.console.dashboard import DashboardPages
+from server.console.doors_pages import DoorPages
 from server.console.events_pages import EventPages
 from server.console.i18n import Labels
 from server.console.signin import SignInController, request_language
@@ -96,7 +98,15 @@ def _validation(request: Request[Any, Any, Any], exc: ValidationException) -> Re
 def console_router() -> Router:
     return Router(
         path="/",
-        route_handlers=[console_css, SignInController, EventPages, TokenPages, CampaignPages],
+        route_handlers=[
+            console_css,
+            SignInController,
+            EventPages,
+            TokenPages,
+            CampaignPages,
+            DoorPages,
+            DashboardPages,
+        ],
         exception_handlers={
             ConsolePageError: _labelled,
             SignInRequired: _sign_in,
