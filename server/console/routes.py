@@ -13,11 +13,13 @@ from typing import Any
 from litestar import Request, Response, Router, get
 from litestar.exceptions import HTTPException, ValidationException
 
+from server.console.bookings_pages import BookingPages
 from server.console.campaigns_pages import CampaignPages
 from server.console.dashboard import DashboardPages
 from server.console.doors_pages import DoorPages
 from server.console.events_pages import EventPages
 from server.console.i18n import Labels
+from server.console.imports_pages import ImportPages
 from server.console.signin import SignInController, request_language
 from server.console.tokens_pages import TokenPages
 from server.console.web import STATIC, ConsolePageError, SignInRequired, html_page, redirect
@@ -103,9 +105,11 @@ def console_router() -> Router:
             SignInController,
             EventPages,
             TokenPages,
-            CampaignPages,
+            BookingPages,
+            ImportPages,
             DoorPages,
             DashboardPages,
+            CampaignPages,
         ],
         exception_handlers={
             ConsolePageError: _labelled,

@@ -1,0 +1,352 @@
+"""The console's bookings pages: an event's bookings (search, filter, page, add one by hand) and
+one booking's page (its tickets, links, QR codes, mails, and every action on them).
+
+The list is the API's list (`bookings.service.list_bookings`, with the API's own query rules);
+each form goes through the API's request struct and the service call of its API route
+(booking_actions.py), inside a savepoint: a refusal leaves nothing behind and comes back on the
+page, its field errors next to their fields (422) or the service's reason above its form (409).
+Read-only users see every page without its forms; a change they send anyway gets the 403 page.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Any, ClassVar
+from zoneinfo import ZoneInfo
+
+from litestar import Controller, Request, Response, get, post
+from litestar.datastructures import State
+from litestar.di import Provide
+from litestar.params import FromPath, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.bookings import service as bookings
+from server.bookings.models import Booking
+from server.campaigns import service as campaigns
+from server.console import booking_actions as actions
+from server.console.signin import Viewer, ViewerDep, provide_viewer
+from server.console.web import ConsolePageError, Form, html_page, read_form, redirect
+from server.errors import BodyInvalid, Conflict, NotFound
+from server.events import service as events
+from server.events.models import Event
+from server.http import DbSession, Issuer, Offset, wake_outbox
+from server.tickets.service import TicketIssuer, tickets_by_booking, tickets_of
+
+__all__ = ["BookingPages"]
+
+PAGE = 50
+MESSAGES = 200  # a booking's mails shown (its resends and campaigns; far fewer in practice)
+STATUSES = ("pending", "confirmed", "cancelled")
+Search = Annotated[str | None, QueryParameter(max_length=200)]  # the API's limit
+Short = Annotated[str | None, QueryParameter(max_length=20)]
+
+
+def _local(zone: str) -> Callable[[datetime | None], str]:
+    def show(moment: datetime | None) -> str:
+        if moment is None:
+            return ""
+        return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M")
+
+    return show
+
+
+async def _attempt(session: AsyncSession, change: Callable[[], Awaitable[Any]]) -> Any:
+    """Run `change` in a savepoint: a refusal leaves nothing of it behind."""
+    async with session.begin_nested():
+        return await change()
+
+
+async def _list(
+    session: AsyncSession,
+    viewer: Viewer,
+    event_id: str,
+    query: dict[str, Any],
+    *,
+    status: int = 200,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    problem: str | None = None,
+) -> Response[str]:
+    event = await events.get_event(session, event_id)
+    types = await events.list_ticket_types(session, event_id)
+    rows, total = await bookings.list_bookings(
+        session, event_id, status=query["status"], q=query["q"], limit=PAGE, offset=query["offset"]
+    )
+    if query["q"] and not query["offset"]:
+        by_code = await actions.booking_by_code(session, event_id, query["q"])
+        if by_code is not None and by_code.id not in {b.id for b in rows}:
+            rows, total = [by_code, *rows], total + 1
+    counts = {
+        k: len(v) for k, v in (await tickets_by_booking(session, [b.id for b in rows])).items()
+    }
+    return html_page(
+        "bookings_list.html",
+        lang=viewer.lang,
+        status=status,
+        viewer=viewer,
+        section="events",
+        here=f"/console/events/{event_id}/bookings",
+        event=event,
+        bookings=rows,
+        counts=counts,
+        total=total,
+        query=query,
+        page=PAGE,
+        statuses=STATUSES,
+        ticket_types=types,
+        local=_local(event.timezone),
+        sent=form,
+        errors=errors or {},
+        problem=problem,
+    )
+
+
+async def _detail(
+    session: AsyncSession,
+    viewer: Viewer,
+    issuer: Issuer,
+    event: Event,
+    booking: Booking,
+    *,
+    status: int = 200,
+    done: str | None = None,
+    failed: str | None = None,
+    form: Form | None = None,
+    errors: dict[str, str] | None = None,
+    problem: str | None = None,
+) -> Response[str]:
+    """The booking's page; `failed` names the form sent back ("cancel", "<ticket id>:edit")."""
+    rows = await tickets_of(session, [booking.id])
+    messages, message_total = await campaigns.booking_messages(
+        session, booking.id, limit=MESSAGES, offset=0
+    )
+    types = {t.id: t.name for t in await events.list_ticket_types(session, event.id)}
+    return html_page(
+        "booking_detail.html",
+        lang=viewer.lang,
+        status=status,
+        viewer=viewer,
+        section="events",
+        here=f"/console/events/{event.id}/bookings/{booking.id}",
+        event=event,
+        booking=booking,
+        tickets=rows,
+        states=await actions.ticket_states(session, rows),
+        link_url=issuer.link_url,
+        type_names=types,
+        messages=messages,
+        message_total=message_total,
+        local=_local(event.timezone),
+        done=done if done in actions.BOOKING_ACTIONS + actions.TICKET_ACTIONS else None,
+        failed=failed,
+        sent=form,
+        errors=errors or {},
+        problem=problem,
+    )
+
+
+def _query(q: str | None, status: str | None, offset: int) -> dict[str, Any]:
+    """The list's query, by the API's rules; an empty field of the filter form is no filter."""
+    status = status or None
+    if status is not None and status not in STATUSES:
+        raise ConsolePageError(400, "bad_request", "bad_request")
+    return {"q": (q or "").strip() or None, "status": status, "offset": offset}
+
+
+async def _issuer(viewer: ViewerDep, state: State, db_session: DbSession) -> TicketIssuer:
+    """The app's issuer (`app.provide_issuer`), made after the viewer: Litestar resolves
+    independent dependencies concurrently, and both read the one database session."""
+    keys = await state.keyring.keys(db_session)
+    return TicketIssuer(keys=keys, base_url=state.settings.public_base_url)
+
+
+class BookingPages(Controller):
+    path = "/console/events"
+    include_in_schema = False
+    dependencies: ClassVar[dict[str, Provide]] = {
+        "viewer": Provide(provide_viewer),
+        "issuer": Provide(_issuer),
+    }
+
+    @get("/{event_id:str}/bookings")
+    async def list_page(
+        self,
+        event_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+        q: Search = None,
+        status: Short = None,
+        offset: Offset = 0,
+    ) -> Response[str]:
+        return await _list(db_session, viewer, event_id, _query(q, status, offset))
+
+    @post("/{event_id:str}/bookings", status_code=303)
+    async def create(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+        issuer: Issuer,
+        state: State,
+    ) -> Response[str]:
+        form = await read_form(request, viewer.csrf)
+        viewer.require_edit()
+        await events.get_event(db_session, event_id)
+        query = _query(None, None, 0)
+        try:
+            data = actions.booking_create(form)
+            booking = await _attempt(
+                db_session,
+                lambda: bookings.create_booking(
+                    db_session, event_id, data, issuer, settings=state.settings
+                ),
+            )
+        except BodyInvalid as exc:
+            errors = actions.form_errors(exc.errors)
+            return await _list(
+                db_session, viewer, event_id, query, status=422, form=form, errors=errors
+            )
+        except Conflict as exc:
+            return await _list(
+                db_session, viewer, event_id, query, status=409, form=form, problem=exc.detail
+            )
+        response = redirect(f"/console/events/{event_id}/bookings/{booking.id}")
+        if data.confirm:
+            response.background = wake_outbox(state)  # the auto-sent e-tickets, if any
+        return response
+
+    @get("/{event_id:str}/bookings/{booking_id:str}")
+    async def detail_page(
+        self,
+        event_id: FromPath[str],
+        booking_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+        issuer: Issuer,
+        done: Short = None,
+    ) -> Response[str]:
+        event = await events.get_event(db_session, event_id)
+        booking = await actions.booking_of_event(db_session, event_id, booking_id)
+        return await _detail(db_session, viewer, issuer, event, booking, done=done)
+
+    @post("/{event_id:str}/bookings/{booking_id:str}/{action:str}", status_code=303)
+    async def booking_action(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        booking_id: FromPath[str],
+        action: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+        issuer: Issuer,
+        state: State,
+    ) -> Response[str]:
+        """Confirm, cancel (with its box ticked) or resend the booking's e-tickets."""
+        form = await read_form(request, viewer.csrf)
+        viewer.require_edit()
+        if action not in actions.BOOKING_ACTIONS:
+            raise NotFound("page", action)
+        event = await events.get_event(db_session, event_id)
+        booking = await actions.booking_of_event(db_session, event_id, booking_id)
+
+        def change() -> Callable[[], Awaitable[Any]]:
+            return actions.run_booking_action(
+                db_session, booking, action, form, issuer, state.settings
+            )
+
+        return await _act(db_session, viewer, issuer, state, event, booking, action, form, change)
+
+    @post(
+        "/{event_id:str}/bookings/{booking_id:str}/tickets/{ticket_id:str}/{action:str}",
+        status_code=303,
+    )
+    async def ticket_action(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        booking_id: FromPath[str],
+        ticket_id: FromPath[str],
+        action: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+        issuer: Issuer,
+        state: State,
+    ) -> Response[str]:
+        """Edit holder and seat, reissue (with its box ticked), block, unblock or resend."""
+        form = await read_form(request, viewer.csrf)
+        viewer.require_edit()
+        if action not in actions.TICKET_ACTIONS:
+            raise NotFound("page", action)
+        event = await events.get_event(db_session, event_id)
+        booking = await actions.booking_of_event(db_session, event_id, booking_id)
+        ticket = await actions.ticket_of_booking(db_session, booking, ticket_id)
+
+        def change() -> Callable[[], Awaitable[Any]]:
+            return actions.run_ticket_action(
+                db_session, ticket, action, form, issuer, state.settings
+            )
+
+        name = f"{ticket.id}:{action}"
+        return await _act(db_session, viewer, issuer, state, event, booking, name, form, change)
+
+
+async def _act(
+    session: AsyncSession,
+    viewer: Viewer,
+    issuer: Issuer,
+    state: State,
+    event: Event,
+    booking: Booking,
+    name: str,
+    form: Form,
+    change: Callable[[], Callable[[], Awaitable[Any]]],
+) -> Response[str]:
+    """Read the form (`change`), make the service call, and answer: back to the booking's page
+    (303), or that page with the form `name` sent back and its errors (422) or reason (409)."""
+    shown: dict[str, Any] = {"failed": name, "form": form}
+    try:
+        await _attempt(session, change())
+    except BodyInvalid as exc:
+        errors = actions.form_errors(exc.errors)
+        return await _failed(session, viewer, issuer, event, booking, 422, errors=errors, **shown)
+    except Conflict as exc:
+        return await _failed(
+            session, viewer, issuer, event, booking, 409, problem=exc.detail, **shown
+        )
+    action = name.rsplit(":", 1)[-1]
+    anchor = f"#t-{name.split(':', 1)[0]}" if ":" in name else ""
+    response = redirect(f"/console/events/{event.id}/bookings/{booking.id}?done={action}{anchor}")
+    if action in ("confirm", "resend"):
+        response.background = wake_outbox(state)  # the queued mail goes now
+    return response
+
+
+async def _failed(
+    session: AsyncSession,
+    viewer: Viewer,
+    issuer: Issuer,
+    event: Event,
+    booking: Booking,
+    status: int,
+    *,
+    failed: str,
+    form: Form,
+    errors: dict[str, str] | None = None,
+    problem: str | None = None,
+) -> Response[str]:
+    # The savepoint rolled the refused change back; read the booking as it stands.
+    fresh = await bookings.get_booking(session, booking.id, fresh=True)
+    return await _detail(
+        session,
+        viewer,
+        issuer,
+        event,
+        fresh,
+        status=status,
+        failed=failed,
+        form=form,
+        errors=errors,
+        problem=problem,
+    )
