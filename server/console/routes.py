@@ -19,7 +19,6 @@ from server.console.dashboard import DashboardPages
 from server.console.doors_pages import DoorPages
 from server.console.events_pages import EventPages
 from server.console.i18n import Labels
-from server.console.imports_pages import ImportPages
 from server.console.signin import SignInController, request_language
 from server.console.tokens_pages import TokenPages
 from server.console.web import STATIC, ConsolePageError, SignInRequired, html_page, redirect
@@ -106,10 +105,9 @@ def console_router() -> Router:
             EventPages,
             TokenPages,
             BookingPages,
-            ImportPages,
+            CampaignPages,
             DoorPages,
             DashboardPages,
-            CampaignPages,
         ],
         exception_handlers={
             ConsolePageError: _labelled,
