@@ -11,6 +11,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
+from server.campaigns.models import Campaign
 from server.campaigns.schemas import ProblemOut
 from server.console.forms import FormValues
 from server.console.web import Form
@@ -23,6 +24,8 @@ __all__ = [
     "errors_of",
     "problem_errors",
     "schedule_values",
+    "sent_fields",
+    "stored_fields",
 ]
 
 LANGUAGES = ("fr", "en", "de")
@@ -76,6 +79,39 @@ def draft_values(form: Form, languages: list[str], *, creating: bool) -> FormVal
             content[lang] = {"subject": subject, "body": body}
     values.values["content"] = content if content or not creating else None
     return values
+
+
+def sent_fields(form: Form, languages: list[str]) -> dict[str, Any]:
+    fields: dict[str, Any] = {
+        name: form.get(name)
+        for name in ("name", "kind", "delivery", "checked_in", "contact_list_id")
+    }
+    fields |= {name: name in form for name in ("per_ticket", "attach_pdf", "attach_ics")}
+    fields["ticket_type_ids"] = form.all("ticket_type_ids")
+    for lang in languages:
+        fields[f"subject_{lang}"] = form.get(f"subject_{lang}")
+        fields[f"body_{lang}"] = form.get(f"body_{lang}")
+    return fields
+
+
+def stored_fields(campaign: Campaign) -> dict[str, Any]:
+    audience = campaign.audience or {}
+    checked = audience.get("checked_in")
+    fields: dict[str, Any] = {
+        "name": campaign.name,
+        "kind": campaign.kind,
+        "delivery": audience.get("delivery") or "all",
+        "checked_in": "" if checked is None else ("yes" if checked else "no"),
+        "contact_list_id": audience.get("contact_list_id") or "",
+        "ticket_type_ids": list(audience.get("ticket_type_ids") or []),
+        "per_ticket": campaign.per_ticket,
+        "attach_pdf": campaign.attach_pdf,
+        "attach_ics": campaign.attach_ics,
+    }
+    for lang, words in campaign.content.items():
+        fields[f"subject_{lang}"] = words.get("subject", "")
+        fields[f"body_{lang}"] = words.get("body", "")
+    return fields
 
 
 def schedule_values(

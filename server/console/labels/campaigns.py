@@ -261,6 +261,9 @@ TABLE: dict[str, tuple[str, str, str]] = {
         "Diese Kampagne ist {status}: Sie kann nicht mehr bearbeitet werden.",
     ),
     "cmp_attachments": ("Attachments", "Pièces jointes", "Anhänge"),
+    "cmp_mail_language": ("Mail's language", "Langue du mail", "Sprache der Mail"),
+    "cmp_started_at": ("Started", "Démarrée", "Gestartet"),
+    "cmp_finished_at": ("Finished", "Terminée", "Beendet"),
     "cmp_test_badge": ("test", "test", "Test"),
     "cmp_messages_of": ("{n} messages", "{n} messages", "{n} Nachrichten"),
 }
