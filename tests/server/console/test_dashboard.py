@@ -65,7 +65,7 @@ async def test_the_dashboard_shows_the_apis_counters_and_the_latest_scans(client
 
 
 @pytest.fixture
-def live(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
+def live(settings: Settings, tmp_path: Path) -> Iterator[tuple[Settings, Any]]:
     port = free_port()
     served = Settings(
         database_url=settings.database_url,
@@ -76,23 +76,23 @@ def live(settings: Settings, tmp_path: Path) -> Iterator[Settings]:
     )
     app = create_app(served)
     with serve_in_thread(app, port):
-        yield served
-    assert not app.state.fanout._subscribers  # every stream let go of its subscription
+        yield served, app
 
 
 @pytest.fixture
-async def organiser(live: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    token = await _create_token(live)
+async def organiser(live: tuple[Settings, Any]) -> AsyncIterator[httpx.AsyncClient]:
+    token = await _create_token(live[0])
     headers = {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=live.public_base_url, headers=headers) as client:
+    async with httpx.AsyncClient(base_url=live[0].public_base_url, headers=headers) as client:
         yield client
 
 
 async def _sign_in_live(client: httpx.AsyncClient, settings: Settings) -> str:
     """Sign in against the real server, whose mail leaves in a background task."""
+    before = len(mailed_links(settings.maildir))
     await ask_link(client, "ada@example.org")
     for _ in range(100):
-        if links := mailed_links(settings.maildir):
+        if len(links := mailed_links(settings.maildir)) > before:
             break
         await asyncio.sleep(0.05)
     assert (await use_link(client, links[-1])).status_code == 303
@@ -114,6 +114,7 @@ async def _updates(response: httpx.Response) -> AsyncIterator[dict[str, Any]]:
 async def test_a_scan_arrives_on_the_dashboards_stream_and_the_stream_ends_with_the_session(
     live, organiser
 ):
+    live, app = live
     v = await venue(organiser, 2)
     await make_user(live)
     async with httpx.AsyncClient(base_url=live.public_base_url, timeout=WAIT) as browser:
@@ -144,8 +145,23 @@ async def test_a_scan_arrives_on_the_dashboards_stream_and_the_stream_ends_with_
                 async for _ in updates:
                     pass  # the stream ends: no session any more
 
+        async with browser.stream("GET", path) as response:  # signed out: to the sign-in page
+            assert response.status_code == 303
+    async with httpx.AsyncClient(base_url=live.public_base_url, timeout=WAIT) as browser:
+        await _sign_in_live(browser, live)
+        async with browser.stream("GET", path) as response:
+            async with asyncio.timeout(WAIT):
+                await anext(_updates(response))
+            assert app.state.fanout._subscribers.get(v.event_id)
+    for _ in range(100):  # the client went away: its subscription ends with it
+        if not app.state.fanout._subscribers.get(v.event_id):
+            break
+        await asyncio.sleep(0.05)
+    assert not app.state.fanout._subscribers.get(v.event_id)
+
 
 async def test_the_stream_needs_a_session_and_a_known_event(live, organiser):
+    live, _ = live
     v = await venue(organiser)
     await make_user(live)
     async with httpx.AsyncClient(base_url=live.public_base_url, timeout=WAIT) as browser:
