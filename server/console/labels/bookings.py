@@ -15,7 +15,7 @@ TABLE: dict[str, tuple[str, str, str]] = {
     "bk_status_pending": ("Pending", "En attente", "Ausstehend"),
     "bk_status_confirmed": ("Confirmed", "Confirmée", "Bestätigt"),
     "bk_status_cancelled": ("Cancelled", "Annulée", "Storniert"),
-    "bk_found": ("{n} bookings found", "{n} réservations trouvées", "{n} Buchungen gefunden"),
+    "bk_found": ("Bookings found: {n}", "Réservations trouvées : {n}", "Gefundene Buchungen: {n}"),
     "bk_reference": ("Reference", "Référence", "Buchungsnummer"),
     "bk_buyer": ("Buyer", "Acheteur", "Käufer"),
     "bk_tickets": ("Tickets", "Billets", "Tickets"),
