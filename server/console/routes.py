@@ -15,10 +15,13 @@ from litestar.exceptions import HTTPException, ValidationException
 
 from server.console.bookings_pages import BookingPages
 from server.console.campaigns_pages import CampaignPages
+from server.console.contacts_pages import ContactListPages
 from server.console.dashboard import DashboardPages
 from server.console.doors_pages import DoorPages
 from server.console.events_pages import EventPages
+from server.console.exports_pages import ExportPages
 from server.console.i18n import Labels
+from server.console.imports_pages import ImportPages
 from server.console.signin import SignInController, request_language
 from server.console.tokens_pages import TokenPages
 from server.console.web import STATIC, ConsolePageError, SignInRequired, html_page, redirect
@@ -108,6 +111,9 @@ def console_router() -> Router:
             CampaignPages,
             DoorPages,
             DashboardPages,
+            ImportPages,
+            ContactListPages,
+            ExportPages,
         ],
         exception_handlers={
             ConsolePageError: _labelled,

@@ -318,4 +318,133 @@ TABLE: dict[str, tuple[str, str, str]] = {
     ),
     "imp_see_bookings": ("See the bookings", "Voir les réservations", "Buchungen ansehen"),
     "imp_again": ("Import more", "Importer d'autres", "Weitere importieren"),
+    # -- contact lists -----------------------------------------------------------------------
+    "cl_archived": ("archived", "archivées", "archiviert"),
+    "cl_show_archived": (
+        "Show the archived (merged) lists",
+        "Voir les listes archivées (fusionnées)",
+        "Archivierte (zusammengeführte) Listen zeigen",
+    ),
+    "cl_show_active": ("Show the active lists", "Voir les listes actives", "Aktive Listen zeigen"),
+    "cl_contacts": ("Contacts", "Contacts", "Kontakte"),
+    "cl_updated": ("Last change", "Dernière modification", "Letzte Änderung"),
+    "cl_no_lists": ("No contact lists.", "Aucune liste de contacts.", "Keine Kontaktlisten."),
+    "cl_new": ("New contact list", "Nouvelle liste de contacts", "Neue Kontaktliste"),
+    "cl_back_to_list": ("Back to the list", "Retour à la liste", "Zurück zur Liste"),
+    "cl_imported": (
+        "{n} contacts added by the import.",
+        "{n} contacts ajoutés par l'import.",
+        "{n} Kontakte durch den Import hinzugefügt.",
+    ),
+    "cl_is_archived": (
+        "This list was merged and is read-only. Merged into:",
+        "Cette liste a été fusionnée et est en lecture seule. Fusionnée dans :",
+        "Diese Liste wurde zusammengeführt und ist schreibgeschützt. Zusammengeführt in:",
+    ),
+    "cl_merge": (
+        "Merge other lists into this one",
+        "Fusionner d'autres listes dans celle-ci",
+        "Andere Listen in diese zusammenführen",
+    ),
+    "cl_export_csv": ("Export CSV", "Exporter en CSV", "Als CSV exportieren"),
+    "cl_export_xlsx": ("Export XLSX", "Exporter en XLSX", "Als XLSX exportieren"),
+    "cl_search": (
+        "Find an address or name",
+        "Chercher une adresse ou un nom",
+        "Adresse oder Name suchen",
+    ),
+    "cl_search_button": ("Search", "Chercher", "Suchen"),
+    "cl_attributes": ("Other columns", "Autres colonnes", "Weitere Spalten"),
+    "cl_no_contacts": ("No contacts.", "Aucun contact.", "Keine Kontakte."),
+    "cl_manage": ("Manage the list", "Gérer la liste", "Liste verwalten"),
+    "cl_rename": ("Rename", "Renommer", "Umbenennen"),
+    "cl_duplicate": ("Duplicate", "Dupliquer", "Duplizieren"),
+    "cl_copy_name": ("Name of the copy", "Nom de la copie", "Name der Kopie"),
+    "cl_delete": ("Delete the list", "Supprimer la liste", "Liste löschen"),
+    "cl_delete_warning": (
+        "The list and its {n} contacts will be deleted. This cannot be undone.",
+        "La liste et ses {n} contacts seront supprimés. C'est définitif.",
+        "Die Liste und ihre {n} Kontakte werden gelöscht. Das ist endgültig.",
+    ),
+    "cl_delete_confirm": ("Delete for good", "Supprimer définitivement", "Endgültig löschen"),
+    "cl_cancel": ("Cancel", "Annuler", "Abbrechen"),
+    "cl_merge_intro": (
+        "The contacts of the lists you tick are added to this one; an address in both stays"
+        " once, completed where it lacks a name, language or column. The merged lists are"
+        " archived (read-only). Preview first: nothing changes until you confirm.",
+        "Les contacts des listes cochées sont ajoutés à celle-ci ; une adresse présente des"
+        " deux côtés reste une fois, complétée là où il lui manque un nom, une langue ou une"
+        " colonne. Les listes fusionnées sont archivées (lecture seule). Prévisualisez"
+        " d'abord : rien ne change avant votre confirmation.",
+        "Die Kontakte der angekreuzten Listen werden dieser hinzugefügt; eine Adresse in"
+        " beiden bleibt einmal und wird ergänzt, wo Name, Sprache oder eine Spalte fehlt. Die"
+        " zusammengeführten Listen werden archiviert (schreibgeschützt). Zuerst die Vorschau:"
+        " Nichts ändert sich vor Ihrer Bestätigung.",
+    ),
+    "cl_preview": ("Preview of the merge", "Aperçu de la fusion", "Vorschau der Zusammenführung"),
+    "cl_merged_lists": ("Lists merged in", "Listes fusionnées", "Zusammengeführte Listen"),
+    "cl_before": ("Contacts now", "Contacts actuellement", "Kontakte jetzt"),
+    "cl_added": ("Contacts added", "Contacts ajoutés", "Hinzugefügte Kontakte"),
+    "cl_in_both": (
+        "Addresses already here",
+        "Adresses déjà présentes",
+        "Bereits vorhandene Adressen",
+    ),
+    "cl_completed": ("Contacts completed", "Contacts complétés", "Ergänzte Kontakte"),
+    "cl_after": (
+        "Contacts after the merge",
+        "Contacts après la fusion",
+        "Kontakte nach der Zusammenführung",
+    ),
+    "cl_kept_from": ("Kept from", "Gardé de", "Behalten aus"),
+    "cl_completed_from": ("Completed from", "Complété depuis", "Ergänzt aus"),
+    "cl_archive_note": (
+        "After the merge, the merged lists are archived: still readable, no longer changeable.",
+        "Après la fusion, les listes fusionnées sont archivées : lisibles, plus modifiables.",
+        "Nach der Zusammenführung werden die Listen archiviert: lesbar, nicht mehr änderbar.",
+    ),
+    "cl_merge_now": ("Merge now", "Fusionner maintenant", "Jetzt zusammenführen"),
+    "cl_merge_which": ("Lists to merge in", "Listes à fusionner", "Zusammenzuführende Listen"),
+    "cl_preview_button": (
+        "Preview the merge",
+        "Prévisualiser la fusion",
+        "Vorschau der Zusammenführung",
+    ),
+    "cl_no_other_lists": (
+        "There is no other active list to merge.",
+        "Il n'y a pas d'autre liste active à fusionner.",
+        "Es gibt keine andere aktive Liste zum Zusammenführen.",
+    ),
+    # -- exports -------------------------------------------------------------------------------
+    "exp_title": ("Exports", "Exports", "Exporte"),
+    "exp_intro": (
+        "Download the event's data for a spreadsheet. The files hold guests' personal data:"
+        " keep them safe. Cells a spreadsheet could run as a formula start with an apostrophe.",
+        "Téléchargez les données de l'événement pour un tableur. Les fichiers contiennent des"
+        " données personnelles des invités : gardez-les en lieu sûr. Les cellules qu'un tableur"
+        " pourrait exécuter comme formule commencent par une apostrophe.",
+        "Laden Sie die Daten der Veranstaltung für eine Tabellenkalkulation herunter. Die"
+        " Dateien enthalten personenbezogene Daten der Gäste: Bewahren Sie sie sicher auf."
+        " Zellen, die als Formel ausgeführt werden könnten, beginnen mit einem Apostroph.",
+    ),
+    "exp_what": ("Data", "Données", "Daten"),
+    "exp_bookings": ("Bookings", "Réservations", "Buchungen"),
+    "exp_tickets": ("Tickets", "Billets", "Tickets"),
+    "exp_checkins": ("Check-ins", "Entrées", "Check-ins"),
+    "exp_bookings_hint": (
+        "One line per booking: buyer, status, tickets per type.",
+        "Une ligne par réservation : acheteur, statut, billets par type.",
+        "Eine Zeile pro Buchung: Käufer, Status, Tickets pro Typ.",
+    ),
+    "exp_tickets_hint": (
+        "One line per ticket: holder, type, state, entered or not.",
+        "Une ligne par billet : titulaire, type, état, entré ou non.",
+        "Eine Zeile pro Ticket: Inhaber, Typ, Zustand, eingetreten oder nicht.",
+    ),
+    "exp_checkins_hint": (
+        "One line per scan: when, which door, accepted or why not.",
+        "Une ligne par scan : quand, quelle porte, accepté ou pourquoi pas.",
+        "Eine Zeile pro Scan: wann, welcher Eingang, angenommen oder warum nicht.",
+    ),
+    "exp_download": ("Download", "Télécharger", "Herunterladen"),
 }
