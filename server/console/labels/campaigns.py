@@ -146,8 +146,8 @@ TABLE: dict[str, tuple[str, str, str]] = {
         " avant l'envoi.",
         "Der Entwurf ist gespeichert, aber seine Vorlagen haben Fehler: vor dem Senden beheben.",
     ),
-    "cmp_preview": ("Preview", "Aperçu", "Vorschau"),
-    "cmp_recap": ("Recap and send", "Récapitulatif et envoi", "Übersicht und Senden"),
+    "cmp_preview": ("Preview", "Prévisualisation", "Vorschau"),
+    "cmp_recap": ("Recap and send", "Récapitulatif et envoi", "Zusammenfassung und Senden"),
     "cmp_recipient": ("Recipient", "Destinataire", "Empfänger"),
     "cmp_first_or_sample": (
         "the first recipient (sample data if none)",
@@ -264,6 +264,10 @@ TABLE: dict[str, tuple[str, str, str]] = {
     "cmp_mail_language": ("Mail's language", "Langue du mail", "Sprache der Mail"),
     "cmp_started_at": ("Started", "Démarrée", "Gestartet"),
     "cmp_finished_at": ("Finished", "Terminée", "Beendet"),
-    "cmp_test_badge": ("test", "test", "Test"),
-    "cmp_messages_of": ("{n} messages", "{n} messages", "{n} Nachrichten"),
+    "cmp_test_badge": ("test send, not counted", "test, non compté", "Test, nicht gezählt"),
+    "cmp_messages_of": (
+        "Messages listed: {n}",
+        "Messages listés : {n}",
+        "Aufgeführte Nachrichten: {n}",
+    ),
 }
