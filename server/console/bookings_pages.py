@@ -36,6 +36,8 @@ from server.tickets.service import TicketIssuer, tickets_by_booking, tickets_of
 __all__ = ["BookingPages"]
 
 PAGE = 50
+TICKETS = 50  # a page of the booking's tickets (a booking holds up to 500)
+OPEN_PANELS = 10  # up to this many tickets, each one's forms are on the page; past it, one's
 MESSAGES = 200  # a booking's mails shown (its resends and campaigns; far fewer in practice)
 STATUSES = ("pending", "confirmed", "cancelled")
 Search = Annotated[str | None, QueryParameter(max_length=200)]  # the API's limit
@@ -111,13 +113,24 @@ async def _detail(
     *,
     status: int = 200,
     done: str | None = None,
+    chosen: str | None = None,
+    tickets_offset: int = 0,
     failed: str | None = None,
     form: Form | None = None,
     errors: dict[str, str] | None = None,
     problem: str | None = None,
 ) -> Response[str]:
     """The booking's page; `failed` names the form sent back ("cancel", "<ticket id>:edit")."""
-    rows = await tickets_of(session, [booking.id])
+    every = await tickets_of(session, [booking.id])
+    rows = every[tickets_offset : tickets_offset + TICKETS]
+    if failed and ":" in failed:
+        chosen = failed.split(":", 1)[0]
+    states = await actions.ticket_states(session, rows)
+    panels = [
+        t
+        for t in (rows if len(every) <= OPEN_PANELS else [t for t in rows if t.id == chosen])
+        if states[t.id] != "revoked"
+    ]
     messages, message_total = await campaigns.booking_messages(
         session, booking.id, limit=MESSAGES, offset=0
     )
@@ -132,7 +145,12 @@ async def _detail(
         event=event,
         booking=booking,
         tickets=rows,
-        states=await actions.ticket_states(session, rows),
+        ticket_total=len(every),
+        tickets_offset=tickets_offset,
+        ticket_page=TICKETS,
+        panels=panels,
+        one_panel=len(every) > OPEN_PANELS,
+        states=states,
         link_url=issuer.link_url,
         type_names=types,
         messages=messages,
@@ -226,10 +244,23 @@ class BookingPages(Controller):
         db_session: DbSession,
         issuer: Issuer,
         done: Short = None,
+        ticket: Short = None,
+        tickets: Offset = 0,
     ) -> Response[str]:
+        """`?ticket=` shows that ticket's forms (a large booking's page shows one at a time);
+        `?tickets=` pages the tickets."""
         event = await events.get_event(db_session, event_id)
         booking = await actions.booking_of_event(db_session, event_id, booking_id)
-        return await _detail(db_session, viewer, issuer, event, booking, done=done)
+        return await _detail(
+            db_session,
+            viewer,
+            issuer,
+            event,
+            booking,
+            done=done,
+            chosen=ticket,
+            tickets_offset=tickets,
+        )
 
     @post("/{event_id:str}/bookings/{booking_id:str}/{action:str}", status_code=303)
     async def booking_action(
@@ -316,8 +347,11 @@ async def _act(
             session, viewer, issuer, event, booking, 409, problem=exc.detail, **shown
         )
     action = name.rsplit(":", 1)[-1]
-    anchor = f"#t-{name.split(':', 1)[0]}" if ":" in name else ""
-    response = redirect(f"/console/events/{event.id}/bookings/{booking.id}?done={action}{anchor}")
+    where = ""
+    if ":" in name:
+        ticket_id = name.split(":", 1)[0]
+        where = f"&ticket={ticket_id}#t-{ticket_id}"
+    response = redirect(f"/console/events/{event.id}/bookings/{booking.id}?done={action}{where}")
     if action in ("confirm", "resend"):
         response.background = wake_outbox(state)  # the queued mail goes now
     return response

@@ -71,6 +71,17 @@ TABLE: dict[str, tuple[str, str, str]] = {
         "Oui, j'en suis sûr : c'est irréversible",
         "Ja, ich bin sicher: Das lässt sich nicht rückgängig machen",
     ),
+    "bk_sure_missing": (
+        "Tick this box to confirm.",
+        "Cochez cette case pour confirmer.",
+        "Kreuzen Sie dieses Feld zur Bestätigung an.",
+    ),
+    "bk_ticket_pages": ("Pages of tickets", "Pages de billets", "Seiten der Tickets"),
+    "bk_ticket_range": (
+        "Tickets {first} to {last} of {n}",
+        "Billets {first} à {last} sur {n}",
+        "Tickets {first} bis {last} von {n}",
+    ),
     "bk_code": ("Code", "Code", "Code"),
     "bk_holder": ("Holder's name", "Nom du porteur", "Name des Inhabers"),
     "bk_seat": ("Seat", "Place", "Platz"),

@@ -353,3 +353,22 @@ async def test_the_pages_follow_the_users_language(api, admin):
         page = await api.get(_page(event_id, booking["id"]), params={"lang": lang})
         assert page.status_code == 200
     assert re.search(r'<label for="f-q">', listing.text)
+
+
+async def test_a_large_booking_pages_its_tickets_and_shows_one_tickets_forms(api, admin):
+    event_id, type_id = await _event(api, capacity=500)
+    booking = await _booking(api, event_id, type_id, n=120)
+    path = _page(event_id, booking["id"])
+    page = await api.get(path)
+    assert len(page.content) < 100_000
+    assert "Tickets 1 to 50 of 120" in page.text and "?tickets=50#tickets" in page.text
+    assert page.text.count("/qr.svg") == 50 and "<details" not in page.text
+    last = booking["tickets"][-1]
+    third = await api.get(path, params={"tickets": 100, "ticket": last["id"]})
+    assert "Tickets 101 to 120 of 120" in third.text and last["code"] in third.text
+    assert third.text.count("<details") == 1 and f"/tickets/{last['id']}/edit" in third.text
+    edit = {"csrf": admin, "holder_name": "", "seat": "Z9"}
+    done = await api.post(f"{path}/tickets/{last['id']}/edit", data=edit)
+    assert done.headers["location"] == f"{path}?done=edit&ticket={last['id']}#t-{last['id']}"
+    after = (await api.get(f"/api/v1/tickets/{last['id']}")).json()
+    assert (after["holder_name"], after["seat"]) == (None, "Z9")
