@@ -92,7 +92,7 @@ class Dashboard:
     def payload(self, labels: Labels) -> dict[str, Any]:
         """What an `update` event carries: counters and each table's rows as plain text."""
         c = self.counters
-        none = labels.none
+        none = "\N{EN DASH}"  # an empty cell
         return {
             "counters": {
                 "total": c.total,
