@@ -40,6 +40,8 @@ async def test_the_dashboard_shows_the_apis_counters_and_the_latest_scans(client
     code = v.tickets[0]["code"]
     assert (await redeem(api, v.door, code, v.list_id)).json()["verdict"] == "accepted"
     await redeem(api, v.door, code, v.list_id)  # second entry: refused
+    forced = await redeem(api, v.door, code, v.list_id, offline=True, verdict="accepted")
+    assert forced.json()["forced"] is True  # the door let it in offline: a conflict
     stats = (await api.get(f"/api/v1/events/{v.event_id}/checkin/stats")).json()
     del client.headers["Authorization"]
     await make_user(settings, role="read_only")
@@ -49,7 +51,10 @@ async def test_the_dashboard_shows_the_apis_counters_and_the_latest_scans(client
     assert f'data-count="checked_in">{stats["checked_in"]}<' in page.text
     assert f'data-count="remaining">{stats["remaining"]}<' in page.text
     assert '<th scope="row">Parterre</th><td>1</td><td>1</td><td>1</td>' in page.text
-    assert page.text.count(code) == 2 and "Refused: already_redeemed" in page.text
+    assert page.text.count(code) == 4  # three scans in the feed, one conflict
+    assert "Refused: already_redeemed" in page.text
+    conflicts = page.text.split('id="dash-conflicts"', 1)[1].split("</table>", 1)[0]
+    assert code in conflicts and "Let in offline, would be refused: already_redeemed" in conflicts
     assert "Camille Martin" in page.text and "Door 1" in page.text
     assert '<noscript><meta http-equiv="refresh" content="10"></noscript>' in page.text
     csp = page.headers["content-security-policy"]
