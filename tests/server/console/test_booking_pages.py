@@ -10,6 +10,7 @@ import re
 
 import pytest
 
+from tests.server.checkin.helpers import redeem, venue
 from tests.server.console.helpers import as_new_browser, make_user, sign_in
 
 pytestmark = pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
@@ -372,3 +373,14 @@ async def test_a_large_booking_pages_its_tickets_and_shows_one_tickets_forms(api
     assert done.headers["location"] == f"{path}?done=edit&ticket={last['id']}#t-{last['id']}"
     after = (await api.get(f"/api/v1/tickets/{last['id']}")).json()
     assert (after["holder_name"], after["seat"]) == (None, "Z9")
+
+
+async def test_a_scanned_ticket_shows_as_checked_in(api, admin):
+    place = await venue(api, 2)
+    scanned = await redeem(api, place.door, place.tickets[0]["code"], place.list_id)
+    assert scanned.json()["verdict"] == "accepted"
+    listed = (await api.get(f"/api/v1/events/{place.event_id}/bookings")).json()
+    page = await api.get(_page(place.event_id, listed["items"][0]["id"]))
+    rows = {t["id"]: page.text.split(f'id="t-{t["id"]}"', 1)[1][:1500] for t in place.tickets}
+    assert "Checked in" in rows[place.tickets[0]["id"]]
+    assert "Checked in" not in rows[place.tickets[1]["id"]].split("</tr>", 1)[0]
