@@ -28,7 +28,7 @@ from server.http import DbSession
 
 __all__ = ["ExportPages"]
 
-CSV_TYPE = "text/csv; charset=utf-8"
+CSV_TYPE = "text/csv"  # Litestar adds "; charset=utf-8" to text types
 XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _XLSX_BATCH = 5_000
 

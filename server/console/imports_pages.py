@@ -82,6 +82,9 @@ def _list_pairs(values: Any, mode: str) -> list[tuple[str, str]]:
 def _options_of(form: Form, target: Target) -> dict[str, str]:
     names = _EVENT_OPTIONS if target == "event" else _LIST_OPTIONS
     options = {name: form.get(name)[:100] for name in names}
+    # an option left out is the API's default, as a query parameter left out is
+    options["duplicates"] = options["duplicates"] or "skip"
+    options["on_error"] = options["on_error"] or "reject_all"
     if target == "event":
         options["confirm"] = "true" if form.get("confirm") in ("1", "true") else ""
     return options
@@ -382,7 +385,7 @@ async def _report_csv(
     )
     return Stream(
         body,
-        media_type="text/csv; charset=utf-8",
+        media_type="text/csv",  # Litestar adds the charset
         headers={
             "Content-Disposition": 'attachment; filename="import-report.csv"',
             "Cache-Control": "no-store",

@@ -35,7 +35,7 @@ async def test_every_export_downloads_with_its_type_and_the_formula_guard(api, s
     for kind in ("bookings", "tickets", "checkins"):
         csv = await api.get(f"/console/events/{event['id']}/exports/{kind}.csv")
         assert csv.status_code == 200, csv.text
-        assert csv.headers["content-type"].startswith("text/csv")
+        assert csv.headers["content-type"] == "text/csv; charset=utf-8"
         assert csv.headers["cache-control"] == "no-store"
         assert csv.headers["content-disposition"].startswith("attachment")
         xlsx = await api.get(f"/console/events/{event['id']}/exports/{kind}.xlsx")
