@@ -7,7 +7,8 @@
 
   function fill(table, rows) {
     var body = table.tBodies[0];
-    var width = table.tHead.rows[0].cells.length;
+    var heads = table.tHead.rows[0].cells;
+    var width = heads.length;
     var fresh = document.createElement("tbody");
     if (!rows.length) {
       var empty = fresh.insertRow();
@@ -21,6 +22,7 @@
       row.cells.forEach(function (value, i) {
         var cell = document.createElement(i === 0 ? "th" : "td");
         if (i === 0) cell.scope = "row";
+        else cell.setAttribute("data-label", heads[i] ? heads[i].textContent : "");
         cell.textContent = String(value);
         tr.appendChild(cell);
       });
