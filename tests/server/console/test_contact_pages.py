@@ -136,3 +136,34 @@ async def test_read_only_users_see_and_export_lists_but_change_nothing(client, s
     assert (await client.get("/console/contact-lists/nope")).status_code == 404
     huge = await client.get(f"/console/contact-lists/{list_id}?offset=99999999999&q=%00")
     assert huge.status_code == 400
+
+
+async def test_a_list_import_applies_only_what_was_analysed(client, admin):
+    list_id = await new_list(client, admin, "Import")
+    lines = "ana@example.org\nana@example.org\nbad address\n"
+    report = await client.post(
+        f"/console/contact-lists/{list_id}/import",
+        data={"csrf": admin, "lines": lines, "duplicates": "skip", "on_error": "reject_all"},
+        files={"file": ("", b"")},
+    )
+    assert report.status_code == 200
+    assert "Some lines are invalid" in report.text and "/import/commit" not in report.text
+    assert "<td>line 1</td>" in report.text  # line 2 repeats the address of line 1
+    report = await client.post(
+        f"/console/contact-lists/{list_id}/import",
+        data={"csrf": admin, "lines": lines, "duplicates": "skip", "on_error": "skip_invalid"},
+        files={"file": ("", b"")},
+    )
+    fields = dict(re.findall(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)"', report.text))
+    changed = await client.post(
+        f"/console/contact-lists/{list_id}/import/commit", data=fields | {"duplicates": "update"}
+    )
+    assert changed.status_code == 409 and "changed since the analysis" in changed.text
+    keep = await client.post(
+        f"/console/contact-lists/{list_id}/import/commit", data=fields | {"duplicates": "keep"}
+    )
+    assert keep.status_code == 422  # the API's own refusal: a list holds each address once
+    done = await client.post(f"/console/contact-lists/{list_id}/import/commit", data=fields)
+    assert done.status_code == 303
+    page = await client.get(done.headers["location"])
+    assert "1 contacts added by the import." in page.text
