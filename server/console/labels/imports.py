@@ -32,6 +32,14 @@ TABLE: dict[str, tuple[str, str, str]] = {
         "Un invité par ligne : e-mail;quantité (1 si omise), p. ex. anna@example.org;2",
         "Ein Gast pro Zeile: E-Mail;Anzahl (1, wenn weggelassen), z. B. anna@example.org;2",
     ),
+    "imp_lines_hint_list": (
+        "One contact per line: email;language;name (language and name may be left out), e.g."
+        " anna@example.org;fr;Anna Muster",
+        "Un contact par ligne : e-mail;langue;nom (langue et nom facultatifs), p. ex."
+        " anna@example.org;fr;Anna Muster",
+        "Ein Kontakt pro Zeile: E-Mail;Sprache;Name (Sprache und Name optional), z. B."
+        " anna@example.org;fr;Anna Muster",
+    ),
     "imp_file": ("Or a file", "Ou un fichier", "Oder eine Datei"),
     "imp_file_hint": (
         "CSV, TXT, XLSX or XLS: column 1 the address, then language, name or quantity; a"
