@@ -13,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect
 
 from server.app import create_app
 from server.config import Settings
@@ -135,15 +136,21 @@ async def test_a_scan_arrives_on_the_dashboards_stream_and_the_stream_ends_with_
                 first = await anext(updates)
             assert first["counters"]["checked_in"] == 0
             code = v.tickets[0]["code"]
-            assert (await redeem(organiser, v.door, code, v.list_id)).status_code == 200
-            async with asyncio.timeout(WAIT):
-                update = await anext(updates)
-                while update["counters"]["checked_in"] == 0:
+            ws_url = live.public_base_url.replace("http", "ws", 1) + "/ws/scanner"
+            async with connect(ws_url, additional_headers=v.door.headers) as socket:
+                await socket.send(json.dumps({"type": "hello", "cursor": None}))
+                assert json.loads(await socket.recv())["type"] == "welcome"
+                assert (await redeem(organiser, v.door, code, v.list_id)).status_code == 200
+                async with asyncio.timeout(WAIT):
                     update = await anext(updates)
+                    while update["counters"]["checked_in"] == 0:
+                        update = await anext(updates)
             assert update["counters"]["checked_in"] == 1
             (row,) = update["tables"]["dash-feed"]
             assert row["cells"][3] == code and row["cls"] == "verdict-accepted"
             assert row["cells"][4] == "Camille Martin"
+            (door,) = update["tables"]["dash-devices"]
+            assert door["cells"][2] == "Connected"  # its socket was open on this instance
 
             ended = await browser.post("/console/sign-out-everywhere", data={"csrf": csrf})
             assert ended.status_code == 303
