@@ -46,7 +46,7 @@ from server.events import service as events
 from server.http import DbSession
 from server.tickets.models import Ticket
 
-__all__ = ["DASHBOARD_CSP", "DashboardPages", "read_dashboard"]
+__all__ = ["DASHBOARD_CSP", "DashboardPages", "live_device_ids", "read_dashboard", "read_devices"]
 
 KEEP_ALIVE = 15.0  # seconds of silence before a comment line
 FEED_SIZE = 20
@@ -185,9 +185,11 @@ async def _scans(
     return rows
 
 
-async def _devices(
+async def read_devices(
     session: AsyncSession, event_id: str, labels: Labels, zone: ZoneInfo, live: set[str]
 ) -> list[DeviceRow]:
+    """The event's devices with their state: connected here (`live`), offline, not paired or
+    revoked, and the time of their last scan."""
     devices, _ = await checkin.list_devices(session, event_id, limit=DEVICES_SIZE, offset=0)
     last = dict(
         (
@@ -230,7 +232,7 @@ async def read_dashboard(
         counters=await checkin.event_counters(session, event_id),
         feed=await _scans(session, event_id, labels, tz, forced=False, limit=FEED_SIZE),
         conflicts=await _scans(session, event_id, labels, tz, forced=True, limit=CONFLICTS_SIZE),
-        devices=await _devices(session, event_id, labels, tz, live),
+        devices=await read_devices(session, event_id, labels, tz, live),
     )
 
 

@@ -27,7 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.checkin import service as checkin
 from server.checkin.models import Device
 from server.checkin.schemas import DeviceCreate
-from server.console.dashboard import live_device_ids, read_dashboard
+from server.console.dashboard import live_device_ids, read_devices
 from server.console.events_pages import _attempt
 from server.console.forms import FormValues, errors_by_field, to_struct
 from server.console.i18n import Labels
@@ -72,9 +72,8 @@ async def _doors_page(
 ) -> Response[str]:
     event = await events.get_event(session, event_id)
     labels = Labels(viewer.lang)
-    board = await read_dashboard(
-        session, event_id, labels, zone=event.timezone, live=live_device_ids(request, event_id)
-    )
+    live = live_device_ids(request, event_id)
+    devices = await read_devices(session, event_id, labels, ZoneInfo(event.timezone), live)
     return html_page(
         "doors.html",
         lang=viewer.lang,
@@ -83,7 +82,7 @@ async def _doors_page(
         section="events",
         here=f"/console/events/{event_id}/doors",
         event=event,
-        devices=board.devices,
+        devices=devices,
         fields={"name": form.get("name") if form else "", "gate": form.get("gate") if form else ""},
         errors=errors_by_field(errors or []),
         problem=problem,
