@@ -17,6 +17,7 @@ from websockets.asyncio.client import connect
 
 from server.app import create_app
 from server.config import Settings
+from server.console import dashboard
 from tests.conftest import _create_token
 from tests.live import free_port, serve_in_thread
 from tests.server.checkin.helpers import redeem, venue
@@ -174,8 +175,11 @@ async def test_a_scan_arrives_on_the_dashboards_stream_and_the_stream_ends_with_
     assert not app.state.fanout._subscribers.get(v.event_id)
 
 
-async def test_the_stream_needs_a_session_and_a_known_event(live, organiser):
+async def test_the_stream_needs_a_session_and_a_known_event_and_keeps_itself_alive(
+    live, organiser, monkeypatch
+):
     live, _ = live
+    monkeypatch.setattr(dashboard, "KEEP_ALIVE", 0.2)
     v = await venue(organiser)
     await make_user(live)
     async with httpx.AsyncClient(base_url=live.public_base_url, timeout=WAIT) as browser:
@@ -184,6 +188,11 @@ async def test_the_stream_needs_a_session_and_a_known_event(live, organiser):
         assert anonymous.status_code == 303
         assert anonymous.headers["location"] == "/console/sign-in"
         await _sign_in_live(browser, live)
+        async with browser.stream("GET", path) as response:
+            lines = response.aiter_lines()
+            async with asyncio.timeout(WAIT):
+                while await anext(lines) != ": keep-alive":
+                    pass
         unknown = await browser.get("/console/events/NOPE/dashboard/events")
         assert unknown.status_code == 404
         assert unknown.headers["content-type"].startswith("text/html")
