@@ -240,3 +240,9 @@ class _ProblemDocumentingOpenAPIPlugin(OpenAPIPlugin):
         openapi = super()._build_openapi()
         add_problem_responses(openapi)
         return openapi
+
+
+def app_from_env() -> Litestar:
+    """The uvicorn factory used by `tessera serve`: settings from the environment."""
+    configure_logging()
+    return create_app(Settings.from_env())
