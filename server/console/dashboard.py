@@ -9,7 +9,7 @@ Rules of the stream:
 - It subscribes to the event's fan-out notices through the `Fanout` interface only (in memory on
   one instance, Redis pub/sub across two), exactly as the hub's rooms do; a notice only says
   "look", so each wake reads the database again, and a lost notice costs at most one keep-alive
-  interval of latency (every wake reads).
+  interval of latency (a silent interval's wake reads too; an unchanged dashboard is not sent).
 - A burst of notices costs one read: the queue is drained before reading.
 - It checks the console session on every wake and ends once it is gone (signed out, signed out
   everywhere, expired, user disabled); it ends when the client goes away (Litestar cancels it).
@@ -247,23 +247,20 @@ async def _updates(
     labels = Labels(lang)
     database = request.app.state.database
     async with request.app.state.fanout.subscribe(event_id) as queue:
-        woke = True  # subscribed first, read second: nothing committed in between is missed
+        woke, sent = True, ""  # subscribed first, read second: nothing committed is missed
         while True:
             if not await _session_alive(request, secret):
                 return
-            if woke:
-                async with database.transaction(read_only=True) as session:
-                    board = await read_dashboard(
-                        session,
-                        event_id,
-                        labels,
-                        zone=zone,
-                        live=live_device_ids(request, event_id),
-                    )
-                data = _json.encode(board.payload(labels)).decode()
-                yield ServerSentEventMessage(data=data, event="update")
-            else:
+            if not woke:
                 yield ServerSentEventMessage(comment="keep-alive")
+            # Every wake reads, a silent one too: a notice Redis lost costs one interval.
+            async with database.transaction(read_only=True) as session:
+                live = live_device_ids(request, event_id)
+                board = await read_dashboard(session, event_id, labels, zone=zone, live=live)
+            data = _json.encode(board.payload(labels)).decode()
+            if data != sent:
+                yield ServerSentEventMessage(data=data, event="update")
+                sent = data
             try:
                 async with asyncio.timeout(KEEP_ALIVE):
                     await queue.get()
