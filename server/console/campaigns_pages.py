@@ -119,7 +119,11 @@ class CampaignPages(Controller):
         event = await events.get_event(db_session, event_id)
         campaign = await campaign_of(db_session, event_id, campaign_id)
         errors = problem_errors(service.problems(campaign))
-        return await editor(db_session, viewer, event, campaign, errors=errors)
+        problem = None
+        if campaign.status != CampaignStatus.DRAFT:  # shown; a save would be refused (409)
+            labels = Labels(viewer.lang)
+            problem = labels("cmp_not_editable", status=labels("cmp_st_" + campaign.status))
+        return await editor(db_session, viewer, event, campaign, errors=errors, problem=problem)
 
     @post("/{campaign_id:str}/edit", status_code=303)
     async def save(
