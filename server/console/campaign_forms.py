@@ -115,11 +115,11 @@ def stored_fields(campaign: Campaign) -> dict[str, Any]:
 
 
 def schedule_values(
-    form: Form, zone: str, now: datetime, *, scheduling: bool
+    form: Form, zone: str, starts_at: datetime, now: datetime, *, scheduling: bool
 ) -> tuple[FormValues, list[FieldError]]:
     """The recap's form as SendIn JSON values: now, at `send_at` (the event's wall clock), or
-    `remind_hours` before the start. A schedule must lie ahead (the API would send a past time
-    at once, which is not what "schedule" asks for) and within two years."""
+    `remind_hours` before the event `starts_at`. A schedule must lie ahead (the API would send
+    a past time at once, which is not what "schedule" asks for) and within two years."""
     values = FormValues(form)
     values.whole("expected_recipients")
     extra: list[FieldError] = []
@@ -130,6 +130,8 @@ def schedule_values(
     if hours:
         if hours.isascii() and hours.isdigit() and len(hours) <= 5:
             values.values["remind_before"] = int(hours) * 3600
+            if starts_at - timedelta(hours=int(hours)) <= now:
+                extra.append(FieldError("remind_hours", "cmp_future"))
         else:
             values.errors.append(FieldError("remind_hours", "must be a whole number"))
     send_at = values.values.get("send_at")
@@ -152,6 +154,8 @@ def field_of(path: str) -> str:
     parts = path.split("[", 1)[0].split(".")
     if parts[0] == "content" and len(parts) > 1:
         parts = parts[1:]
+    if parts[0] == "remind_before":
+        return "remind_hours"
     if parts[0] == "audience":
         return parts[1] if len(parts) > 1 else "audience"
     if len(parts) >= 2 and parts[0] in LANGUAGES and parts[1] in _PARTS:

@@ -311,7 +311,7 @@ class CampaignPages(Controller):
         campaign = await campaign_of(db_session, event_id, campaign_id)
         now = utcnow()
         values, extra = schedule_values(
-            form, event.timezone, now, scheduling=form.get("when") == "schedule"
+            form, event.timezone, event.starts_at, now, scheduling=form.get("when") == "schedule"
         )
         try:
             data = to_struct(values, SendIn)

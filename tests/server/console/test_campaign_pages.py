@@ -265,8 +265,11 @@ async def test_schedule_in_the_events_zone_then_cancel(client, venue, csrf):
         response = await client.post(url, data=base | {"send_at": bad})
         assert response.status_code == 422, bad
         assert 'id="e-send_at"' in response.text
-    huge = await client.post(url, data=base | {"remind_hours": "9" * 40})
-    assert huge.status_code == 422
+    for hours in ("9" * 40, "99999", "-3", "876000"):
+        huge = await client.post(url, data=base | {"remind_hours": hours})
+        assert huge.status_code == 422 and 'id="e-remind_hours"' in huge.text, hours
+    past = await client.post(url, data=base | {"remind_hours": "8000"})  # before today
+    assert past.status_code == 422 and 'id="e-remind_hours"' in past.text
     response = await client.post(url, data=base | {"send_at": "2027-03-10T09:30"})
     assert response.status_code == 303
     state = (await venue["api"].get(f"/api/v1/campaigns/{cid}")).json()
