@@ -22,7 +22,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from server.app import create_app
+from server.app import build_state, create_app
 from server.auth.service import create_token
 from server.config import Settings
 from server.db import Base, Database
@@ -135,9 +135,22 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
     )
 
 
+# One app per worker process and per shape: building Litestar's route tree is 0.3 s, a third of
+# a typical test, and `settings` changes only these two things in it (see `create_app`).
+_APPS: dict[tuple[bool, int], Litestar] = {}
+
+
 @pytest.fixture
 def app(settings: Settings) -> Litestar:
-    return create_app(settings)
+    """The service for this test's settings: the worker's app for that shape, with a new state
+    (database, keys, fan-out, hub, outbox, rate limiters) made from `settings`."""
+    shape = (settings.access_log, settings.max_body_bytes)
+    cached = _APPS.get(shape)
+    if cached is None:
+        cached = _APPS[shape] = create_app(settings)
+    else:
+        cached.state = build_state(settings)
+    return cached
 
 
 @pytest.fixture
