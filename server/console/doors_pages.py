@@ -1,10 +1,12 @@
 """The console's doors pages: an event's devices, creating one, its pairing QR, revoking it.
 
-A pairing code is shown once (only its hash is stored), so creating a device answers with the
-pairing page itself (200, `Cache-Control: no-store`) rather than a redirect that would have to
-carry the code in its URL. A device not paired yet can be given a new code from the doors page
-(the old one stops working), which shows the same page. The QR holds exactly the API's
-`pairing_payload` (`NewDevice.pairing_payload`), which `tessera-scan pair` reads.
+Creating a device, or giving a device not paired yet a new code (the old one stops working),
+is a POST that answers 303 to the device's pairing page, so a reload shows that page again and
+creates nothing. A pairing code is stored only as its hash: the GET finds it in a cookie sealed
+for the session that asked for it (`pairing_view` says why that and not another way), and
+shows it only while it is still the device's live code, for SHOWN_FOR at most, with
+`Cache-Control: no-store`. The QR holds exactly the API's `pairing_payload`
+(`NewDevice.pairing_payload`), which `tessera-scan pair` reads.
 
 Revoking goes through the same service call as `DELETE /api/v1/devices/{id}`, then, after the
 commit, tells this instance's writer to forget the device and every instance's doors to close
@@ -18,7 +20,7 @@ from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
-from litestar.datastructures import State
+from litestar.datastructures import Cookie, State
 from litestar.di import Provide
 from litestar.params import FromPath
 from markupsafe import Markup, escape
@@ -27,12 +29,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.checkin import service as checkin
 from server.checkin.models import Device
 from server.checkin.schemas import DeviceCreate
+from server.console import pairing_view
 from server.console.dashboard import live_device_ids, read_devices
 from server.console.events_pages import _attempt
 from server.console.forms import FormValues, errors_by_field, to_struct
 from server.console.i18n import Labels
 from server.console.signin import Viewer, ViewerDep, provide_viewer
-from server.console.web import Form, html_page, read_form, redirect
+from server.console.web import SESSION_COOKIE, Form, html_page, is_https, read_form, redirect
 from server.db import utcnow
 from server.errors import BodyInvalid, Conflict, FieldError, InvalidState, NotFound
 from server.events import service as events
@@ -89,12 +92,50 @@ async def _doors_page(
     )
 
 
+def _pairing_path(event_id: str, device_id: str) -> str:
+    return f"/console/events/{event_id}/doors/{device_id}/pairing"
+
+
+def _to_pairing_page(
+    request: Request[Any, Any, Any], event_id: str, new: checkin.NewDevice
+) -> Response[str]:
+    """303 to the device's pairing page, with its code sealed for this session (`pairing_view`)."""
+    path = _pairing_path(event_id, new.device.id)
+    secret = request.cookies.get(SESSION_COOKIE, "")
+    sealed = pairing_view.seal(secret, new.device.id, new.pairing_code, now=utcnow())
+    kept = Cookie(
+        key=pairing_view.COOKIE,
+        value=sealed,
+        max_age=int(pairing_view.SHOWN_FOR.total_seconds()),
+        path=path,
+        httponly=True,
+        samesite="strict",
+        secure=is_https(request),
+    )
+    return redirect(path, cookies=[kept])
+
+
+async def _shown_code(
+    request: Request[Any, Any, Any], session: AsyncSession, device: Device
+) -> str | None:
+    """The code this browser's session was given for `device`, while it is still its live one."""
+    now = utcnow()
+    secret = request.cookies.get(SESSION_COOKIE, "")
+    sealed = request.cookies.get(pairing_view.COOKIE, "")
+    code = pairing_view.unseal(secret, device.id, sealed, now=now)
+    if code is None or not await checkin.pairing_code_matches(session, device.id, code, now=now):
+        return None
+    return code
+
+
 def _pairing_page(
-    state: State, viewer: Viewer, event: Any, new: checkin.NewDevice
+    state: State, viewer: Viewer, event: Any, device: Device, code: str | None
 ) -> Response[str]:
     labels = Labels(viewer.lang)
-    payload = new.pairing_payload(state.settings.public_base_url)
-    expires = new.device.pairing_expires_at
+    qr = None
+    if code is not None:
+        payload = checkin.NewDevice.payload_for(state.settings.public_base_url, code)
+        qr = pairing_qr(payload, labels("doors_qr_alt", name=device.name))
     return html_page(
         "device_pairing.html",
         lang=viewer.lang,
@@ -102,19 +143,19 @@ def _pairing_page(
         section="events",
         here=f"/console/events/{event.id}/doors",
         event=event,
-        device=new.device,
-        code=new.pairing_code,
-        expires=expires,
+        device=device,
+        code=code,
+        expires=device.pairing_expires_at,
         tz=ZoneInfo(event.timezone),
-        qr=pairing_qr(payload, labels("doors_qr_alt", name=new.device.name)),
+        qr=qr,
         headers=NO_STORE,
     )
 
 
 async def _revoke_notices(state: State, event_id: str, device_id: str) -> None:
-    """After the commit (a background task runs once the answer is sent)."""
+    """After the commit (a background task runs once the answer is sent); the sockets are told
+    by the request's after-commit publish (`server.changes.publish`)."""
     state.redeem_writer.forget_device(device_id)
-    await state.fanout.publish(event_id, {"kind": "device_revoked", "device_id": device_id})
 
 
 class DoorPages(Controller):
@@ -132,19 +173,18 @@ class DoorPages(Controller):
     ) -> Response[str]:
         return await _doors_page(request, db_session, viewer, event_id)
 
-    @post("/{event_id:str}/doors", status_code=200)
+    @post("/{event_id:str}/doors", status_code=303)
     async def create_device(
         self,
         request: Request[Any, Any, Any],
-        state: State,
         event_id: FromPath[str],
         viewer: ViewerDep,
         db_session: DbSession,
     ) -> Response[str]:
-        """Form `name`, `gate`: the API's DeviceCreate; answers the pairing page."""
+        """Form `name`, `gate`: the API's DeviceCreate; 303 to the device's pairing page."""
         form = await read_form(request, viewer.csrf)
         viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
+        await events.get_event(db_session, event_id)
         values = FormValues(form)
         values.text("name")
         values.text("gate", optional=True)
@@ -162,13 +202,12 @@ class DoorPages(Controller):
             return await _doors_page(
                 request, db_session, viewer, event_id, status=409, form=form, problem=exc.detail
             )
-        return _pairing_page(state, viewer, event, new)
+        return _to_pairing_page(request, event_id, new)
 
-    @post("/{event_id:str}/doors/{device_id:str}/pairing", status_code=200)
+    @post("/{event_id:str}/doors/{device_id:str}/pairing", status_code=303)
     async def new_code(
         self,
         request: Request[Any, Any, Any],
-        state: State,
         event_id: FromPath[str],
         device_id: FromPath[str],
         viewer: ViewerDep,
@@ -177,7 +216,7 @@ class DoorPages(Controller):
         """A new pairing code for a device not paired yet (its previous code stops working)."""
         await read_form(request, viewer.csrf)
         viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
+        await events.get_event(db_session, event_id)
         await _device_of(db_session, event_id, device_id)
         try:
             new = await _attempt(
@@ -188,7 +227,25 @@ class DoorPages(Controller):
             return await _doors_page(
                 request, db_session, viewer, event_id, status=409, problem=exc.detail
             )
-        return _pairing_page(state, viewer, event, new)
+        return _to_pairing_page(request, event_id, new)
+
+    @get("/{event_id:str}/doors/{device_id:str}/pairing")
+    async def pairing_page(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        event_id: FromPath[str],
+        device_id: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        """The device's pairing QR and code for the browser that asked for them (changes
+        nothing); otherwise its state, and for an unpaired device the new-code button."""
+        viewer.require_edit()
+        event = await events.get_event(db_session, event_id)
+        device = await _device_of(db_session, event_id, device_id)
+        code = await _shown_code(request, db_session, device)
+        return _pairing_page(state, viewer, event, device, code)
 
     @get("/{event_id:str}/doors/{device_id:str}/revoke")
     async def revoke_page(

@@ -1,7 +1,8 @@
 """Doors and the live dashboard in a real Chromium against a real server (SQLite): create a
-device in the console, pair a door with the code of its pairing page, watch a scan redeemed
-through the REST API arrive on the dashboard without reload, revoke the device; axe-core finds
-no WCAG 2.1 AA violation on the doors, pairing and dashboard pages."""
+device in the console, reload its pairing page (the same code, one device), pair a door with
+that code (the page then says it is paired), watch a scan redeemed through the REST API arrive
+on the dashboard without reload, revoke the device; axe-core finds no WCAG 2.1 AA violation on
+the doors, pairing and dashboard pages."""
 
 from __future__ import annotations
 
@@ -93,9 +94,16 @@ def test_pair_a_door_watch_its_scan_arrive_live_then_revoke_it(
     _check(page, checked)
     page.screenshot(path=str(SCREENSHOTS / "console-doors-pairing.png"), full_page=True)
     pairing_code = page.locator("#pairing-code").inner_text()
+    page.reload()  # a GET after the form's redirect: the same code, no second device
+    expect(page.locator("#pairing-code")).to_have_text(pairing_code)
+    devices = api.get(f"/api/v1/events/{event['id']}/devices").json()
+    assert devices["total"] == 1
     paired = api.post("/api/v1/devices/pair", json={"pairing_code": pairing_code})
     assert paired.status_code == 200, paired.text
     door = {"Authorization": f"Bearer {paired.json()['token']}"}
+    page.reload()
+    expect(page.get_by_text("Porte nord is paired")).to_be_visible()
+    expect(page.locator("#pairing-code")).to_have_count(0)
     page.get_by_role("link", name="Done").click()
     expect(page.get_by_role("row", name=re.compile("Porte nord"))).to_contain_text("Offline")
 

@@ -72,6 +72,31 @@ TABLE: dict[str, tuple[str, str, str]] = {
         "Kopplungs-QR-Code von {name}",
     ),
     "doors_done": ("Done", "Terminé", "Fertig"),
+    "doors_shown_for": (
+        "This page shows the code for 10 minutes, in this browser only; a reload shows it again.",
+        "Cette page affiche le code pendant 10 minutes, dans ce navigateur seulement ; la"
+        " recharger l'affiche à nouveau.",
+        "Diese Seite zeigt den Code 10 Minuten lang, nur in diesem Browser; neu laden zeigt ihn"
+        " wieder.",
+    ),
+    "doors_now_paired": (
+        "{name} is paired: its code is used.",
+        "{name} est appairé : son code a servi.",
+        "{name} ist gekoppelt: sein Code ist verbraucht.",
+    ),
+    "doors_now_revoked": (
+        "{name} is revoked.",
+        "{name} est révoqué.",
+        "{name} ist gesperrt.",
+    ),
+    "doors_code_hidden": (
+        "Its pairing code is not shown here: it is shown for 10 minutes, only in the browser that"
+        " asked for it. A new code replaces the previous one.",
+        "Son code d'appairage n'est pas affiché ici : il ne l'est que 10 minutes, dans le"
+        " navigateur qui l'a demandé. Un nouveau code remplace le précédent.",
+        "Sein Kopplungscode wird hier nicht gezeigt: nur 10 Minuten lang, in dem Browser, der ihn"
+        " angefordert hat. Ein neuer Code ersetzt den vorherigen.",
+    ),
     # dashboard
     "dash_title": ("Live dashboard", "Tableau de bord en direct", "Live-Übersicht"),
     "dash_total": ("Admissions", "Entrées prévues", "Einlässe gesamt"),
