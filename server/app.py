@@ -23,7 +23,7 @@ from server.campaigns.links import MailLinkController
 from server.campaigns.outbox import Outbox
 from server.campaigns.routes import CampaignController
 from server.campaigns.transport import mailer_for
-from server.changes.service import changed_events
+from server.changes.publish import publish_committed
 from server.checkin.fanout import Fanout, MemoryFanout
 from server.checkin.hub import ScannerHub, scanner_socket
 from server.checkin.redis_fanout import RedisFanout
@@ -73,13 +73,13 @@ def freeze_startup_heap() -> None:
 async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
     """One transaction per request: committed when the handler returns, rolled back if it raises.
 
-    After the commit, every event whose change log the request appended to gets a fan-out notice,
-    so connected doors learn of issued, changed, blocked or revoked tickets within a blink.
+    After the commit, every event whose change log the request appended to gets a fan-out notice
+    (`publish_committed`, the path every change takes), so connected doors learn of issued,
+    changed, blocked or revoked tickets within a blink.
     """
     async with state.database.transaction() as session:
         yield session
-    for event_id, new_head in changed_events(session).items():
-        await state.fanout.publish(event_id, {"kind": "head", "head": new_head})
+    await publish_committed(session, state.fanout)
 
 
 async def provide_issuer(state: State, db_session: DbSession) -> TicketIssuer:

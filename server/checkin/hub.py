@@ -47,6 +47,7 @@ from protocol.messages import (
     Welcome,
     decode_client_frame,
 )
+from server.changes.publish import publish_committed
 from server.changes.service import head
 from server.checkin import service
 from server.checkin.connection import Connection
@@ -309,14 +310,7 @@ class ScannerHub:
                 session, frame.scan_id, device=device, now=self.wall()
             )
         await connection.send(_as_result(outcome.results[0]))
-        await self._publish(device.event_id, outcome)
-
-    async def _publish(self, event_id: str, outcome: service.RedeemOutcome) -> None:
-        await self.fanout.publish(event_id, {"kind": "head", "head": outcome.head})
-        for conflict in outcome.conflicts:
-            await self.fanout.publish(
-                event_id, {"kind": "conflict", "frame": msgspec.to_builtins(conflict)}
-            )
+        await publish_committed(session, self.fanout)
 
 
 @websocket("/ws/scanner", name="scanner_socket")

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +41,7 @@ from protocol.reasons import Reason
 from protocol.rules import ListRules, Presence, ScanFacts, Verdict, apply, decide
 from protocol.sync import PresenceEntry, ScanEntry, to_wire, utc
 from protocol.token import verify_ticket_token
+from server.changes.publish import notify_after_commit
 from server.changes.service import ChangeKind, append_changes, head
 from server.checkin import store
 from server.checkin.store import DeviceContext, PresenceRow, TicketRow
@@ -108,6 +110,7 @@ async def decide_and_record(
     """Decide and record scans from possibly several devices, in the caller's transaction.
 
     Returns the results (input order), the conflicts with their event id, and each event's head.
+    The new heads and the conflicts are also left on the session for `publish_committed`.
     """
     batch = _Batch(requests, now)
     if keys is None:
@@ -141,6 +144,10 @@ async def decide_and_record(
         for (device, item), p in zip(requests, parsed, strict=True)
     ]
     heads = await _write(session, batch)
+    for event_id, conflict in batch.conflicts:
+        notify_after_commit(
+            session, event_id, {"kind": "conflict", "frame": msgspec.to_builtins(conflict)}
+        )
     for device, _ in requests:
         if device.event_id not in heads:
             heads[device.event_id] = await head(session, device.event_id)

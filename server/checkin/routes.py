@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from protocol.messages import Counters, ResultItem
 from protocol.sync import utc
+from server.changes.publish import committing
 from server.changes.service import head
 from server.checkin import service
 from server.checkin.models import CheckinList, Device
@@ -187,12 +188,9 @@ class CheckinAdminController(Controller):
 
     @delete("/devices/{device_id:str}", summary="Revoke a device: its token is refused at once")
     async def revoke_device(self, state: State, device_id: FromPath[str]) -> None:
-        async with state.database.transaction() as session:
-            device = await service.revoke_device(session, device_id, now=utcnow())
-            event_id = device.event_id
+        async with committing(state.database, state.fanout) as session:
+            await service.revoke_device(session, device_id, now=utcnow())
         state.redeem_writer.forget_device(device_id)  # this instance refuses it from now on
-        notice = {"kind": "device_revoked", "device_id": device_id}
-        await state.fanout.publish(event_id, notice)
 
     @get(
         "/devices/{device_id:str}/pairing.svg",
@@ -321,10 +319,9 @@ async def _device(session: Any, token: str) -> DeviceContext:
 async def _annul(
     state: State, scan_id: str, *, device: str | None, device_id: str | None = None
 ) -> ResultItem:
-    async with state.database.transaction() as session:
+    async with committing(state.database, state.fanout) as session:
         context = None if device is None else await _device(session, device)
         outcome = await service.annul_scan(
             session, scan_id, device=context, now=utcnow(), device_id=device_id
         )
-    await state.fanout.publish(outcome.event_id, {"kind": "head", "head": outcome.head})
     return outcome.results[0]

@@ -24,6 +24,7 @@ from protocol.rules import Direction, Presence, RecordedScan, apply
 from protocol.sync import DeviceEntry, ListEntry, to_wire, utc
 from server.auth.service import hash_secret
 from server.changes.models import Change
+from server.changes.publish import notify_after_commit
 from server.changes.service import ChangeKind, append_changes, head
 from server.checkin import counters, store
 from server.checkin.models import CheckinList, Device, Scan
@@ -303,7 +304,8 @@ async def pair_device(session: AsyncSession, code: str, *, now: datetime) -> tup
 
 
 async def revoke_device(session: AsyncSession, device_id: str, *, now: datetime) -> Device:
-    """Refuse the device's token from now on (idempotent); logs `device.revoked`."""
+    """Refuse the device's token from now on (idempotent); logs `device.revoked` and, after
+    commit, tells every instance to close the device's sockets (`server.changes.publish`)."""
     device = await get_device(session, device_id)
     if device.revoked_at is None:
         device.revoked_at = now
@@ -312,6 +314,8 @@ async def revoke_device(session: AsyncSession, device_id: str, *, now: datetime)
         entry = DeviceEntry(id=device.id, name=device.name, gate=device.gate)
         payload = {"device": to_wire(entry)}
         await append_changes(session, device.event_id, [(ChangeKind.DEVICE_REVOKED, payload)])
+        notice = {"kind": "device_revoked", "device_id": device.id}
+        notify_after_commit(session, device.event_id, notice)
     return device
 
 

@@ -6,9 +6,10 @@ transaction per scan costs several driver round trips plus a commit, which caps 
 of an event waits on the event's change-log row lock. Here each caller queues its job (its scans)
 and awaits its own future; the writer takes everything queued, decides and records it in one
 transaction (`decide_and_record` loads and writes a whole batch in a handful of statements),
-commits, then answers each caller and publishes the fan-out notices. While one batch commits the
-next one gathers, so batches grow with load; a lone scan at rest is never delayed, and under load
-the writer lingers `linger` seconds so that the callers it just answered can join.
+commits, then answers each caller and publishes the fan-out notices (`publish_committed`). While
+one batch commits the next one gathers, so batches grow with load; a lone scan at rest is never
+delayed, and under load the writer lingers `linger` seconds so that the callers it just answered
+can join.
 
 Correctness is the database's, not the writer's: decisions still lock presence rows, so several
 instances (each with its own writer) stay atomic per ticket, and a scan_id is still stored once.
@@ -21,14 +22,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import time
 from collections.abc import Callable
 from typing import Any
 
-import msgspec
-
 from protocol.messages import ResultItem, ScanItem
+from server.changes.publish import publish_committed
 from server.checkin import service
 from server.checkin.fanout import Fanout
 from server.checkin.redeem import decide_and_record
@@ -38,8 +37,6 @@ from server.errors import RateLimited, Unauthenticated
 from server.ratelimit import TokenBuckets
 
 __all__ = ["DEVICE_CACHE_TTL", "ITEM_BURST", "ITEM_RATE", "DeviceCache", "RedeemWriter"]
-
-log = logging.getLogger("tessera.checkin.writer")
 
 # A job is one caller's scans (a lone scan, or a whole `scan_batch`): recorded all or none.
 _Job = tuple[str, list[ScanItem], "asyncio.Future[list[ResultItem]]"]
@@ -194,11 +191,10 @@ class RedeemWriter:
         return found
 
     async def _process(self, jobs: list[_Job]) -> None:
-        notices: list[tuple[str, dict[str, Any]]] = []
         async with self._database.transaction() as session:
             devices = await self._authenticate(session, {token for token, _, _ in jobs})
             known = [(devices[t], item) for t, items, _ in jobs if t in devices for item in items]
-            results, conflicts, heads = await decide_and_record(session, known, now=utcnow())
+            results, _, _ = await decide_and_record(session, known, now=utcnow())
         by_item = iter(results)
         for token, items, future in jobs:
             if token not in devices:
@@ -207,16 +203,7 @@ class RedeemWriter:
             answer = [next(by_item) for _ in items]
             if not future.done():  # a caller that went away no longer waits
                 future.set_result(answer)
-        notices += [(event_id, {"kind": "head", "head": h}) for event_id, h in heads.items()]
-        notices += [
-            (event_id, {"kind": "conflict", "frame": msgspec.to_builtins(conflict)})
-            for event_id, conflict in conflicts
-        ]
-        for event_id, notice in notices:
-            try:
-                await self._fanout.publish(event_id, notice)
-            except Exception:  # a lost notice costs latency only: devices heal from the log
-                log.warning("fan-out publish failed", exc_info=True)
+        await publish_committed(session, self._fanout)  # after the answers: they wait on nobody
 
 
 def _fail(future: asyncio.Future[list[ResultItem]], exc: BaseException) -> None:
