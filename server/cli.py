@@ -156,6 +156,24 @@ def _parser() -> argparse.ArgumentParser:
         "--report-csv", metavar="PATH", help="also write the invalid and duplicate rows to PATH"
     )
     imports.set_defaults(run=_import_file)
+
+    backup = sub.add_parser(
+        "backup",
+        help="write the database to PATH (0600), consistent while serving, checked"
+        " (SQLite: online backup; PostgreSQL: pg_dump custom format); not the keystore",
+    )
+    backup.add_argument("path", help="the backup file (replaced atomically if it exists)")
+    backup.set_defaults(run=_backup)
+    restore = sub.add_parser(
+        "restore",
+        help="restore a `tessera backup` file into a new or empty database; then `tessera"
+        " migrate`; exit 1 when refused (nothing written)",
+    )
+    restore.add_argument("path", help="a file written by `tessera backup`")
+    restore.add_argument(
+        "--force", action="store_true", help="replace a database that already holds data"
+    )
+    restore.set_defaults(run=_restore)
     return parser
 
 
@@ -223,6 +241,39 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         lifespan="on",
         env_file=None,
     )
+    return 0
+
+
+def _backup(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from server.backup import BackupError, backup_database
+
+    try:
+        report = backup_database(settings, Path(args.path))
+    except BackupError as exc:
+        print(f"tessera: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
+    print(
+        f"tessera: the signing keys in {settings.keys_path}/ are not in it: back them up on"
+        " their own (docs/backup.md)",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _restore(settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from server.backup import BackupError, restore_database
+
+    try:
+        report = restore_database(settings, Path(args.path), force=args.force)
+    except BackupError as exc:
+        print(f"tessera: {exc}", file=sys.stderr)
+        return 1
+    print(report.summary())
     return 0
 
 
