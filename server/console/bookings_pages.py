@@ -22,12 +22,13 @@ from litestar.params import FromPath, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings import service as bookings
-from server.bookings.models import Booking
+from server.bookings.models import Booking, BookingStatus
 from server.campaigns import service as campaigns
 from server.console import booking_actions as actions
+from server.console.forms import Refused, attempt, shown
 from server.console.signin import Viewer, ViewerDep, provide_viewer
 from server.console.web import ConsolePageError, Form, html_page, read_form, redirect
-from server.errors import BodyInvalid, Conflict, NotFound
+from server.errors import NotFound
 from server.events import service as events
 from server.events.models import Event
 from server.http import DbSession, Issuer, Offset, wake_outbox
@@ -53,23 +54,16 @@ def _local(zone: str) -> Callable[[datetime | None], str]:
     return show
 
 
-async def _attempt(session: AsyncSession, change: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `change` in a savepoint: a refusal leaves nothing of it behind."""
-    async with session.begin_nested():
-        return await change()
-
-
 async def _list(
     session: AsyncSession,
     viewer: Viewer,
     event_id: str,
     query: dict[str, Any],
     *,
-    status: int = 200,
     form: Form | None = None,
-    errors: dict[str, str] | None = None,
-    problem: str | None = None,
+    refused: Refused | None = None,
 ) -> Response[str]:
+    status, errors, problem = shown(refused)
     event = await events.get_event(session, event_id)
     types = await events.list_ticket_types(session, event_id)
     rows, total = await bookings.list_bookings(
@@ -99,7 +93,7 @@ async def _list(
         ticket_types=types,
         local=_local(event.timezone),
         sent=form,
-        errors=errors or {},
+        errors=actions.form_errors(errors),
         problem=problem,
     )
 
@@ -111,16 +105,15 @@ async def _detail(
     event: Event,
     booking: Booking,
     *,
-    status: int = 200,
     done: str | None = None,
     chosen: str | None = None,
     tickets_offset: int = 0,
     failed: str | None = None,
     form: Form | None = None,
-    errors: dict[str, str] | None = None,
-    problem: str | None = None,
+    refused: Refused | None = None,
 ) -> Response[str]:
     """The booking's page; `failed` names the form sent back ("cancel", "<ticket id>:edit")."""
+    status, errors, problem = shown(refused)
     every = await tickets_of(session, [booking.id])
     rows = every[tickets_offset : tickets_offset + TICKETS]
     if failed and ":" in failed:
@@ -159,7 +152,7 @@ async def _detail(
         done=done if done in actions.BOOKING_ACTIONS + actions.TICKET_ACTIONS else None,
         failed=failed,
         sent=form,
-        errors=errors or {},
+        errors=actions.form_errors(errors),
         problem=problem,
     )
 
@@ -212,26 +205,22 @@ class BookingPages(Controller):
         form = await read_form(request, viewer.csrf)
         viewer.require_edit()
         await events.get_event(db_session, event_id)
-        query = _query(None, None, 0)
         try:
-            data = actions.booking_create(form)
-            booking = await _attempt(
+            booking = await attempt(
                 db_session,
                 lambda: bookings.create_booking(
-                    db_session, event_id, data, issuer, settings=state.settings
+                    db_session,
+                    event_id,
+                    actions.booking_create(form),
+                    issuer,
+                    settings=state.settings,
                 ),
             )
-        except BodyInvalid as exc:
-            errors = actions.form_errors(exc.errors)
-            return await _list(
-                db_session, viewer, event_id, query, status=422, form=form, errors=errors
-            )
-        except Conflict as exc:
-            return await _list(
-                db_session, viewer, event_id, query, status=409, form=form, problem=exc.detail
-            )
+        except Refused as no:
+            query = _query(None, None, 0)
+            return await _list(db_session, viewer, event_id, query, form=form, refused=no)
         response = redirect(f"/console/events/{event_id}/bookings/{booking.id}")
-        if data.confirm:
+        if booking.status == BookingStatus.CONFIRMED:
             response.background = wake_outbox(state)  # the auto-sent e-tickets, if any
         return response
 
@@ -336,15 +325,15 @@ async def _act(
 ) -> Response[str]:
     """Read the form (`change`), make the service call, and answer: back to the booking's page
     (303), or that page with the form `name` sent back and its errors (422) or reason (409)."""
-    shown: dict[str, Any] = {"failed": name, "form": form}
+
+    async def run() -> Any:
+        return await change()()  # the form is read inside the savepoint too
+
     try:
-        await _attempt(session, change())
-    except BodyInvalid as exc:
-        errors = actions.form_errors(exc.errors)
-        return await _failed(session, viewer, issuer, event, booking, 422, errors=errors, **shown)
-    except Conflict as exc:
+        await attempt(session, run)
+    except Refused as no:
         return await _failed(
-            session, viewer, issuer, event, booking, 409, problem=exc.detail, **shown
+            session, viewer, issuer, event, booking, failed=name, form=form, refused=no
         )
     action = name.rsplit(":", 1)[-1]
     where = ""
@@ -363,24 +352,13 @@ async def _failed(
     issuer: Issuer,
     event: Event,
     booking: Booking,
-    status: int,
     *,
     failed: str,
     form: Form,
-    errors: dict[str, str] | None = None,
-    problem: str | None = None,
+    refused: Refused,
 ) -> Response[str]:
     # The savepoint rolled the refused change back; read the booking as it stands.
     fresh = await bookings.get_booking(session, booking.id, fresh=True)
     return await _detail(
-        session,
-        viewer,
-        issuer,
-        event,
-        fresh,
-        status=status,
-        failed=failed,
-        form=form,
-        errors=errors,
-        problem=problem,
+        session, viewer, issuer, event, fresh, failed=failed, form=form, refused=refused
     )

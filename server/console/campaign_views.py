@@ -10,7 +10,6 @@ itself keeps the console's CSP, plus `frame-src 'self'` for that frame.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any
 from urllib.parse import urlencode
 
@@ -29,6 +28,7 @@ from server.console.campaign_forms import (
     sent_fields,
     stored_fields,
 )
+from server.console.forms import Refused
 from server.console.i18n import Labels
 from server.console.signin import Viewer
 from server.console.web import CSP, ConsolePageError, Form, html_page, redirect
@@ -41,7 +41,6 @@ from server.validation import decode_json_body
 __all__ = [
     "MAIL_FRAME_HEADERS",
     "after_save",
-    "attempt",
     "base",
     "campaign_of",
     "editor",
@@ -49,6 +48,7 @@ __all__ = [
     "preview_in",
     "preview_page",
     "recap",
+    "refusal",
 ]
 
 PICKABLE = 20  # recipients offered in the preview's select
@@ -63,10 +63,9 @@ MAIL_FRAME_HEADERS = {
 }
 
 
-async def attempt(session: AsyncSession, change: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `change` in a savepoint: a refusal leaves nothing of it behind."""
-    async with session.begin_nested():
-        return await change()
+def refusal(refused: Refused) -> dict[str, Any]:
+    """A refusal as the keywords of these pages (`errors`, `problem`, `status`)."""
+    return {"errors": refused.errors, "problem": refused.problem, "status": refused.status}
 
 
 async def campaign_of(session: AsyncSession, event_id: str, campaign_id: str) -> Campaign:
@@ -195,6 +194,7 @@ async def preview_page(
     tested: str | None = None,
     form: Form | None = None,
     errors: list[FieldError] | None = None,
+    problem: str | None = None,
     status: int = 200,
 ) -> Response[str]:
     wanted = preview_in(recipient, language)
@@ -227,4 +227,5 @@ async def preview_page(
         tested=tested if tested and len(tested) <= 320 else None,
         sent=form,
         errors=labelled(viewer, errors or []),
+        problem=problem,
     )

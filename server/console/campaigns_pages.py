@@ -26,20 +26,20 @@ from server.console.campaign_forms import draft_values, problem_errors, schedule
 from server.console.campaign_views import (
     MAIL_FRAME_HEADERS,
     after_save,
-    attempt,
     base,
     campaign_of,
     editor,
     preview_in,
     preview_page,
     recap,
+    refusal,
 )
-from server.console.forms import FormValues, local_input, to_struct
+from server.console.forms import FormValues, Refused, attempt, local_input, to_struct
 from server.console.i18n import Labels
 from server.console.signin import ViewerDep, provide_viewer
 from server.console.web import html_page, read_form, redirect
 from server.db import utcnow
-from server.errors import BodyInvalid, Conflict
+from server.errors import BodyInvalid
 from server.events import service as events
 from server.http import DbSession, wake_outbox
 from server.validation import decode_json_body
@@ -94,17 +94,16 @@ class CampaignPages(Controller):
         form = await read_form(request, viewer.csrf)
         viewer.require_edit()
         event = await events.get_event(db_session, event_id)
+        values = draft_values(form, list(event.languages), creating=True)
         try:
-            data = to_struct(
-                draft_values(form, list(event.languages), creating=True), CampaignCreate
-            )
             campaign = await attempt(
-                db_session, lambda: service.create_campaign(db_session, event_id, data)
+                db_session,
+                lambda: service.create_campaign(
+                    db_session, event_id, to_struct(values, CampaignCreate)
+                ),
             )
-        except BodyInvalid as exc:
-            return await editor(
-                db_session, viewer, event, None, form=form, errors=exc.errors, status=422
-            )
+        except Refused as no:
+            return await editor(db_session, viewer, event, None, form=form, **refusal(no))
         return await after_save(db_session, viewer, event, campaign)
 
     @get("/{campaign_id:str}/edit")
@@ -138,21 +137,16 @@ class CampaignPages(Controller):
         viewer.require_edit()
         event = await events.get_event(db_session, event_id)
         campaign = await campaign_of(db_session, event_id, campaign_id)
+        values = draft_values(form, list(event.languages), creating=False)
         try:
-            patch = to_struct(
-                draft_values(form, list(event.languages), creating=False), CampaignPatch
-            )
             await attempt(
-                db_session, lambda: service.update_campaign(db_session, campaign_id, patch)
+                db_session,
+                lambda: service.update_campaign(
+                    db_session, campaign_id, to_struct(values, CampaignPatch)
+                ),
             )
-        except BodyInvalid as exc:
-            return await editor(
-                db_session, viewer, event, campaign, form=form, errors=exc.errors, status=422
-            )
-        except Conflict as exc:
-            return await editor(
-                db_session, viewer, event, campaign, form=form, problem=exc.detail, status=409
-            )
+        except Refused as no:
+            return await editor(db_session, viewer, event, campaign, form=form, **refusal(no))
         return await after_save(db_session, viewer, event, campaign)
 
     @get("/{campaign_id:str}")
@@ -257,23 +251,17 @@ class CampaignPages(Controller):
             "booking_id": recipient,
             "language": language,
         }
-        try:
+
+        async def test_send() -> TestIn:
             data = to_struct(values, TestIn)
-            await attempt(
-                db_session, lambda: service.send_test(db_session, campaign_id, data, state.settings)
-            )
-        except BodyInvalid as exc:
+            await service.send_test(db_session, campaign_id, data, state.settings)
+            return data
+
+        try:
+            data = await attempt(db_session, test_send)
+        except Refused as no:
             return await preview_page(
-                db_session,
-                viewer,
-                event,
-                campaign,
-                state,
-                None,
-                None,
-                form=form,
-                errors=exc.errors,
-                status=422,
+                db_session, viewer, event, campaign, state, None, None, form=form, **refusal(no)
             )
         query = urlencode(
             {"tested": data.to, "recipient": recipient or "", "language": language or ""}
@@ -313,28 +301,22 @@ class CampaignPages(Controller):
         values, extra = schedule_values(
             form, event.timezone, event.starts_at, now, scheduling=form.get("when") == "schedule"
         )
-        try:
+
+        async def send_now() -> None:
             data = to_struct(values, SendIn)
             if extra:
                 raise BodyInvalid(extra)
-            await attempt(
-                db_session,
-                lambda: service.send(
-                    db_session, campaign_id, data, now=now, settings=state.settings
-                ),
-            )
-        except BodyInvalid as exc:
-            errors = [*exc.errors, *(e for e in extra if e not in exc.errors)]
-            return await recap(
-                db_session, viewer, event, campaign, form=form, errors=errors, status=422
-            )
-        except Conflict as exc:
-            labels = Labels(viewer.lang)
-            count = exc.extra.get("recipients")
-            problem = labels("cmp_count_changed", n=count) if count is not None else exc.detail
-            return await recap(
-                db_session, viewer, event, campaign, form=form, problem=problem, status=409
-            )
+            await service.send(db_session, campaign_id, data, now=now, settings=state.settings)
+
+        try:
+            await attempt(db_session, send_now)
+        except Refused as no:
+            if no.status == 422:
+                no.errors += [e for e in extra if e not in no.errors]
+            count = no.extra.get("recipients")
+            if count is not None:  # the audience changed since the recap: the new count
+                no.problem = Labels(viewer.lang)("cmp_count_changed", n=count)
+            return await recap(db_session, viewer, event, campaign, form=form, **refusal(no))
         response = redirect(base(event_id, campaign_id))
         response.background = wake_outbox(state)
         return response

@@ -9,7 +9,7 @@ send anyway gets the 403 page. Imports into a list are in imports_pages.py.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from typing import Any, ClassVar
 
 import anyio.to_thread
@@ -19,7 +19,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.console.forms import FormValues, errors_by_field, to_struct
+from server.console.forms import FormValues, Refused, attempt, errors_by_field, shown, to_struct
 from server.console.signin import Viewer, ViewerDep, provide_viewer
 from server.console.web import ConsolePageError, Form, html_page, read_form, redirect
 from server.contacts import service
@@ -33,7 +33,6 @@ from server.contacts.schemas import (
     MergeIn,
 )
 from server.db import Database, utcnow
-from server.errors import BodyInvalid, Conflict, FieldError
 from server.exports.writers import Cell, XlsxSheet, csv_rows_async
 from server.http import DbSession
 
@@ -45,11 +44,6 @@ XLSX_TYPE = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 _XLSX_BATCH = 5_000
 Offset = FromQuery[int]
 Text = FromQuery[str | None]
-
-
-async def _attempt(session: AsyncSession, change: Callable[[], Awaitable[Any]]) -> Any:
-    async with session.begin_nested():
-        return await change()
 
 
 def _name_values(form: Form, *, optional: bool = False) -> FormValues:
@@ -65,9 +59,9 @@ async def _lists_page(
     archived: bool = False,
     offset: int = 0,
     form: Form | None = None,
-    errors: list[FieldError] | None = None,
-    status: int = 200,
+    refused: Refused | None = None,
 ) -> Response[str]:
+    status, errors, problem = shown(refused)
     rows, total = await service.list_lists(session, archived=archived, limit=PAGE, offset=offset)
     return html_page(
         "contact_lists.html",
@@ -82,7 +76,8 @@ async def _lists_page(
         page=PAGE,
         archived=archived,
         sent_name=form.get("name") if form is not None else "",
-        errors=errors_by_field(errors or []),
+        errors=errors_by_field(errors),
+        problem=problem,
     )
 
 
@@ -96,10 +91,9 @@ async def _list_page(
     imported: int | None = None,
     failed: str | None = None,
     form: Form | None = None,
-    errors: list[FieldError] | None = None,
-    problem: str | None = None,
-    status: int = 200,
+    refused: Refused | None = None,
 ) -> Response[str]:
+    status, errors, problem = shown(refused)
     contact_list = await service.get_list(session, list_id)
     rows, total = await service.list_contacts(session, list_id, q=q, limit=PAGE, offset=offset)
     merged_into = None
@@ -122,7 +116,7 @@ async def _list_page(
         imported=imported,
         failed=failed,
         sent=form,
-        errors=errors_by_field(errors or []),
+        errors=errors_by_field(errors),
         problem=problem,
     )
 
@@ -146,10 +140,9 @@ async def _merge_page(
     *,
     chosen: Sequence[str] = (),
     preview: Any = None,
-    errors: list[FieldError] | None = None,
-    problem: str | None = None,
-    status: int = 200,
+    refused: Refused | None = None,
 ) -> Response[str]:
+    status, errors, problem = shown(refused)
     target = await service.get_list(session, list_id)
     others, _ = await service.list_lists(session, archived=False, limit=500, offset=0)
     names = {row.id: row.name for row in others}
@@ -165,7 +158,7 @@ async def _merge_page(
         chosen=list(chosen),
         preview=preview,
         names=names,
-        errors=errors_by_field(errors or []),
+        errors=errors_by_field(errors),
         problem=problem,
     )
 
@@ -230,12 +223,14 @@ class ContactListPages(Controller):
         form = await read_form(request, viewer.csrf)
         viewer.require_edit()
         try:
-            data = to_struct(_name_values(form), ContactListCreate)
-            created = await _attempt(
-                db_session, lambda: service.create_list(db_session, data, utcnow())
+            created = await attempt(
+                db_session,
+                lambda: service.create_list(
+                    db_session, to_struct(_name_values(form), ContactListCreate), utcnow()
+                ),
             )
-        except BodyInvalid as exc:
-            return await _lists_page(db_session, viewer, form=form, errors=exc.errors, status=422)
+        except Refused as no:
+            return await _lists_page(db_session, viewer, form=form, refused=no)
         return redirect(f"/console/contact-lists/{created.id}")
 
     @get("/{list_id:str}")
@@ -265,19 +260,15 @@ class ContactListPages(Controller):
         viewer.require_edit()
         await service.get_list(db_session, list_id)
         try:
-            patch = to_struct(_name_values(form), ContactListPatch)
-            await _attempt(
-                db_session, lambda: service.rename_list(db_session, list_id, patch, utcnow())
-            )
-        except BodyInvalid as exc:
-            return await _list_page(
+            await attempt(
                 db_session,
-                viewer,
-                list_id,
-                failed="rename",
-                form=form,
-                errors=exc.errors,
-                status=422,
+                lambda: service.rename_list(
+                    db_session, list_id, to_struct(_name_values(form), ContactListPatch), utcnow()
+                ),
+            )
+        except Refused as no:
+            return await _list_page(
+                db_session, viewer, list_id, failed="rename", form=form, refused=no
             )
         return redirect(f"/console/contact-lists/{list_id}")
 
@@ -292,21 +283,17 @@ class ContactListPages(Controller):
         form = await read_form(request, viewer.csrf)
         viewer.require_edit()
         await service.get_list(db_session, list_id)
+        values = _name_values(form, optional=True)
         try:
-            data = to_struct(_name_values(form, optional=True), DuplicateIn)
-            copy = await _attempt(
+            copy = await attempt(
                 db_session,
-                lambda: service.duplicate_list(db_session, list_id, data.name, utcnow()),
+                lambda: service.duplicate_list(
+                    db_session, list_id, to_struct(values, DuplicateIn).name, utcnow()
+                ),
             )
-        except BodyInvalid as exc:
+        except Refused as no:
             return await _list_page(
-                db_session,
-                viewer,
-                list_id,
-                failed="duplicate",
-                form=form,
-                errors=exc.errors,
-                status=422,
+                db_session, viewer, list_id, failed="duplicate", form=form, refused=no
             )
         return redirect(f"/console/contact-lists/{copy.id}")
 
@@ -335,7 +322,7 @@ class ContactListPages(Controller):
     ) -> Response[str]:
         await read_form(request, viewer.csrf)
         viewer.require_edit()
-        await _attempt(db_session, lambda: service.delete_list(db_session, list_id))
+        await attempt(db_session, lambda: service.delete_list(db_session, list_id))
         return redirect("/console/contact-lists")
 
     @get("/{list_id:str}/merge")
@@ -362,18 +349,12 @@ class ContactListPages(Controller):
         values.values["sources"] = sources
         values.values["preview"] = form.get("action") != "merge"
         try:
-            data = to_struct(values, MergeIn)
-            result = await _attempt(
-                db_session, lambda: merge_lists(db_session, list_id, data, utcnow())
+            result = await attempt(
+                db_session,
+                lambda: merge_lists(db_session, list_id, to_struct(values, MergeIn), utcnow()),
             )
-        except BodyInvalid as exc:
-            return await _merge_page(
-                db_session, viewer, list_id, chosen=sources, errors=exc.errors, status=422
-            )
-        except Conflict as exc:
-            return await _merge_page(
-                db_session, viewer, list_id, chosen=sources, problem=exc.detail, status=409
-            )
+        except Refused as no:
+            return await _merge_page(db_session, viewer, list_id, chosen=sources, refused=no)
         if result.committed:
             return redirect(f"/console/contact-lists/{list_id}")
         return await _merge_page(db_session, viewer, list_id, chosen=sources, preview=result)

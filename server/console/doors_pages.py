@@ -31,13 +31,12 @@ from server.checkin.models import Device
 from server.checkin.schemas import DeviceCreate
 from server.console import pairing_view
 from server.console.dashboard import live_device_ids, read_devices
-from server.console.events_pages import _attempt
-from server.console.forms import FormValues, errors_by_field, to_struct
+from server.console.forms import FormValues, Refused, attempt, errors_by_field, shown, to_struct
 from server.console.i18n import Labels
 from server.console.signin import Viewer, ViewerDep, provide_viewer
 from server.console.web import SESSION_COOKIE, Form, html_page, is_https, read_form, redirect
 from server.db import utcnow
-from server.errors import BodyInvalid, Conflict, FieldError, InvalidState, NotFound
+from server.errors import NotFound
 from server.events import service as events
 from server.http import DbSession
 from ticket_renderer import qr_svg
@@ -68,11 +67,10 @@ async def _doors_page(
     viewer: Viewer,
     event_id: str,
     *,
-    status: int = 200,
     form: Form | None = None,
-    errors: list[FieldError] | None = None,
-    problem: str | None = None,
+    refused: Refused | None = None,
 ) -> Response[str]:
+    status, errors, problem = shown(refused)
     event = await events.get_event(session, event_id)
     labels = Labels(viewer.lang)
     live = live_device_ids(request, event_id)
@@ -87,7 +85,7 @@ async def _doors_page(
         event=event,
         devices=devices,
         fields={"name": form.get("name") if form else "", "gate": form.get("gate") if form else ""},
-        errors=errors_by_field(errors or []),
+        errors=errors_by_field(errors),
         problem=problem,
     )
 
@@ -189,19 +187,14 @@ class DoorPages(Controller):
         values.text("name")
         values.text("gate", optional=True)
         try:
-            data = to_struct(values, DeviceCreate)
-            new = await _attempt(
+            new = await attempt(
                 db_session,
-                lambda: checkin.create_device(db_session, event_id, data, now=utcnow()),
+                lambda: checkin.create_device(
+                    db_session, event_id, to_struct(values, DeviceCreate), now=utcnow()
+                ),
             )
-        except BodyInvalid as exc:
-            return await _doors_page(
-                request, db_session, viewer, event_id, status=422, form=form, errors=exc.errors
-            )
-        except Conflict as exc:
-            return await _doors_page(
-                request, db_session, viewer, event_id, status=409, form=form, problem=exc.detail
-            )
+        except Refused as no:
+            return await _doors_page(request, db_session, viewer, event_id, form=form, refused=no)
         return _to_pairing_page(request, event_id, new)
 
     @post("/{event_id:str}/doors/{device_id:str}/pairing", status_code=303)
@@ -219,14 +212,11 @@ class DoorPages(Controller):
         await events.get_event(db_session, event_id)
         await _device_of(db_session, event_id, device_id)
         try:
-            new = await _attempt(
-                db_session,
-                lambda: checkin.new_pairing_code(db_session, device_id, now=utcnow()),
+            new = await attempt(
+                db_session, lambda: checkin.new_pairing_code(db_session, device_id, now=utcnow())
             )
-        except InvalidState as exc:
-            return await _doors_page(
-                request, db_session, viewer, event_id, status=409, problem=exc.detail
-            )
+        except Refused as no:
+            return await _doors_page(request, db_session, viewer, event_id, refused=no)
         return _to_pairing_page(request, event_id, new)
 
     @get("/{event_id:str}/doors/{device_id:str}/pairing")

@@ -9,7 +9,6 @@ send anyway gets the 403 page.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar
 
 from litestar import Controller, Request, Response, get, post
@@ -19,11 +18,19 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.checkin import service as checkin
 from server.checkin.schemas import CheckinListCreate
-from server.console.forms import FormValues, errors_by_field, local_input, to_struct, valid_zone
+from server.console.forms import (
+    FormValues,
+    Refused,
+    attempt,
+    errors_by_field,
+    local_input,
+    shown,
+    to_struct,
+    valid_zone,
+)
 from server.console.i18n import LANGUAGES
 from server.console.signin import Viewer, ViewerDep, provide_viewer
 from server.console.web import Form, html_page, read_form, redirect
-from server.errors import BodyInvalid, Conflict, FieldError, InvalidState
 from server.events import service as events
 from server.events.models import Event
 from server.events.schemas import EventCreate, EventPatch, TicketTypeCreate, TicketTypePatch
@@ -82,10 +89,9 @@ def _event_form(
     event: Event | None,
     *,
     form: Form | None = None,
-    errors: list[FieldError] | None = None,
-    problem: str | None = None,
-    status: int = 200,
+    refused: Refused | None = None,
 ) -> Response[str]:
+    status, errors, problem = shown(refused)
     return html_page(
         "event_form.html",
         lang=viewer.lang,
@@ -106,13 +112,12 @@ async def _detail(
     viewer: Viewer,
     event_id: str,
     *,
-    status: int = 200,
     failed: str | None = None,
     form: Form | None = None,
-    errors: list[FieldError] | None = None,
-    problem: str | None = None,
+    refused: Refused | None = None,
 ) -> Response[str]:
-    """The event's page; `failed` names the form ("ticket_type", "list") sent back with errors."""
+    """The event's page; `failed` names the form ("ticket_type", "list") sent back refused."""
+    status, errors, problem = shown(refused)
     event = await events.get_event(session, event_id)
     types = await events.list_ticket_types(session, event_id)
     lists, _ = await checkin.list_lists(session, event_id, limit=500, offset=0)
@@ -141,9 +146,9 @@ def _type_form(
     ticket_type: Any,
     *,
     form: Form | None = None,
-    errors: list[FieldError] | None = None,
-    status: int = 200,
+    refused: Refused | None = None,
 ) -> Response[str]:
+    status, errors, _ = shown(refused)
     if form is not None:
         fields = {k: form.get(k) for k in ("name", "capacity", "valid_from", "valid_until")}
     else:
@@ -166,12 +171,6 @@ def _type_form(
         errors=errors_by_field(errors or []),
         problem=None,
     )
-
-
-async def _attempt(session: AsyncSession, change: Callable[[], Awaitable[Any]]) -> Any:
-    """Run `change` in a savepoint: a refusal leaves nothing of it behind."""
-    async with session.begin_nested():
-        return await change()
 
 
 class EventPages(Controller):
@@ -209,12 +208,14 @@ class EventPages(Controller):
         form = await read_form(request, viewer.csrf)
         viewer.require_edit()
         try:
-            data = to_struct(_event_values(form), EventCreate)
-            event = await _attempt(db_session, lambda: events.create_event(db_session, data))
-        except BodyInvalid as exc:
-            return _event_form(viewer, None, form=form, errors=exc.errors, status=422)
-        except Conflict as exc:
-            return _event_form(viewer, None, form=form, problem=exc.detail, status=409)
+            event = await attempt(
+                db_session,
+                lambda: events.create_event(
+                    db_session, to_struct(_event_values(form), EventCreate)
+                ),
+            )
+        except Refused as no:
+            return _event_form(viewer, None, form=form, refused=no)
         return redirect(f"/console/events/{event.id}")
 
     @get("/{event_id:str}")
@@ -242,12 +243,14 @@ class EventPages(Controller):
         viewer.require_edit()
         event = await events.get_event(db_session, event_id)
         try:
-            patch = to_struct(_event_values(form), EventPatch)
-            await _attempt(db_session, lambda: events.update_event(db_session, event_id, patch))
-        except BodyInvalid as exc:
-            return _event_form(viewer, event, form=form, errors=exc.errors, status=422)
-        except Conflict as exc:
-            return _event_form(viewer, event, form=form, problem=exc.detail, status=409)
+            await attempt(
+                db_session,
+                lambda: events.update_event(
+                    db_session, event_id, to_struct(_event_values(form), EventPatch)
+                ),
+            )
+        except Refused as no:
+            return _event_form(viewer, event, form=form, refused=no)
         return redirect(f"/console/events/{event_id}")
 
     @post("/{event_id:str}/ticket-types", status_code=303)
@@ -268,29 +271,15 @@ class EventPages(Controller):
         values.local_time("valid_from", event.timezone, optional=True)
         values.local_time("valid_until", event.timezone, optional=True)
         try:
-            data = to_struct(values, TicketTypeCreate)
-            await _attempt(
-                db_session, lambda: events.create_ticket_type(db_session, event_id, data)
-            )
-        except BodyInvalid as exc:
-            return await _detail(
+            await attempt(
                 db_session,
-                viewer,
-                event_id,
-                status=422,
-                failed="ticket_type",
-                form=form,
-                errors=exc.errors,
+                lambda: events.create_ticket_type(
+                    db_session, event_id, to_struct(values, TicketTypeCreate)
+                ),
             )
-        except Conflict as exc:
+        except Refused as no:
             return await _detail(
-                db_session,
-                viewer,
-                event_id,
-                status=409,
-                failed="ticket_type",
-                form=form,
-                problem=exc.detail,
+                db_session, viewer, event_id, failed="ticket_type", form=form, refused=no
             )
         return redirect(f"/console/events/{event_id}#ticket-types")
 
@@ -313,28 +302,14 @@ class EventPages(Controller):
         if not values.values["ticket_type_ids"]:
             values.values["ticket_type_ids"] = None  # none ticked: every type
         try:
-            data = to_struct(values, CheckinListCreate)
-            await _attempt(db_session, lambda: checkin.create_list(db_session, event_id, data))
-        except BodyInvalid as exc:
-            return await _detail(
+            await attempt(
                 db_session,
-                viewer,
-                event_id,
-                status=422,
-                failed="list",
-                form=form,
-                errors=exc.errors,
+                lambda: checkin.create_list(
+                    db_session, event_id, to_struct(values, CheckinListCreate)
+                ),
             )
-        except Conflict as exc:
-            return await _detail(
-                db_session,
-                viewer,
-                event_id,
-                status=409,
-                failed="list",
-                form=form,
-                problem=exc.detail,
-            )
+        except Refused as no:
+            return await _detail(db_session, viewer, event_id, failed="list", form=form, refused=no)
         return redirect(f"/console/events/{event_id}#checkin-lists")
 
     @get("/{event_id:str}/ticket-types/{ticket_type_id:str}/edit")
@@ -371,14 +346,13 @@ class EventPages(Controller):
         values.local_time("valid_from", event.timezone, optional=True)
         values.local_time("valid_until", event.timezone, optional=True)
         try:
-            patch = to_struct(values, TicketTypePatch)
-            await _attempt(
+            await attempt(
                 db_session,
-                lambda: events.update_ticket_type(db_session, event_id, ticket_type_id, patch),
+                lambda: events.update_ticket_type(
+                    db_session, event_id, ticket_type_id, to_struct(values, TicketTypePatch)
+                ),
+                field="capacity",  # the only refusal update_ticket_type makes
             )
-        except BodyInvalid as exc:
-            return _type_form(viewer, event, ticket_type, form=form, errors=exc.errors, status=422)
-        except InvalidState as exc:  # the only one update_ticket_type raises: capacity
-            errors = [FieldError("capacity", exc.detail)]
-            return _type_form(viewer, event, ticket_type, form=form, errors=errors, status=409)
+        except Refused as no:
+            return _type_form(viewer, event, ticket_type, form=form, refused=no)
         return redirect(f"/console/events/{event_id}#ticket-types")

@@ -11,18 +11,28 @@ its field and left out, and the struct's "required field missing" for it is not 
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.console.web import Form
-from server.errors import BodyInvalid, FieldError
+from server.errors import BodyInvalid, Conflict, DomainError, FieldError
 from server.schemas import check_timezone
 from server.validation import decode_json_body
 
-__all__ = ["FormValues", "errors_by_field", "local_input", "to_struct"]
+__all__ = [
+    "FormValues",
+    "Refused",
+    "attempt",
+    "errors_by_field",
+    "local_input",
+    "shown",
+    "to_struct",
+]
 
 T = TypeVar("T")
 _LOCAL = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}(:[0-9]{2})?")
@@ -119,3 +129,57 @@ def local_input(moment: datetime | None, zone: str) -> str:
     if moment is None:
         return ""
     return moment.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%dT%H:%M")
+
+
+class Refused(Exception):
+    """A change the service refused, as its form shows it: `status` 422 with `errors` by field,
+    or 409 with the `problem` of the whole form (or its message on a field: `attempt(field=)`).
+    `extra` is the domain error's (e.g. the recipient count a send found)."""
+
+    def __init__(
+        self,
+        status: int,
+        *,
+        errors: Sequence[FieldError] = (),
+        problem: str | None = None,
+        extra: dict[str, Any] | None = None,
+    ) -> None:
+        super().__init__(problem or "; ".join(e["message"] for e in errors))
+        self.status = status
+        self.errors = list(errors)
+        self.problem = problem
+        self.extra = extra or {}
+
+
+def shown(refused: Refused | None) -> tuple[int, list[FieldError], str | None]:
+    """A page's (status, errors, problem): 200 and nothing without a refusal."""
+    if refused is None:
+        return 200, [], None
+    return refused.status, refused.errors, refused.problem
+
+
+async def attempt(
+    session: AsyncSession,
+    change: Callable[[], Awaitable[T]],
+    *,
+    field: str | None = None,
+    own: tuple[type[DomainError], ...] = (),
+) -> T:
+    """`change()`'s result, run in a savepoint so that a refusal leaves nothing of it behind and
+    the request's transaction goes on (the page then reads the data as it stands).
+
+    Raises Refused: 422 for BodyInvalid (`to_struct` called inside `change` included), 409 for
+    a Conflict (InvalidState, CapacityExceeded...), on `field` when given. The errors in `own`,
+    which the page answers itself, and every other error (NotFound: the 404 page) pass as they
+    are."""
+    try:
+        async with session.begin_nested():
+            return await change()
+    except own:
+        raise
+    except BodyInvalid as exc:
+        raise Refused(422, errors=exc.errors) from exc
+    except Conflict as exc:
+        if field is not None:
+            raise Refused(409, errors=[FieldError(field, exc.detail)], extra=exc.extra) from exc
+        raise Refused(409, problem=exc.detail, extra=exc.extra) from exc

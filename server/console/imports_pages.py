@@ -23,7 +23,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.console.forms import errors_by_field
+from server.console.forms import Refused, attempt, errors_by_field
 from server.console.i18n import Labels
 from server.console.signin import Viewer, ViewerDep, provide_viewer
 from server.console.upload_form import (
@@ -43,7 +43,7 @@ from server.contacts.imports import (
     commit_contacts,
 )
 from server.db import utcnow
-from server.errors import BodyInvalid, FieldError
+from server.errors import FieldError
 from server.events import service as events
 from server.http import DbSession, wake_outbox
 from server.imports.analyze import Reason
@@ -65,6 +65,8 @@ SHOWN = 200  # problems and duplicates listed on the page; the CSV report has th
 _EVENT_OPTIONS = ("ticket_type_id", "confirm", "duplicates", "on_error")
 _LIST_OPTIONS = ("duplicates", "on_error")
 _REASON_CODES = frozenset(r.value for r in Reason)
+# refused commits answered with their report, not by `attempt`'s field errors
+_COMMIT_REFUSALS = (ImportRefused, ContactAnalysisMismatch, ContactImportInvalid)
 Count = FromQuery[int]
 Target = Literal["event", "list"]
 
@@ -152,8 +154,10 @@ def _user(viewer: Viewer) -> str:
 async def _analyze(
     session: AsyncSession, target: Target, owner_id: str, values: Any, source: Source
 ) -> Any:
-    """The service's analysis (in a savepoint: it writes nothing, and leaves nothing)."""
-    async with session.begin_nested():
+    """The service's analysis (in a savepoint: it writes nothing, and leaves nothing); raises
+    SourceError for an unreadable file, Refused for options the API refuses."""
+
+    async def analyze() -> Any:
         if target == "event":
             query = parse_event_query(_event_pairs(values, "analyze"))
             return await analyze_invitations(session, owner_id, source, query.options)
@@ -166,6 +170,8 @@ async def _analyze(
             content_type=source.content_type,
             options=list_query.options,
         )
+
+    return await attempt(session, analyze, own=(SourceError,))
 
 
 def _report(result: Any, target: Target) -> Any:
@@ -241,7 +247,7 @@ async def _analyze_post(
         return await _import_form(
             session, viewer, target, owner, options=options, lines=lines, errors=errors, status=422
         )
-    except BodyInvalid as exc:
+    except Refused as no:
         return await _import_form(
             session,
             viewer,
@@ -249,7 +255,7 @@ async def _analyze_post(
             owner,
             options=options,
             lines=lines,
-            errors=exc.errors,
+            errors=no.errors,
             status=422,
         )
     token = store_upload(
@@ -287,35 +293,37 @@ async def _commit_post(
     digest = form.get("digest")
     source = Source(stored.data, stored.filename, stored.content_type)
     context = await _context(session, target, owner)
+
+    async def commit() -> Any:
+        if target == "event":
+            query = parse_event_query([*_event_pairs(options, "commit"), ("digest", digest)])
+            # made here, after the viewer: both read the one session, and Litestar
+            # resolves independent dependencies concurrently
+            keys = await request.app.state.keyring.keys(session)
+            issuer = TicketIssuer(keys=keys, base_url=settings.public_base_url)
+            return await commit_invitations(
+                session,
+                owner_id,
+                source,
+                query.options,
+                issuer,
+                digest=query.digest,
+                settings=settings,
+            )
+        list_query = parse_list_query([*_list_pairs(options, "commit"), ("digest", digest)])
+        return await commit_contacts(
+            session,
+            owner_id,
+            source.data,
+            filename=source.filename,
+            content_type=source.content_type,
+            options=list_query.options,
+            digest=list_query.digest,
+            now=utcnow(),
+        )
+
     try:
-        async with session.begin_nested():
-            if target == "event":
-                query = parse_event_query([*_event_pairs(options, "commit"), ("digest", digest)])
-                # made here, after the viewer: both read the one session, and Litestar
-                # resolves independent dependencies concurrently
-                keys = await request.app.state.keyring.keys(session)
-                issuer = TicketIssuer(keys=keys, base_url=settings.public_base_url)
-                result = await commit_invitations(
-                    session,
-                    owner_id,
-                    source,
-                    query.options,
-                    issuer,
-                    digest=query.digest,
-                    settings=settings,
-                )
-            else:
-                list_query = parse_list_query([*_list_pairs(options, "commit"), ("digest", digest)])
-                result = await commit_contacts(
-                    session,
-                    owner_id,
-                    source.data,
-                    filename=source.filename,
-                    content_type=source.content_type,
-                    options=list_query.options,
-                    digest=list_query.digest,
-                    now=utcnow(),
-                )
+        result = await attempt(session, commit, own=_COMMIT_REFUSALS)
     except ImportRefused as exc:
         status = 409 if exc.code != "import_invalid" else 422
         return await _report_page(
@@ -340,9 +348,9 @@ async def _commit_post(
             problem=viewer_label(viewer, f"imp_refused_{exc.code}"),
             filename=stored.filename,
         )
-    except BodyInvalid as exc:  # options forged into values the API refuses
+    except Refused as no:  # options forged into values the API refuses
         return await _import_form(
-            session, viewer, target, owner, options=options, errors=exc.errors, status=422
+            session, viewer, target, owner, options=options, errors=no.errors, status=422
         )
     delete_upload(settings, token)
     if target == "event":
@@ -374,7 +382,7 @@ async def _report_csv(
     source = Source(stored.data, stored.filename, stored.content_type)
     try:
         result = await _analyze(session, target, owner_id, values, source)
-    except BodyInvalid:
+    except Refused:
         raise ConsolePageError(400, "bad_request", "bad_request") from None
     body = report_csv(
         source.data,

@@ -61,9 +61,7 @@ def unseal(session_secret: str, device_id: str, value: str, *, now: datetime) ->
         return None
     try:
         raw = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4))
-        plain = AESGCM(_key(session_secret)).decrypt(
-            raw[:_NONCE], raw[_NONCE:], device_id.encode()
-        )
+        plain = AESGCM(_key(session_secret)).decrypt(raw[:_NONCE], raw[_NONCE:], device_id.encode())
         fields = json.loads(plain)
         code, at = str(fields["code"]), float(fields["at"])
     except (binascii.Error, ValueError, InvalidTag, KeyError, TypeError):

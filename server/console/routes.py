@@ -20,6 +20,7 @@ from server.console.dashboard import DashboardPages
 from server.console.doors_pages import DoorPages
 from server.console.events_pages import EventPages
 from server.console.exports_pages import ExportPages
+from server.console.forms import Refused
 from server.console.i18n import Labels
 from server.console.imports_pages import ImportPages
 from server.console.signin import SignInController, request_language
@@ -85,6 +86,13 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[str]:
     return _page(request, 409, labels.bad_request, exc.detail)
 
 
+def _refused(request: Request[Any, Any, Any], exc: Refused) -> Response[str]:
+    """A refusal no form shows (a delete, a cancel): its page, with its status."""
+    viewer = _viewer(request)
+    labels = Labels(viewer.lang if viewer is not None else request_language(request))
+    return _page(request, exc.status, labels.bad_request, str(exc))
+
+
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[str]:
     labels = Labels(request_language(request))
     status = exc.status_code if 400 <= exc.status_code < 500 else 500
@@ -119,6 +127,7 @@ def console_router() -> Router:
             ConsolePageError: _labelled,
             SignInRequired: _sign_in,
             DomainError: _domain,
+            Refused: _refused,
             ValidationException: _validation,
             HTTPException: _http,
         },
