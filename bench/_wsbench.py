@@ -155,9 +155,16 @@ class BenchEvent:
 
 
 async def setup_event(
-    base: str, url: str, *, tickets: int, devices: int, **list_options: Any
+    base: str,
+    url: str,
+    *,
+    tickets: int,
+    devices: int,
+    per_booking: int = 500,
+    **list_options: Any,
 ) -> BenchEvent:
-    """An event with `tickets` tickets, one list and `devices` paired devices.
+    """An event with `tickets` tickets in confirmed bookings of `per_booking` (at most 500),
+    one list and `devices` paired devices, device n at gate G{n mod 4}.
 
     Devices are created and paired through the service directly: the pairing endpoint is rate
     limited per address, on purpose.
@@ -177,7 +184,7 @@ async def setup_event(
             ticket_type = await _post(client, f"{path}/ticket-types", {"name": "GA"})
             codes: list[str] = []
             while len(codes) < tickets:
-                quantity = min(500, tickets - len(codes))  # a booking holds at most 500
+                quantity = min(per_booking, tickets - len(codes))  # a booking holds at most 500
                 body = {
                     "buyer": {"name": "Bench", "email": "bench@example.org"},
                     "items": [{"ticket_type_id": ticket_type["id"], "quantity": quantity}],
@@ -188,7 +195,7 @@ async def setup_event(
             checkin_list = await _post(
                 client, f"{path}/checkin-lists", {"name": "Door", **list_options}
             )
-        tokens = [await _pair(database, event["id"], n) for n in range(devices)]
+        tokens = await pair_devices(database, event["id"], devices)
     finally:
         await database.dispose()
     return BenchEvent(event["id"], checkin_list["id"], codes, tokens)
@@ -198,6 +205,11 @@ async def _post(client: httpx.AsyncClient, path: str, body: dict[str, Any]) -> d
     response = await client.post(path, json=body)
     assert response.status_code == 201, response.text[:300]
     return dict(response.json())
+
+
+async def pair_devices(database: Database, event_id: str, count: int, first: int = 0) -> list[str]:
+    """Tokens of `count` new paired devices, numbered from `first` (gate G{n mod 4})."""
+    return [await _pair(database, event_id, n) for n in range(first, first + count)]
 
 
 async def _pair(database: Database, event_id: str, n: int) -> str:

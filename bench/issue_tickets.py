@@ -1,44 +1,49 @@
-"""Issue 10,000 e-tickets by confirming bookings on SQLite, beside raw PyJWT signing in one run.
+"""Issue e-tickets through the API (`POST bookings {confirm: true}`), beside raw PyJWT signing.
 
-Contenders, each in its own process:
+The shape of issue 17's table: a real Tessera server started as `make run` does (`tessera
+serve`, access log on) on a scratch SQLite file (`--backend postgresql` for a scratch PostgreSQL
+database), one event and ticket type, then `--concurrency` (4) keep-alive connections from an
+asyncio client (bench/_httpbench.py), each posting bookings of `--per-booking` (50) tickets with
+`confirm: true`, one after the other, until `--bookings` (400) are confirmed. Every answer must
+be a 201 with the booking confirmed. Contenders, each in its own process:
 
-- ``tessera.confirm_booking``: B pending bookings of T tickets each (B x T = N) are confirmed
-  through the service layer, one transaction per booking (capacity update, N signatures, ticket,
-  link and change-log rows), on a fresh migrated SQLite file in WAL mode;
-- ``pyjwt.encode``: ``jwt.encode`` EdDSA of the same claims (``jti``, ``evt``, ``ver``) N times;
-- ``tessera.guest_page``: the guest page through the ASGI app (httpx ASGITransport): the first
-  render of each ticket (cold: QR made and rendered) and the second (cached QR).
+  tessera.api_confirm  tickets/s confirmed, p50/p99 per booking, the server's CPU per ticket
+                       (its process tree, /proc) and per booking
+  bare                 POST /redeem of bench/_echo_app.py (bare Litestar on uvicorn) at the same
+                       concurrency: the request floor of this stack, requests/s and CPU each
+  pyjwt.encode         `jwt.encode` EdDSA of a ticket's claims (`jti`, `evt`, `ver`, header `kid`)
+                       for as many tickets: the raw signing floor
+  tessera.sign         `protocol.token.sign_ticket_token` of the same claims
 
 Prints one JSON line per contender (versions included), then the ratio of issuing to raw signing
-(target ≥ 0.40, ARCHITECTURE §9). Run: ``.venv/bin/python bench/issue_tickets.py [B T]``.
+and the target (≥ 8,000 tickets/s on SQLite, ARCHITECTURE §9).
+
+Run: ``.venv/bin/python bench/issue_tickets.py [--backend sqlite|postgresql] [--bookings 400]``
 """
 
+from __future__ import annotations
+
+import argparse
 import asyncio
 import json
+import os
 import platform
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
+from _httpbench import bare_server, http_load, post, profiled, wait_port
+from _wsbench import free_port, scratch_database, tessera_server, wait_ready
 
-from server.app import create_app
-from server.bookings.schemas import BookingCreate, BookingItemIn, Buyer
-from server.bookings.service import confirm_booking, create_booking
-from server.config import Settings
+from server.auth.service import create_token
 from server.db import Database
-from server.db.migrate import migrate
-from server.events.schemas import EventCreate, TicketTypeCreate
-from server.events.service import create_event, create_ticket_type
-from server.keys.service import KeyRing, Keystore, ensure_signing_key
-from server.tickets.service import TicketIssuer, tickets_of
 
 VERSIONS = {
     "python": platform.python_version(),
@@ -48,172 +53,186 @@ VERSIONS = {
     "cryptography": version("cryptography"),
     "litestar": version("litestar"),
 }
-CONTENDERS = ("tessera.confirm_booking", "pyjwt.encode", "tessera.guest_page")
-GUEST_PAGES = 200
+HOST = "127.0.0.1"
+TARGET = 8_000
 
 
-def _settings(root: Path) -> Settings:
-    return Settings(
-        database_url=f"sqlite:///{root / 'bench.db'}",
-        keys_dir=str(root / "keys"),
-        base_url="https://tickets.bench",
-        access_log=False,
-    )
-
-
-async def _pending_bookings(settings: Settings, bookings: int, per_booking: int) -> list[str]:
-    """Migrate, then one event with `bookings` pending bookings of `per_booking` tickets."""
-    database = Database(settings.database_url)
-    await migrate(database)
-    ids = []
-    async with database.transaction() as session:
-        await ensure_signing_key(session, Keystore(settings.keys_path))
-        event = await create_event(
-            session,
-            EventCreate(
-                name="Bench night", starts_at=datetime(2027, 3, 14, 19, tzinfo=UTC), timezone="UTC"
-            ),
-        )
-        ticket_type = await create_ticket_type(session, event.id, TicketTypeCreate(name="Std"))
-        issuer = TicketIssuer(await KeyRing(Keystore(settings.keys_path)).keys(session), "")
-        for n in range(bookings):
-            data = BookingCreate(
-                buyer=Buyer(name=f"Guest {n}", email=f"guest{n}@example.org"),
-                items=[BookingItemIn(ticket_type_id=ticket_type.id, quantity=per_booking)],
-            )
-            ids.append((await create_booking(session, event.id, data, issuer)).id)
-    await database.dispose()
-    return ids
-
-
-async def _confirm_all(settings: Settings, booking_ids: list[str]) -> list[float]:
-    """Confirm each booking in its own transaction, as the API does; seconds per booking."""
-    database = Database(settings.database_url)
-    keyring = KeyRing(Keystore(settings.keys_path))
-    samples = []
-    for booking_id in booking_ids:
-        started = time.perf_counter()
+async def _organiser(url: str) -> str:
+    database = Database(url)
+    try:
         async with database.transaction() as session:
-            issuer = TicketIssuer(await keyring.keys(session), settings.public_base_url)
-            await confirm_booking(session, booking_id, issuer)
-        samples.append(time.perf_counter() - started)
-    await database.dispose()
-    return samples
+            _, token = await create_token(session, "bench")
+    finally:
+        await database.dispose()
+    return token
 
 
-def _issue(bookings: int, per_booking: int) -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as directory:
-        settings = _settings(Path(directory))
-        ids = asyncio.run(_pending_bookings(settings, bookings, per_booking))
-        samples = asyncio.run(_confirm_all(settings, ids))
-    n = bookings * per_booking
+async def _event(base: str, token: str) -> tuple[str, str]:
+    """A new event and ticket type (no capacity): their ids."""
+    headers = {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers) as client:
+        body = {"name": "Bench", "starts_at": "2031-06-14T20:00:00+02:00", "timezone": "UTC"}
+        event = (await client.post("/api/v1/events", json=body)).json()
+        kind = await client.post(f"/api/v1/events/{event['id']}/ticket-types", json={"name": "GA"})
+    return event["id"], kind.json()["id"]
+
+
+def _booking(event_id: str, ticket_type_id: str, per_booking: int, token: str) -> Any:
+    path = f"/api/v1/events/{event_id}/bookings"
+
+    def make(_connection: int, n: int) -> bytes:
+        body = json.dumps(
+            {
+                "buyer": {"name": f"Guest {n}", "email": f"guest{n}@example.org"},
+                "items": [{"ticket_type_id": ticket_type_id, "quantity": per_booking}],
+                "confirm": True,
+            }
+        ).encode()
+        return post(HOST, path, body, token)
+
+    return make
+
+
+async def api_confirm(args: argparse.Namespace) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with scratch_database(args.backend, Path(tmp)) as url:
+            with tessera_server(url, Path(tmp) / "keys") as (base, pid):
+                await wait_ready(base)
+                token = await _organiser(url)
+                event_id, ticket_type_id = await _event(base, token)
+                make = _booking(event_id, ticket_type_id, args.per_booking, token)
+                port = int(base.rpartition(":")[2])
+                warm = await http_load(  # the first requests build caches: not timed
+                    HOST,
+                    port,
+                    make,
+                    connections=args.concurrency,
+                    seconds=30,
+                    limit=8,
+                    accepted_status=201,
+                    accepted_marker=b'"status":"confirmed"',
+                )
+                with profiled(pid):
+                    result = await http_load(
+                        HOST,
+                        port,
+                        make,
+                        connections=args.concurrency,
+                        seconds=args.seconds,
+                        limit=args.bookings,
+                        server_pid=pid,
+                        accepted_status=201,
+                        accepted_marker=b'"status":"confirmed"',
+                    )
+    confirmed = result["accepted"]
+    tickets = confirmed * args.per_booking
     return {
-        "name": "tessera.confirm_booking",
-        "n": n,
-        "bookings": bookings,
-        "per_second": round(n / sum(samples)),
-        "median_ms_per_booking": round(statistics.median(samples) * 1000, 2),
-        "p99_ms_per_booking": round(sorted(samples)[int(len(samples) * 0.99)] * 1000, 2),
+        "name": "tessera.api_confirm",
+        "backend": args.backend,
+        "bookings": confirmed,
+        "per_booking": args.per_booking,
+        "concurrency": args.concurrency,
+        "tickets": tickets,
+        "per_second": round(tickets / result["seconds"]),
+        "p50_ms_per_booking": result["p50_ms"],
+        "p99_ms_per_booking": result["p99_ms"],
+        "server_cpu_ms_per_ticket": round(result["server_cpu_ms"] / args.per_booking, 4),
+        "server_cpu_ms_per_booking": result["server_cpu_ms"],
+        "server_cpu_share": result["server_cpu_share"],
+        "client_cpu_share": result["client_cpu_share"],
+        "statuses": result["statuses"],
+        "errors": result["errors"] + warm["errors"],
+        "all_confirmed": confirmed == result["requests"] and not result["errors"],
     }
 
 
-def _pyjwt(n: int) -> dict[str, object]:
-    """Raw `jwt.encode` EdDSA of the claims a ticket carries, with the same header fields."""
+async def bare(args: argparse.Namespace) -> dict[str, Any]:
+    port = free_port()
+    with bare_server(port) as pid:
+        await wait_port(HOST, port)
+
+        def make(_connection: int, n: int) -> bytes:
+            body = f'{{"scan_id":"b-{n}","code":"{"x" * 200}","list_id":"l"}}'.encode()
+            return post(HOST, "/redeem", body)
+
+        result = await http_load(
+            HOST,
+            port,
+            make,
+            connections=args.concurrency,
+            seconds=2.0,
+            server_pid=pid,
+            accepted_marker=b'"scan_id"',
+        )
+    keep = ("requests", "per_second", "p50_ms", "p99_ms", "server_cpu_ms", "server_cpu_share")
+    return {"name": "bare", "concurrency": args.concurrency} | {k: result[k] for k in keep}
+
+
+def _claims(n: int) -> tuple[Any, str, list[dict[str, Any]]]:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     from protocol.ids import EVENT_ID_LENGTH, TICKET_ID_LENGTH, new_id
 
     key, kid, event = Ed25519PrivateKey.generate(), new_id(8), new_id(EVENT_ID_LENGTH)
-    claims = [{"jti": new_id(TICKET_ID_LENGTH), "evt": event, "ver": 1} for _ in range(n)]
-    for c in claims[:500]:
-        jwt.encode(c, key, algorithm="EdDSA", headers={"kid": kid})
-    started = time.perf_counter()
-    for c in claims:
-        jwt.encode(c, key, algorithm="EdDSA", headers={"kid": kid})
-    elapsed = time.perf_counter() - started
-    return {"name": "pyjwt.encode", "n": n, "per_second": round(n / elapsed)}
+    return key, kid, [{"jti": new_id(TICKET_ID_LENGTH), "evt": event, "ver": 1} for _ in range(n)]
 
 
-async def _render_pages(settings: Settings, links: list[str]) -> tuple[list[float], list[float]]:
-    app = create_app(settings)
-    transport = httpx.ASGITransport(app=app)
-    cold, cached = [], []
-    async with httpx.AsyncClient(transport=transport, base_url="http://bench") as client:
-        for samples in (cold, cached):
-            for link in links:
-                started = time.perf_counter()
-                response = await client.get(f"/t/{link}", headers={"Accept-Language": "fr"})
-                samples.append(time.perf_counter() - started)
-                assert response.status_code == 200, response.status_code
-    await app.state.database.dispose()
-    return cold, cached
+def sign(name: str, n: int) -> dict[str, Any]:
+    """Raw signing of `n` ticket claims: pyjwt's `encode`, or Tessera's own codec."""
+    from protocol.token import TicketClaims, sign_ticket_token
 
-
-def _guest_pages() -> dict[str, object]:
-    with tempfile.TemporaryDirectory() as directory:
-        settings = _settings(Path(directory))
-        ids = asyncio.run(_pending_bookings(settings, 1, GUEST_PAGES))
-        asyncio.run(_confirm_all(settings, ids))
-        links = asyncio.run(_links(settings, ids[0]))
-        cold, cached = asyncio.run(_render_pages(settings, links))
-    ms = lambda xs: round(statistics.median(xs) * 1000, 2)  # noqa: E731
-    p99 = lambda xs: round(sorted(xs)[int(len(xs) * 0.99)] * 1000, 2)  # noqa: E731
-    return {
-        "name": "tessera.guest_page",
-        "n": len(links),
-        "cold_median_ms": ms(cold),
-        "cold_p99_ms": p99(cold),
-        "cached_median_ms": ms(cached),
-        "cached_p99_ms": p99(cached),
-        "page_bytes_note": "first render makes the QR; the second reuses it (cached per token)",
-    }
-
-
-async def _links(settings: Settings, booking_id: str) -> list[str]:
-    database = Database(settings.database_url)
-    async with database.session() as session:
-        links = [t.link for t in await tickets_of(session, [booking_id])]
-    await database.dispose()
-    return links
-
-
-def measure(name: str, bookings: int, per_booking: int) -> dict[str, object]:
-    if name == "tessera.confirm_booking":
-        result = _issue(bookings, per_booking)
-    elif name == "pyjwt.encode":
-        result = _pyjwt(bookings * per_booking)
+    key, kid, claims = _claims(n)
+    if name == "pyjwt.encode":
+        one = lambda c: jwt.encode(c, key, algorithm="EdDSA", headers={"kid": kid})  # noqa: E731
+        inputs: list[Any] = claims
     else:
-        result = _guest_pages()
-    return {**result, "versions": VERSIONS}
+        one = lambda c: sign_ticket_token(c, key, kid)  # noqa: E731
+        inputs = [TicketClaims(**c) for c in claims]
+    for c in inputs[:500]:
+        one(c)
+    started = time.perf_counter()
+    for c in inputs:
+        one(c)
+    elapsed = time.perf_counter() - started
+    return {"name": name, "n": n, "per_second": round(n / elapsed)}
 
 
-def main(bookings: int, per_booking: int) -> None:
+def measure(name: str, args: argparse.Namespace) -> dict[str, Any]:
+    if name == "tessera.api_confirm":
+        result = asyncio.run(api_confirm(args))
+    elif name == "bare":
+        result = asyncio.run(bare(args))
+    else:
+        result = sign(name, args.bookings * args.per_booking)
+    return result | {"versions": VERSIONS}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--bookings", type=int, default=400)
+    parser.add_argument("--per-booking", type=int, default=50)
+    parser.add_argument("--concurrency", type=int, default=4)
+    parser.add_argument("--seconds", type=float, default=60.0, help="at most, for the API run")
+    parser.add_argument("--only", help=argparse.SUPPRESS)  # one contender, in a child process
+    args = parser.parse_args()
+    if args.only:
+        print(json.dumps(measure(args.only, args)))
+        return
     results = {}
-    for name in CONTENDERS:
-        command = [sys.executable, __file__, str(bookings), str(per_booking), name]
+    for name in ("tessera.api_confirm", "bare", "pyjwt.encode", "tessera.sign"):
+        command = [sys.executable, __file__, *sys.argv[1:], "--only", name]
         line = subprocess.run(command, check=True, capture_output=True, text=True).stdout
         print(line.strip(), flush=True)
         results[name] = json.loads(line)
-    ratio = results["tessera.confirm_booking"]["per_second"] / results["pyjwt.encode"]["per_second"]
-    machine = f"{platform.machine()} {platform.system()} {platform.processor() or ''}".strip()
-    print(
-        json.dumps(
-            {
-                "ratio": "tessera.confirm_booking / pyjwt.encode per_second",
-                "value": round(ratio, 3),
-                "target": 0.40,
-                "machine": machine,
-            }
-        )
-    )
+    issued = results["tessera.api_confirm"]
+    ratio = issued["per_second"] / results["pyjwt.encode"]["per_second"]
+    line = {"ratio": "tessera.api_confirm / pyjwt.encode per_second", "value": round(ratio, 3)}
+    line |= {"target_tickets_per_second": TARGET, "met": issued["per_second"] >= TARGET}
+    print(json.dumps(line | {"machine": f"{platform.machine()} x{os.cpu_count()}"}))
+    if not issued["all_confirmed"]:
+        raise SystemExit("issue_tickets: some bookings were not confirmed (see the statuses)")
 
 
 if __name__ == "__main__":
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        raise SystemExit(__doc__)
-    b = int(sys.argv[1]) if len(sys.argv) > 1 else 100
-    t = int(sys.argv[2]) if len(sys.argv) > 2 else 100
-    if len(sys.argv) > 3:
-        print(json.dumps(measure(sys.argv[3], b, t)))
-    else:
-        main(b, t)
+    main()

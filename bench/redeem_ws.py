@@ -1,39 +1,47 @@
-"""Online redeem over the websocket, beside a websocket echo on the same server stack.
+"""Online redeem over the websocket, 16 doors of one event with fan-out on, beside an echo.
 
-Starts a real Tessera server as `make run` does (`tessera serve`) on a scratch database
-(PostgreSQL by default, dropped afterwards), an event with an unlimited-entry list (every scan is
-accepted) and paired devices, then runs with the same client code, each for the same time,
-`--clients` sockets in a closed loop (send, await the answer, repeat):
+The shape of issue 17's table. Starts a real Tessera server as `make run` does (`tessera serve`,
+access log on) on a scratch database (SQLite by default; `--backend postgresql|both`, a scratch
+PostgreSQL database dropped afterwards), an event with an unlimited-entry list (every scan is
+accepted) and paired devices at 4 gates, then runs with the same client code, each for the same
+time, `--clients` (16) sockets in a closed loop (send, await the answer, repeat):
 
   ws_echo     a Litestar websocket on uvicorn answering each frame with a result-sized frame:
               the floor of this stack on this machine (no database)
   ws_scan     `scan` -> `result`, one ticket per frame (each socket cycles over its own tickets)
-  ws_batch    `scan_batch` of `--batch` scans -> `results` (scans counted, not frames)
+  ws_batch    `scan_batch` of `--batch` scans -> `results` (scans counted, not frames);
+              `--batch 0` leaves it out
+
+Fan-out on: before the clock starts, every Tessera socket sends `hello {cursor: head}`, so the
+hub streams it every change of the event after that, the other doors' accepted scans and the
+counters included, as a door following the change log gets them; the sockets read those frames
+while they wait for their own answers, and each line counts them (`changes_frames`,
+`changes_items`).
 
 Devices and the scan-item budget. Each device may send ITEM_RATE scans/s (50) with bursts of
 ITEM_BURST (5,000), websocket and REST together (server/checkin/writer.py); over it a frame gets
 `error {code: "rate_limited"}` and nothing is recorded. Each socket is its own device, and each
 contender gets a fresh set of devices (full buckets). A contender runs 1 s of warm-up plus
 `--seconds` (8 s by default, at most 20 s): per device that is (scans/s / clients) x 9 s, e.g.
-~1,400 scans at 5,000 scans/s over 32 clients, or ~1,700 at 3,000 scans/s over 16, inside the
-5,000-scan burst (budget 5,000 + 50 x 9 = 5,450), so these runs never reach the limiter even
-though `ws_batch` sends above 50 scans/s per device (as an offline backlog upload does). A run
-long enough to drain the burst (5,000 / (r - 50) seconds at r scans/s per device) would measure
-the limiter: each line says the busiest device's scans beside its budget, counts `rate_limited`
-and other error answers, and the script exits 1 when there was any.
+~1,700 scans at 3,000 scans/s over 16 sockets, inside the 5,000-scan burst (budget 5,000 + 50 x
+9 = 5,450), so these runs never reach the limiter even though `ws_batch` sends above 50 scans/s
+per device (as an offline backlog upload does). Each line says the busiest device's scans beside
+its budget, counts `rate_limited` and other error answers, and the script exits 1 when there was
+any.
 
 Prints one JSON line per contender: backend, clients, frames, scans, scans_per_second,
 p50_ms, p99_ms (per frame), accepted, rate_limited, errors, max_scans_per_device,
-item_budget_per_device, server_cpu_ms_per_scan (server process, /proc) and the server's CPU
-share of one core, versions.
+item_budget_per_device, server_cpu_ms_per_scan (the server's process tree, /proc) and its CPU
+share of one core, then a ratio line against the echo.
 
-Run: ``.venv/bin/python bench/redeem_ws.py [--backend postgresql|sqlite] [--seconds 8]``
+Run: ``.venv/bin/python bench/redeem_ws.py [--backend sqlite|postgresql|both] [--seconds 8]``
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -44,9 +52,10 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+from _httpbench import profiled
+from _httpbench import tree_cpu_seconds as cpu_seconds
 from _wsbench import (  # bench/ is on sys.path when a script of it runs
     VERSIONS,
-    cpu_seconds,
     free_port,
     item_budget,
     percentile,
@@ -69,6 +78,16 @@ async def _open(url: str, token: str | None) -> ClientConnection:
     return await connect(url, additional_headers=headers, compression=None, max_size=None)
 
 
+async def _follow(ws: ClientConnection) -> None:
+    """Follow the event's change log from its head, as a synced door does (fan-out on)."""
+    await ws.send(json.dumps({"type": "hello", "cursor": None}))
+    while (welcome := json.loads(await ws.recv()))["type"] != "welcome":
+        pass
+    await ws.send(json.dumps({"type": "hello", "cursor": welcome["head"]}))
+    while json.loads(await ws.recv())["type"] != "welcome":
+        pass
+
+
 async def _loop(
     ws: ClientConnection, make_frame: Any, deadline: float, stats: dict[str, Any], n: int
 ) -> None:
@@ -84,6 +103,9 @@ async def _loop(
                 answer = json.loads(await asyncio.wait_for(ws.recv(), ANSWER_TIMEOUT))
                 if answer["type"] in ("result", "results", "error"):
                     break
+                if answer["type"] == "changes":
+                    stats["changes_frames"] += 1
+                    stats["changes_items"] += len(answer["items"])
         except TimeoutError:  # a frame dropped unanswered (the frame-rate limit): stop here
             stats["errors"] += 1
             return
@@ -105,6 +127,8 @@ def _stats(clients: int) -> dict[str, Any]:
         "rate_limited": 0,
         "errors": 0,
         "sent": [0] * clients,
+        "changes_frames": 0,
+        "changes_items": 0,
     }
 
 
@@ -113,6 +137,9 @@ async def _contender(
 ) -> dict[str, Any]:
     """`tokens[n]` is socket n's device; `pid` the server process whose CPU is counted."""
     sockets = [await _open(url, token) for token in tokens]
+    for ws, token in zip(sockets, tokens, strict=True):
+        if token is not None:
+            await _follow(ws)
     warm = _stats(len(sockets))
     first = time.perf_counter()
     deadline = first + WARM_UP
@@ -140,6 +167,8 @@ async def _contender(
         "accepted": stats["accepted"],
         "rate_limited": stats["rate_limited"] + warm["rate_limited"],
         "errors": stats["errors"] + warm["errors"],
+        "changes_frames": stats["changes_frames"],
+        "changes_items": stats["changes_items"],
         "max_scans_per_device": max(sent),
         "item_budget_per_device": round(item_budget(time.perf_counter() - first)),
         "server_cpu_ms_per_scan": round(cpu * 1000 / max(1, stats["scans"]), 3),
@@ -199,27 +228,23 @@ async def _echo_baseline(args: argparse.Namespace) -> dict[str, Any]:
         process.wait(15)
 
 
-async def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", choices=["postgresql", "sqlite"], default="postgresql")
-    parser.add_argument("--clients", type=int, default=32)
-    parser.add_argument("--batch", type=int, default=50)
-    parser.add_argument("--seconds", type=float, default=8.0, help=f"at most {MAX_SECONDS:g}")
-    args = parser.parse_args()
-    args.seconds = min(args.seconds, MAX_SECONDS)  # inside every device's burst (see above)
-    common = {"backend": args.backend, "versions": VERSIONS}
-    print(json.dumps(common | await _echo_baseline(args)), flush=True)
+async def bench_backend(backend: str, args: argparse.Namespace) -> int:
+    """Echo, then Tessera's contenders on `backend`; the count of refused frames or scans."""
+    common = {"backend": backend, "versions": VERSIONS}
+    echo = await _echo_baseline(args)
+    print(json.dumps(common | echo), flush=True)
     refused = 0
+    contenders = [("ws_scan", 1)] + ([("ws_batch", args.batch)] if args.batch > 1 else [])
     with tempfile.TemporaryDirectory() as tmp:
-        async with scratch_database(args.backend, Path(tmp)) as url:
+        async with scratch_database(backend, Path(tmp)) as url:
             with tessera_server(url, Path(tmp) / "keys") as (base, pid):
                 await wait_ready(base)
-                contenders = (("ws_scan", 1), ("ws_batch", args.batch))
                 event = await setup_event(
                     base,
                     url,
                     tickets=args.clients * TICKETS_PER_CLIENT,
                     devices=args.clients * len(contenders),  # a fresh set per contender
+                    per_booking=50,
                     max_entries=None,
                 )
                 ws_url = "ws" + base.removeprefix("http") + "/ws/scanner"
@@ -228,10 +253,36 @@ async def main() -> None:
                         event.device_tokens[k * args.clients : (k + 1) * args.clients]
                     )
                     maker = _scan_maker(event.codes, event.list_id, batch)
-                    result = await _contender(name, ws_url, tokens, maker, args.seconds, pid)
+                    with profiled(pid) if name == "ws_scan" else contextlib.nullcontext():
+                        result = await _contender(name, ws_url, tokens, maker, args.seconds, pid)
                     print(json.dumps(common | result | {"batch": batch}), flush=True)
                     refused += result["rate_limited"] + result["errors"]
                     refused += result["scans"] - result["accepted"]
+                    if name == "ws_scan":
+                        scan = result
+    ratio = {
+        "per_second": round(scan["scans_per_second"] / echo["frames_per_second"], 3),
+        "server_cpu_ms": round(
+            scan["server_cpu_ms_per_scan"] / max(echo["server_cpu_ms_per_frame"], 1e-9), 2
+        ),
+    }
+    line = {"bench": "redeem_ws", "backend": backend, "ratio_ws_scan_to_echo": ratio}
+    print(json.dumps(line), flush=True)
+    return refused
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", choices=["sqlite", "postgresql", "both"], default="sqlite")
+    parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument("--batch", type=int, default=50, help="0: no ws_batch contender")
+    parser.add_argument("--seconds", type=float, default=8.0, help=f"at most {MAX_SECONDS:g}")
+    args = parser.parse_args()
+    args.seconds = min(args.seconds, MAX_SECONDS)  # inside every device's burst (see above)
+    refused = 0
+    for backend in ("sqlite", "postgresql"):
+        if args.backend in (backend, "both"):
+            refused += await bench_backend(backend, args)
     if refused:
         raise SystemExit(f"redeem_ws: {refused} frames or scans refused (see the counts above)")
 
