@@ -19,7 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.auth.service import find_active_token
 from server.errors import Forbidden, Unauthenticated, UnsupportedMediaType
-from server.tickets.service import TicketIssuer
+from server.tickets.issuer import TicketIssuer
 from server.validation import decode_json_body
 
 __all__ = [

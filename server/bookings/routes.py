@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Mapping, Sequence
+from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, Response, get, post
 from litestar.datastructures import CacheControlHeader, State
@@ -15,7 +16,6 @@ from server.bookings.schemas import (
     BookingOut,
     Buyer,
     Holder,
-    TicketOut,
 )
 from server.http import (
     Body,
@@ -30,9 +30,10 @@ from server.http import (
     wake_outbox,
 )
 from server.tickets.models import Ticket
+from server.tickets.schemas import ticket_out
 from server.tickets.service import tickets_by_booking, tickets_of
 
-__all__ = ["BookingController", "booking_out", "ticket_out"]
+__all__ = ["BookingController", "booking_out"]
 
 StatusFilter = Literal["pending", "confirmed", "cancelled"]
 
@@ -113,10 +114,15 @@ class BookingController(Controller):
 
 
 async def _out(session: AsyncSession, booking: Booking, issuer: Issuer) -> BookingOut:
-    return booking_out(booking, await tickets_of(session, [booking.id]), issuer)
+    """The booking's answer; tickets this request just issued are not read back."""
+    issued = service.issued_tickets(session, booking.id)
+    tickets = issued if issued is not None else await tickets_of(session, [booking.id])
+    return booking_out(booking, tickets, issuer)
 
 
-def booking_out(booking: Booking, tickets: list[Ticket], issuer: Issuer) -> BookingOut:
+def booking_out(
+    booking: Booking, tickets: Sequence[Ticket] | Sequence[Mapping[str, Any]], issuer: Issuer
+) -> BookingOut:
     return BookingOut(
         id=booking.id,
         event_id=booking.event_id,
@@ -138,20 +144,4 @@ def booking_out(booking: Booking, tickets: list[Ticket], issuer: Issuer) -> Book
         created_at=booking.created_at,
         confirmed_at=booking.confirmed_at,
         cancelled_at=booking.cancelled_at,
-    )
-
-
-def ticket_out(ticket: Ticket, issuer: Issuer) -> TicketOut:
-    return TicketOut(
-        id=ticket.id,
-        code=ticket.code,
-        status=ticket.status,  # type: ignore[arg-type]
-        blocked=ticket.blocked,
-        ticket_type_id=ticket.ticket_type_id,
-        holder_name=ticket.holder_name,
-        holder_email=ticket.holder_email,
-        seat=ticket.seat,
-        version=ticket.version,
-        token=ticket.token,
-        link=issuer.link_url(ticket.link),
     )

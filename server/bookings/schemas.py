@@ -6,6 +6,7 @@ from typing import Annotated, ClassVar, Literal
 import msgspec
 
 from server.schemas import Email, Id, Language, Name, Rule, ShortText, apply_rules
+from server.tickets.schemas import TicketOut  # a booking answers with its tickets
 
 __all__ = [
     "BookingCreate",
@@ -66,20 +67,6 @@ class BookingCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
     def __post_init__(self) -> None:
         apply_rules(self)
-
-
-class TicketOut(msgspec.Struct, frozen=True):
-    id: str
-    code: str
-    status: Literal["valid", "revoked"]
-    blocked: bool
-    ticket_type_id: str
-    holder_name: str | None
-    holder_email: str | None
-    seat: str | None
-    version: int
-    token: str
-    link: str
 
 
 class BookingItemOut(msgspec.Struct, frozen=True):

@@ -12,6 +12,8 @@ commits, and only on the move to confirmed, so confirming again sends nothing.
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -39,6 +41,7 @@ __all__ = [
     "confirm_booking",
     "create_booking",
     "get_booking",
+    "issued_tickets",
     "list_bookings",
 ]
 
@@ -51,23 +54,30 @@ async def create_booking(
     *,
     settings: Settings | None = None,
 ) -> Booking:
-    """A pending booking (confirmed at once with `confirm: true`; `settings` as for confirm).
+    """A pending booking, or with `confirm: true` one confirmed at once (`settings` as for
+    confirm); read its issued tickets with `issued_tickets` (no query).
 
     Raises Conflict naming the existing booking when `external_ref` is already used in the event.
+    A booking confirmed on creation is written confirmed (one INSERT, where creating it pending
+    and confirming it cost an UPDATE and a reload), capacity taken first, in the same
+    transaction: what is stored is the same.
     """
-    await get_event(session, event_id)
+    event = await get_event(session, event_id)
     await _check_ticket_types(session, event_id, data)
     if data.external_ref is not None:
         await _refuse_taken_ref(session, event_id, data.external_ref)
+    now = utcnow()
     booking = Booking(
         id=new_id(),
         event_id=event_id,
         reference=await _free_reference(session),
-        status=BookingStatus.PENDING,
+        status=BookingStatus.CONFIRMED if data.confirm else BookingStatus.PENDING,
         buyer_name=data.buyer.name,
         buyer_email=data.buyer.email,
         buyer_language=data.buyer.language,
         external_ref=data.external_ref,
+        created_at=now,
+        confirmed_at=now if data.confirm else None,
         items=[
             BookingItem(
                 id=new_id(),
@@ -79,15 +89,22 @@ async def create_booking(
             for position, item in enumerate(data.items)
         ],
     )
-    try:
-        async with session.begin_nested():
-            session.add(booking)
-    except IntegrityError:
-        # Lost a race for the same external_ref: report the winner.
-        await _refuse_taken_ref(session, event_id, data.external_ref or "")
-        raise
     if data.confirm:
-        await confirm_booking(session, booking.id, issuer, settings=settings)
+        for item in booking.items:
+            await _take_capacity(session, item.ticket_type_id, item.quantity)
+    if data.external_ref is None:  # nothing another writer could take first
+        session.add(booking)
+        await session.flush()
+    else:
+        try:
+            async with session.begin_nested():
+                session.add(booking)
+        except IntegrityError:
+            # Lost a race for the same external_ref: report the winner.
+            await _refuse_taken_ref(session, event_id, data.external_ref)
+            raise
+    if data.confirm:
+        await _issue(session, booking, event, issuer, settings)
     return booking
 
 
@@ -117,13 +134,43 @@ async def confirm_booking(
         )
     for item in booking.items:
         await _take_capacity(session, item.ticket_type_id, item.quantity)
-    await issue_tickets(session, booking, booking.buyer_name, issuer)
-    event = await session.get(Event, booking.event_id)
+    await _issue(session, booking, await session.get(Event, booking.event_id), issuer, settings)
+    return booking
+
+
+def issued_tickets(session: AsyncSession, booking_id: str) -> list[dict[str, Any]] | None:
+    """The ticket rows this session's confirmation of `booking_id` wrote, in position order;
+    None if it confirmed nothing (then read them: `tickets.service.tickets_of`)."""
+    issued: dict[str, list[dict[str, Any]]] = session.info.get(_ISSUED, {})
+    return issued.get(booking_id)
+
+
+_ISSUED = "tessera.issued_tickets"
+
+
+async def _issue(
+    session: AsyncSession,
+    booking: Booking,
+    event: Event | None,
+    issuer: TicketIssuer,
+    settings: Settings | None,
+) -> None:
+    """The confirmation's writes once capacity is taken: the tickets, and the e-ticket mail when
+    the event sends it on its own."""
+    specs = [
+        (item.ticket_type_id, holders[i] if i < len(holders) else {})
+        for item in booking.items
+        for holders in [item.holders or []]
+        for i in range(item.quantity)
+    ]
+    rows = await issue_tickets(
+        session, booking.event_id, booking.id, specs, booking.buyer_name, issuer
+    )
+    session.info.setdefault(_ISSUED, {})[booking.id] = rows
     if event is not None and event.auto_send_tickets:
         # The routes hand over the issuer, not the settings: its base URL is theirs.
         mail_settings = settings or Settings(base_url=issuer.base_url)
         await enqueue_ticket_mail(session, booking, mail_settings)
-    return booking
 
 
 async def cancel_booking(session: AsyncSession, booking_id: str) -> Booking:
@@ -142,7 +189,7 @@ async def cancel_booking(session: AsyncSession, booking_id: str) -> Booking:
                 .where(TicketType.id == item.ticket_type_id)
                 .values(confirmed_count=TicketType.confirmed_count - item.quantity)
             )
-        await revoke_booking_tickets(session, booking)
+        await revoke_booking_tickets(session, booking.event_id, booking.id)
     return booking
 
 

@@ -6,10 +6,9 @@ from litestar import Controller, get, patch, post
 from litestar.datastructures import CacheControlHeader
 from litestar.params import FromPath, JSONBody
 
-from server.bookings.routes import ticket_out
 from server.http import Body, DbSession, Issuer, organiser_guard
 from server.tickets import service
-from server.tickets.schemas import TicketOut, TicketPatch
+from server.tickets.schemas import TicketOut, TicketPatch, ticket_out
 
 __all__ = ["TicketController"]
 
