@@ -47,6 +47,7 @@ from protocol.messages import (
     Welcome,
     decode_client_frame,
 )
+from server.changes.feed import needs_snapshot, read_pages
 from server.changes.publish import publish_committed
 from server.changes.service import head
 from server.checkin import service
@@ -245,7 +246,7 @@ class ScannerHub:
         assert device is not None
         async with connection.sync_lock:
             async with self.database.transaction(read_only=True) as session:
-                snapshot = await service.needs_snapshot(session, device.event_id, frame.cursor)
+                snapshot = await needs_snapshot(session, device.event_id, frame.cursor)
                 current = await head(session, device.event_id)
             await connection.send(
                 Welcome(
@@ -268,18 +269,15 @@ class ScannerHub:
     async def catch_up(self, connection: Connection, *, always_send: bool) -> None:
         """Send the change log after `sent_seq` in pages; the caller holds `sync_lock`."""
         assert connection.device is not None and connection.sent_seq is not None
-        while not connection.closed:
-            async with self.database.transaction(read_only=True) as session:
-                page = await service.changes_after(
-                    session, connection.device.event_id, connection.sent_seq, self.config.page_size
-                )
+        event_id, size = connection.device.event_id, self.config.page_size
+        async for page in read_pages(self.database, event_id, connection.sent_seq, size):
+            if connection.closed:
+                return
             if page.items or always_send:
                 await connection.send(page)
             always_send = False
             if page.items:
                 connection.sent_seq = int(page.items[-1]["seq"])
-            if not page.has_more:
-                return
 
     async def _redeem_one(self, connection: Connection, item: ScanItem) -> None:
         """A lone scan joins the group-committing writer (the REST redeem's): every scan of an

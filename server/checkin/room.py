@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import msgspec
 
 from protocol.messages import FrameError, decode_hub_frame, encode_frame
+from server.changes.feed import read_pages
 from server.changes.service import head
 from server.checkin import service
 
@@ -131,17 +132,13 @@ class EventRoom:
     async def read_and_offer(self) -> None:
         """Read the change log after `read_seq` and offer it to every socket, page by page."""
         page_size = self.hub.config.page_size
-        while True:
-            async with self.hub.database.transaction(read_only=True) as session:
-                page = await service.changes_after(session, self.event_id, self.read_seq, page_size)
+        async for page in read_pages(self.hub.database, self.event_id, self.read_seq, page_size):
             if not page.items:
                 return
             self.read_seq = int(page.items[-1]["seq"])
             for connection in list(self.connections):
                 connection.offer_changes(page.items)
             self.schedule_counters()
-            if not page.has_more:
-                return
 
     def schedule_counters(self) -> None:
         """Push counters now, or once `counters_interval` after the last push (never more often)."""
@@ -172,6 +169,6 @@ class EventRoom:
         self._checked_devices_at = now
         device_ids = {c.device.device_id for c in self.connections if c.device is not None}
         async with self.hub.database.transaction(read_only=True) as session:
-            revoked = [d for d in device_ids if not await service.device_is_active(session, d)]
-        for device_id in revoked:
+            active = await service.active_devices(session, device_ids)
+        for device_id in device_ids - active:
             self.close_device(device_id)

@@ -16,6 +16,7 @@ from litestar.params import FromPath, JSONBody, QueryParameter
 
 from protocol.messages import Counters, ResultItem
 from protocol.sync import utc
+from server.changes.feed import changes_after, needs_snapshot
 from server.changes.publish import committing
 from server.changes.service import head
 from server.checkin import service
@@ -293,12 +294,12 @@ class DeviceApiController(Controller):
     ) -> ChangesOut:
         async with state.database.transaction(read_only=True) as session:
             device = await _device(session, _token(request))
-            if await service.needs_snapshot(session, device.event_id, since):
+            if await needs_snapshot(session, device.event_id, since):
                 raise SnapshotRequired(
                     f"cursor {since} cannot be followed: load the snapshot, then follow its seq",
                     head=await head(session, device.event_id),
                 )
-            page = await service.changes_after(session, device.event_id, since, limit)
+            page = await changes_after(session, device.event_id, since, limit)
         return ChangesOut(items=page.items, head=page.head, has_more=page.has_more)
 
 

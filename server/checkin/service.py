@@ -15,15 +15,14 @@ from urllib.parse import urlencode
 
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.ids import ALPHABET, new_id, normalize_code
-from protocol.messages import Changes, ScanItem
+from protocol.messages import ScanItem
 from protocol.rules import Direction, Presence, RecordedScan, apply
 from protocol.sync import DeviceEntry, ListEntry, to_wire, utc
 from server.auth.service import hash_secret
-from server.changes.models import Change
 from server.changes.publish import notify_after_commit
 from server.changes.service import ChangeKind, append_changes, head
 from server.checkin import counters, store
@@ -52,24 +51,24 @@ from server.schemas import check_patched_window
 __all__ = [
     "ANNUL_WINDOW",
     "DEVICE_TOKEN_PREFIX",
+    "IS_ACTIVE",
+    "IS_UNPAIRED",
     "PAIRING_TTL",
     "DeviceContext",
     "NewDevice",
     "RedeemOutcome",
+    "active_devices",
     "annul_scan",
     "authenticate_device",
     "authenticate_devices",
-    "changes_after",
     "create_device",
     "create_list",
-    "device_is_active",
     "event_counters",
     "get_device",
     "get_list",
     "list_devices",
     "list_entry",
     "list_lists",
-    "needs_snapshot",
     "new_pairing_code",
     "pair_device",
     "pairing_code_matches",
@@ -195,6 +194,11 @@ async def list_lists(
 
 # --- devices and pairing ----------------------------------------------------------------------
 
+# A device's two live states, each stated once: waiting for its pairing code, or paired and not
+# revoked (the only state whose token is accepted). Revoked is final: neither holds again.
+IS_ACTIVE = and_(Device.paired_at.is_not(None), Device.revoked_at.is_(None))
+IS_UNPAIRED = and_(Device.paired_at.is_(None), Device.revoked_at.is_(None))
+
 
 class NewDevice:
     """A created device with its one-time pairing code (shown once, stored hashed)."""
@@ -270,15 +274,17 @@ async def get_device(session: AsyncSession, device_id: str) -> Device:
 async def pairing_code_matches(
     session: AsyncSession, device_id: str, code: str, *, now: datetime
 ) -> bool:
-    """Whether `code` is the device's unused, unexpired pairing code."""
-    device = await get_device(session, device_id)
-    return (
-        device.pairing_code_hash == _code_hash(code)
-        and device.paired_at is None
-        and device.revoked_at is None
-        and device.pairing_expires_at is not None
-        and device.pairing_expires_at > now
+    """Whether `code` is the device's unused, unexpired pairing code; raises NotFound."""
+    await get_device(session, device_id)
+    found = await session.scalar(
+        select(Device.id).where(
+            Device.id == device_id,
+            IS_UNPAIRED,
+            Device.pairing_code_hash == _code_hash(code),
+            Device.pairing_expires_at > now,
+        )
     )
+    return found is not None
 
 
 async def pair_device(session: AsyncSession, code: str, *, now: datetime) -> tuple[Device, str]:
@@ -291,8 +297,7 @@ async def pair_device(session: AsyncSession, code: str, *, now: datetime) -> tup
         .where(
             Device.pairing_code_hash == _code_hash(code),
             Device.pairing_expires_at > now,
-            Device.paired_at.is_(None),
-            Device.revoked_at.is_(None),
+            IS_UNPAIRED,
         )
         .values(token_hash=hash_secret(token), paired_at=now, pairing_code_hash=None)
         .returning(Device.id)
@@ -321,18 +326,7 @@ async def revoke_device(session: AsyncSession, device_id: str, *, now: datetime)
 
 async def authenticate_device(session: AsyncSession, token: str) -> DeviceContext | None:
     """The paired, unrevoked device holding `token`, else None."""
-    if not token.startswith(DEVICE_TOKEN_PREFIX) or len(token) > 200:
-        return None
-    row = (
-        await session.execute(
-            select(Device.id, Device.event_id, Device.name, Device.gate).where(
-                Device.token_hash == hash_secret(token),
-                Device.revoked_at.is_(None),
-                Device.paired_at.is_not(None),
-            )
-        )
-    ).one_or_none()
-    return None if row is None else DeviceContext(row.id, row.event_id, row.name, row.gate)
+    return (await authenticate_devices(session, [token])).get(token)
 
 
 async def authenticate_devices(
@@ -346,21 +340,18 @@ async def authenticate_devices(
         return {}
     rows = await session.execute(
         select(Device.token_hash, Device.id, Device.event_id, Device.name, Device.gate).where(
-            Device.token_hash.in_(list(hashes)),
-            Device.revoked_at.is_(None),
-            Device.paired_at.is_not(None),
+            Device.token_hash.in_(list(hashes)), IS_ACTIVE
         )
     )
     return {hashes[r.token_hash]: DeviceContext(r.id, r.event_id, r.name, r.gate) for r in rows}
 
 
-async def device_is_active(session: AsyncSession, device_id: str) -> bool:
-    """Whether the device is paired and not revoked."""
-    revoked = await session.execute(
-        select(Device.revoked_at, Device.paired_at).where(Device.id == device_id)
-    )
-    row = revoked.one_or_none()
-    return row is not None and row.revoked_at is None and row.paired_at is not None
+async def active_devices(session: AsyncSession, device_ids: Collection[str]) -> set[str]:
+    """Those of `device_ids` that are paired and not revoked, in one query."""
+    if not device_ids:
+        return set()
+    query = select(Device.id).where(Device.id.in_(list(device_ids)), IS_ACTIVE)
+    return set(await session.scalars(query))
 
 
 async def new_pairing_code(session: AsyncSession, device_id: str, *, now: datetime) -> NewDevice:
@@ -373,7 +364,7 @@ async def new_pairing_code(session: AsyncSession, device_id: str, *, now: dateti
     code = _pairing_code()
     renewed = await session.execute(
         update(Device)
-        .where(Device.id == device_id, Device.paired_at.is_(None), Device.revoked_at.is_(None))
+        .where(Device.id == device_id, IS_UNPAIRED)
         .values(pairing_code_hash=_code_hash(code), pairing_expires_at=now + PAIRING_TTL)
         .returning(Device.id)
         .execution_options(synchronize_session=False)
@@ -517,44 +508,6 @@ async def _refold(session: AsyncSession, key: tuple[str, str]) -> PresenceRow:
         first_id = row.first_scan_id or (scan.scan_id if after.first_entry else None)
         row = PresenceRow(after, first_id)
     return row
-
-
-# --- change log -------------------------------------------------------------------------------
-
-
-async def changes_after(
-    session: AsyncSession, event_id: str, cursor: int, limit: int = 500
-) -> Changes:
-    """The changes after `cursor`, gap-free and in seq order, at most `limit` of them.
-
-    The head is read first and only changes up to it are returned: every seq up to a committed
-    head is committed (writers of one event commit in seq order), so the page has no holes.
-    """
-    current = await head(session, event_id)
-    rows = await session.execute(
-        select(Change.seq, Change.kind, Change.payload)
-        .where(Change.event_id == event_id, Change.seq > cursor, Change.seq <= current)
-        .order_by(Change.seq)
-        .limit(limit)
-    )
-    items = [{"seq": seq, "kind": kind, **payload} for seq, kind, payload in rows]
-    last = items[-1]["seq"] if items else cursor
-    return Changes(items=items, head=current, has_more=last < current)
-
-
-async def needs_snapshot(session: AsyncSession, event_id: str, cursor: int | None) -> bool:
-    """Whether a device at `cursor` must load a snapshot instead of following the change log:
-    no cursor, a cursor beyond the head (another database, or a restore), or one older than the
-    oldest change still kept."""
-    if cursor is None:
-        return True
-    current = await head(session, event_id)
-    if cursor > current:
-        return True
-    oldest = await session.scalar(select(func.min(Change.seq)).where(Change.event_id == event_id))
-    if oldest is None:
-        return cursor != current
-    return cursor < oldest - 1
 
 
 async def _require_event(session: AsyncSession, event_id: str) -> None:

@@ -28,12 +28,10 @@ from server.changes.service import head
 from server.checkin.models import CheckinList, Presence
 from server.checkin.redeem import presence_entry
 from server.checkin.service import list_entry
-from server.checkin.store import presence_row
+from server.checkin.store import presence_row, public_keys
 from server.db import Database
 from server.events.models import Event, TicketType
 from server.events.service import event_entry, ticket_type_entry
-from server.keys.models import SigningKey
-from server.keys.service import decode_public_key
 from server.tickets.models import Ticket, TicketStatus
 
 __all__ = ["build_snapshot", "compress", "snapshot_session"]
@@ -57,9 +55,7 @@ async def build_snapshot(session: AsyncSession, event_id: str) -> dict[str, Any]
     """The snapshot of `event_id` as a plain map (see the module docstring)."""
     seq = await head(session, event_id)
     event = (await session.execute(select(Event).where(Event.id == event_id))).scalar_one()
-    keys = await session.execute(
-        select(SigningKey.kid, SigningKey.public_key).where(SigningKey.retired_at.is_(None))
-    )
+    keys = await public_keys(session)
     types = await session.scalars(
         select(TicketType).where(TicketType.event_id == event_id).order_by(TicketType.id)
     )
@@ -72,7 +68,7 @@ async def build_snapshot(session: AsyncSession, event_id: str) -> dict[str, Any]
     return {
         "event": event_entry(event),
         "seq": seq,
-        "keys": [public_jwk(kid, decode_public_key(public)) for kid, public in keys],
+        "keys": [public_jwk(kid, key) for kid, key in keys.items()],
         "ticket_types": [ticket_type_entry(row) for row in types],
         "lists": [list_entry(row) for row in lists],
         "tickets": tickets,

@@ -40,6 +40,7 @@ __all__ = [
     "load_tickets_and_presence",
     "lock_presence",
     "presence_row",
+    "public_keys",
     "save_presence",
     "stored_scans",
     "verifying_keys",
@@ -96,12 +97,20 @@ async def verifying_keys(session: AsyncSession) -> dict[str, Ed25519PublicKey]:
     """The non-retired public keys by kid, at most `CACHE_TTL` seconds old."""
     cache, now = _cache(session), time.monotonic()
     if cache.keys is None or now - cache.keys_at > CACHE_TTL:
-        rows = await session.execute(
-            select(SigningKey.kid, SigningKey.public_key).where(SigningKey.retired_at.is_(None))
-        )
-        cache.keys = {kid: decode_public_key(public) for kid, public in rows}
+        cache.keys = await public_keys(session)
         cache.keys_at = now
     return cache.keys
+
+
+async def public_keys(session: AsyncSession) -> dict[str, Ed25519PublicKey]:
+    """The non-retired public keys by kid, read now in the caller's transaction (the snapshot
+    needs them as of its own `seq`); the one query of them."""
+    rows = await session.execute(
+        select(SigningKey.kid, SigningKey.public_key)
+        .where(SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.kid)
+    )
+    return {kid: decode_public_key(public) for kid, public in rows}
 
 
 def list_rules_of(row: CheckinList) -> ListRules:

@@ -11,8 +11,8 @@ import pytest
 import zstandard
 from sqlalchemy import text
 
+from server.changes.feed import changes_after, needs_snapshot
 from server.changes.service import append_changes
-from server.checkin import service
 from server.config import Settings
 from server.db import Database
 from tests.conftest import _empty_pg_database, _pg_url
@@ -120,10 +120,10 @@ async def test_a_cursor_that_is_missing_or_ahead_of_the_log_needs_a_snapshot(api
     try:
         async with database.transaction() as session:
             await append_changes(session, event["id"], [("list.created", {"n": 1})] * 3)
-            assert await service.needs_snapshot(session, event["id"], None)
-            assert await service.needs_snapshot(session, event["id"], 4)
-            assert not await service.needs_snapshot(session, event["id"], 0)
-            assert not await service.needs_snapshot(session, event["id"], 3)
+            assert await needs_snapshot(session, event["id"], None)
+            assert await needs_snapshot(session, event["id"], 4)
+            assert not await needs_snapshot(session, event["id"], 0)
+            assert not await needs_snapshot(session, event["id"], 3)
     finally:
         await database.dispose()
 
@@ -162,7 +162,7 @@ async def test_a_reader_never_sees_a_later_change_before_an_earlier_uncommitted_
         seen: list[list[int]] = []
         for _ in range(20):
             async with database.transaction(read_only=True) as session:
-                page = await service.changes_after(session, event_id, 0)
+                page = await changes_after(session, event_id, 0)
             seen.append([item["seq"] for item in page.items])
             await asyncio.sleep(0.01)
         assert not b.done()  # B waits on A's row lock: it cannot commit seq n+1 first
@@ -170,7 +170,7 @@ async def test_a_reader_never_sees_a_later_change_before_an_earlier_uncommitted_
         await holder.close()
         assert await b == n + 1
         async with database.transaction(read_only=True) as session:
-            final = await service.changes_after(session, event_id, 0)
+            final = await changes_after(session, event_id, 0)
     finally:
         await database.dispose()
     assert all(s == [] for s in seen)

@@ -1,0 +1,77 @@
+"""The one reader of the change log: pages after a cursor, and whether a cursor can be followed.
+
+Rules:
+- A page holds the changes after the cursor up to the head read in the same transaction, in seq
+  order: every seq up to a committed head is committed (writers of one event commit in seq
+  order, see `server.changes.service`), so a page has no holes and a cursor never skips.
+- `read_pages` follows the log to the head one page per read-only transaction, so a long
+  catch-up never holds one transaction open while frames go out.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from protocol.messages import Changes
+from server.changes.models import Change
+from server.changes.service import head
+
+__all__ = ["PAGE_SIZE", "changes_after", "needs_snapshot", "read_pages"]
+
+PAGE_SIZE = 500  # items per page (and per `changes` frame) unless the caller says otherwise
+
+
+class _ReadTransactions(Protocol):
+    def transaction(self, *, read_only: bool = False) -> Any: ...
+
+
+async def changes_after(
+    session: AsyncSession, event_id: str, cursor: int, limit: int = PAGE_SIZE
+) -> Changes:
+    """The changes after `cursor`, gap-free and in seq order, at most `limit` of them."""
+    current = await head(session, event_id)
+    rows = await session.execute(
+        select(Change.seq, Change.kind, Change.payload)
+        .where(Change.event_id == event_id, Change.seq > cursor, Change.seq <= current)
+        .order_by(Change.seq)
+        .limit(limit)
+    )
+    items = [{"seq": seq, "kind": kind, **payload} for seq, kind, payload in rows]
+    last = items[-1]["seq"] if items else cursor
+    return Changes(items=items, head=current, has_more=last < current)
+
+
+async def read_pages(
+    database: _ReadTransactions, event_id: str, cursor: int, limit: int = PAGE_SIZE
+) -> AsyncIterator[Changes]:
+    """Every page after `cursor` up to the head, each read in its own read-only transaction.
+
+    The first page comes even when it is empty (a caller at the head learns so); the last one
+    has `has_more` false. A caller may stop early: no transaction is open between pages.
+    """
+    while True:
+        async with database.transaction(read_only=True) as session:
+            page = await changes_after(session, event_id, cursor, limit)
+        yield page
+        if not page.items or not page.has_more:
+            return
+        cursor = int(page.items[-1]["seq"])
+
+
+async def needs_snapshot(session: AsyncSession, event_id: str, cursor: int | None) -> bool:
+    """Whether a device at `cursor` must load a snapshot instead of following the change log:
+    no cursor, a cursor beyond the head (another database, or a restore), or one older than the
+    oldest change still kept."""
+    if cursor is None:
+        return True
+    current = await head(session, event_id)
+    if cursor > current:
+        return True
+    oldest = await session.scalar(select(func.min(Change.seq)).where(Change.event_id == event_id))
+    if oldest is None:
+        return cursor != current
+    return cursor < oldest - 1
