@@ -22,7 +22,6 @@ from litestar import Controller, Request, Response, get, post
 from litestar.background_tasks import BackgroundTask
 from litestar.datastructures import Cookie, State
 from litestar.di import Provide
-from litestar.params import FromPath
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -33,25 +32,15 @@ from server.console import pairing_view
 from server.console.dashboard import live_device_ids, read_devices
 from server.console.forms import FormValues, Refused, attempt, errors_by_field, shown, to_struct
 from server.console.i18n import Labels
-from server.console.signin import Viewer, ViewerDep, provide_viewer
-from server.console.web import SESSION_COOKIE, Form, html_page, is_https, read_form, redirect
+from server.console.pages import DeviceDep, EventPage, EventPageDep, dependencies
+from server.console.web import SESSION_COOKIE, html_page, is_https, redirect
 from server.db import utcnow
-from server.errors import NotFound
-from server.events import service as events
 from server.http import DbSession
 from ticket_renderer import qr_svg
 
 __all__ = ["DoorPages"]
 
 NO_STORE = {"Cache-Control": "no-store"}
-
-
-async def _device_of(session: AsyncSession, event_id: str, device_id: str) -> Device:
-    """The device, only under its own event's path: another event's device is not found."""
-    device = await checkin.get_device(session, device_id)
-    if device.event_id != event_id:
-        raise NotFound("device", device_id)
-    return device
 
 
 def pairing_qr(payload: str, label: str) -> Markup:
@@ -64,27 +53,26 @@ def pairing_qr(payload: str, label: str) -> Markup:
 async def _doors_page(
     request: Request[Any, Any, Any],
     session: AsyncSession,
-    viewer: Viewer,
-    event_id: str,
+    page: EventPage,
     *,
-    form: Form | None = None,
     refused: Refused | None = None,
 ) -> Response[str]:
+    """The event's devices and the new-device form (sent back as it was, when refused)."""
     status, errors, problem = shown(refused)
-    event = await events.get_event(session, event_id)
+    event, viewer = page.event, page.viewer
     labels = Labels(viewer.lang)
-    live = live_device_ids(request, event_id)
-    devices = await read_devices(session, event_id, labels, ZoneInfo(event.timezone), live)
+    live = live_device_ids(request, event.id)
+    devices = await read_devices(session, event.id, labels, ZoneInfo(event.timezone), live)
     return html_page(
         "doors.html",
         lang=viewer.lang,
         status=status,
         viewer=viewer,
         section="events",
-        here=f"/console/events/{event_id}/doors",
+        here=f"/console/events/{event.id}/doors",
         event=event,
         devices=devices,
-        fields={"name": form.get("name") if form else "", "gate": form.get("gate") if form else ""},
+        fields={"name": page.form.get("name"), "gate": page.form.get("gate")},
         errors=errors_by_field(errors),
         problem=problem,
     )
@@ -126,9 +114,8 @@ async def _shown_code(
     return code
 
 
-def _pairing_page(
-    state: State, viewer: Viewer, event: Any, device: Device, code: str | None
-) -> Response[str]:
+def _pairing_page(state: State, page: EventPage, device: Device, code: str | None) -> Response[str]:
+    event, viewer = page.event, page.viewer
     labels = Labels(viewer.lang)
     qr = None
     if code is not None:
@@ -157,122 +144,86 @@ async def _revoke_notices(state: State, event_id: str, device_id: str) -> None:
 
 
 class DoorPages(Controller):
-    path = "/console/events"
+    path = "/console/events/{event_id:str}/doors"
     include_in_schema = False
-    dependencies: ClassVar[dict[str, Provide]] = {"viewer": Provide(provide_viewer)}
+    dependencies: ClassVar[dict[str, Provide]] = dependencies("page", "device")
 
-    @get("/{event_id:str}/doors")
+    @get("/")
     async def doors_page(
-        self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
+        self, request: Request[Any, Any, Any], page: EventPageDep, db_session: DbSession
     ) -> Response[str]:
-        return await _doors_page(request, db_session, viewer, event_id)
+        return await _doors_page(request, db_session, page)
 
-    @post("/{event_id:str}/doors", status_code=303)
+    @post("/", status_code=303)
     async def create_device(
-        self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
+        self, request: Request[Any, Any, Any], page: EventPageDep, db_session: DbSession
     ) -> Response[str]:
         """Form `name`, `gate`: the API's DeviceCreate; 303 to the device's pairing page."""
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await events.get_event(db_session, event_id)
-        values = FormValues(form)
+        values = FormValues(page.form)
         values.text("name")
         values.text("gate", optional=True)
         try:
             new = await attempt(
                 db_session,
                 lambda: checkin.create_device(
-                    db_session, event_id, to_struct(values, DeviceCreate), now=utcnow()
+                    db_session, page.event.id, to_struct(values, DeviceCreate), now=utcnow()
                 ),
             )
         except Refused as no:
-            return await _doors_page(request, db_session, viewer, event_id, form=form, refused=no)
-        return _to_pairing_page(request, event_id, new)
+            return await _doors_page(request, db_session, page, refused=no)
+        return _to_pairing_page(request, page.event.id, new)
 
-    @post("/{event_id:str}/doors/{device_id:str}/pairing", status_code=303)
+    @post("/{device_id:str}/pairing", status_code=303)
     async def new_code(
         self,
         request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        device_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        device: DeviceDep,
         db_session: DbSession,
     ) -> Response[str]:
         """A new pairing code for a device not paired yet (its previous code stops working)."""
-        await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await events.get_event(db_session, event_id)
-        await _device_of(db_session, event_id, device_id)
         try:
             new = await attempt(
-                db_session, lambda: checkin.new_pairing_code(db_session, device_id, now=utcnow())
+                db_session, lambda: checkin.new_pairing_code(db_session, device.id, now=utcnow())
             )
         except Refused as no:
-            return await _doors_page(request, db_session, viewer, event_id, refused=no)
-        return _to_pairing_page(request, event_id, new)
+            return await _doors_page(request, db_session, page, refused=no)
+        return _to_pairing_page(request, page.event.id, new)
 
-    @get("/{event_id:str}/doors/{device_id:str}/pairing")
+    @get("/{device_id:str}/pairing")
     async def pairing_page(
         self,
         request: Request[Any, Any, Any],
         state: State,
-        event_id: FromPath[str],
-        device_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        device: DeviceDep,
         db_session: DbSession,
     ) -> Response[str]:
         """The device's pairing QR and code for the browser that asked for them (changes
         nothing); otherwise its state, and for an unpaired device the new-code button."""
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        device = await _device_of(db_session, event_id, device_id)
+        page.viewer.require_edit()
         code = await _shown_code(request, db_session, device)
-        return _pairing_page(state, viewer, event, device, code)
+        return _pairing_page(state, page, device, code)
 
-    @get("/{event_id:str}/doors/{device_id:str}/revoke")
-    async def revoke_page(
-        self,
-        event_id: FromPath[str],
-        device_id: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
-    ) -> Response[str]:
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        device = await _device_of(db_session, event_id, device_id)
+    @get("/{device_id:str}/revoke")
+    async def revoke_page(self, page: EventPageDep, device: DeviceDep) -> Response[str]:
+        page.viewer.require_edit()
         return html_page(
             "device_revoke.html",
-            lang=viewer.lang,
-            viewer=viewer,
+            lang=page.viewer.lang,
+            viewer=page.viewer,
             section="events",
-            here=f"/console/events/{event_id}/doors",
-            event=event,
+            here=f"/console/events/{page.event.id}/doors",
+            event=page.event,
             device=device,
         )
 
-    @post("/{event_id:str}/doors/{device_id:str}/revoke", status_code=303)
+    @post("/{device_id:str}/revoke", status_code=303)
     async def revoke(
-        self,
-        request: Request[Any, Any, Any],
-        state: State,
-        event_id: FromPath[str],
-        device_id: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
+        self, state: State, page: EventPageDep, device: DeviceDep, db_session: DbSession
     ) -> Response[str]:
         """The API's revocation: its token is refused at once and its sockets are closed."""
-        await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await _device_of(db_session, event_id, device_id)
-        await checkin.revoke_device(db_session, device_id, now=utcnow())
-        response = redirect(f"/console/events/{event_id}/doors")
-        response.background = BackgroundTask(_revoke_notices, state, event_id, device_id)
+        await checkin.revoke_device(db_session, device.id, now=utcnow())
+        response = redirect(f"/console/events/{page.event.id}/doors")
+        response.background = BackgroundTask(_revoke_notices, state, page.event.id, device.id)
         return response
