@@ -281,6 +281,8 @@ def resend_to_one_guest(journey: Journey, sink: SmtpSink, address: str) -> Email
 def test_an_organiser_runs_the_whole_day_from_the_console(demo, sink, browser, tmp_path):
     assert AXE.exists(), f"axe-core not installed at {AXE}: run `make axe`"
     SCREENSHOTS.mkdir(exist_ok=True)
+    for old in SCREENSHOTS.glob("journey-*.png"):  # a previous run's, maybe numbered otherwise
+        old.unlink()
     context = browser.new_context(locale="en-GB", viewport={"width": 1100, "height": 900})
     context.set_default_timeout(PAGE_WAIT)
     journey = Journey(context.new_page(), demo.base_url)
