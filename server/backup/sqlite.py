@@ -58,6 +58,15 @@ def sqlite_path(url: str) -> Path:
     return Path(path)
 
 
+def _refuse_same(database: Path, other: Path, doing: str) -> None:
+    """Refuse `other` when it is the live database or one of its side files: renaming a copy
+    over them under a running server would corrupt what it reads and writes."""
+    resolved = other.resolve()
+    own = [database.with_name(database.name + s).resolve() for s in ("", "-wal", "-shm")]
+    if resolved in own:
+        raise BackupError(f"{other} is the database itself (or its {resolved.name}): {doing}")
+
+
 def _connect(path: Path, options: str) -> sqlite3.Connection:
     """A connection by URI, so that `mode=rw` never creates a database that is not there."""
     uri = f"file:{quote(str(path))}?{options}"
@@ -89,6 +98,7 @@ def backup_sqlite(url: str, target: Path) -> BackupReport:
     if not source.is_file():
         raise BackupError(f"no database at {source}: check TESSERA_DATABASE_URL")
     check_target_file(target)
+    _refuse_same(source, target, "give the backup another file name")
     started = time.monotonic()
     with cleaned(private_temp(target)) as temp:
         try:
@@ -186,6 +196,7 @@ def _held(target: Path) -> dict[str, int] | None:
 def restore_sqlite(url: str, source: Path, *, force: bool = False) -> RestoreReport:
     """Restore the SQLite backup `source` into the database at `url`; raises BackupError."""
     target = sqlite_path(url)
+    _refuse_same(target, source, "a database cannot be restored from itself")
     started = time.monotonic()
     found = _check_backup(source)
     revision = judge_revision(source, found.revision, found.tables)

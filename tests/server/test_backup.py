@@ -126,6 +126,20 @@ def test_backup_refuses_a_path_it_cannot_write_as_a_file(demo, tmp_path, make, m
         backup_database(demo, make(tmp_path))
 
 
+@pytest.mark.parametrize("name", ["tessera.db", "tessera.db-wal"])
+def test_backup_refuses_to_overwrite_the_live_database(demo, tmp_path, name):
+    live = tmp_path / "var" / "tessera.db"
+    before = _sqlite_counts(live)
+    with pytest.raises(BackupError, match="the database itself"):
+        backup_database(demo, tmp_path / "var" / ".." / "var" / name)
+    assert _sqlite_counts(live) == before
+
+
+def test_restore_refuses_a_backup_into_itself(demo, tmp_path):
+    with pytest.raises(BackupError, match="the database itself"):
+        restore_database(demo, tmp_path / "var" / "tessera.db", force=True)
+
+
 def test_backup_of_a_database_that_does_not_exist_creates_nothing(tmp_path):
     settings = _settings(f"sqlite:///{tmp_path}/nowhere/tessera.db", tmp_path)
     with pytest.raises(BackupError, match="no database at"):
