@@ -42,7 +42,6 @@ __all__ = [
     "MAIL_FRAME_HEADERS",
     "after_save",
     "base",
-    "campaign_of",
     "editor",
     "labelled",
     "preview_in",
@@ -66,14 +65,6 @@ MAIL_FRAME_HEADERS = {
 def refusal(refused: Refused) -> dict[str, Any]:
     """A refusal as the keywords of these pages (`errors`, `problem`, `status`)."""
     return {"errors": refused.errors, "problem": refused.problem, "status": refused.status}
-
-
-async def campaign_of(session: AsyncSession, event_id: str, campaign_id: str) -> Campaign:
-    """The campaign, only under its own event's path (another event's is not found)."""
-    campaign = await session.get(Campaign, campaign_id)
-    if campaign is None or campaign.event_id != event_id:
-        raise ConsolePageError(404, "not_found", "not_found")
-    return campaign
 
 
 def base(event_id: str, campaign_id: str | None = None) -> str:

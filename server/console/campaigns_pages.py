@@ -10,14 +10,14 @@ between the service refuses (409) and the recap shows the new count to confirm.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import ClassVar
 from urllib.parse import urlencode
 
 import msgspec
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
-from litestar.params import FromPath, FromQuery
+from litestar.params import FromQuery
 
 from server.campaigns import service
 from server.campaigns.models import CampaignStatus
@@ -27,7 +27,6 @@ from server.console.campaign_views import (
     MAIL_FRAME_HEADERS,
     after_save,
     base,
-    campaign_of,
     editor,
     preview_in,
     preview_page,
@@ -36,11 +35,10 @@ from server.console.campaign_views import (
 )
 from server.console.forms import FormValues, Refused, attempt, local_input, to_struct
 from server.console.i18n import Labels
-from server.console.signin import ViewerDep, provide_viewer
-from server.console.web import html_page, read_form, redirect
+from server.console.pages import CampaignDep, EventPageDep, dependencies
+from server.console.web import html_page, redirect
 from server.db import utcnow
 from server.errors import BodyInvalid
-from server.events import service as events
 from server.http import DbSession, wake_outbox
 from server.validation import decode_json_body
 
@@ -54,22 +52,19 @@ Query = FromQuery[str | None]
 class CampaignPages(Controller):
     path = "/console/events/{event_id:str}/campaigns"
     include_in_schema = False
-    dependencies: ClassVar[dict[str, Provide]] = {"viewer": Provide(provide_viewer)}
+    dependencies: ClassVar[dict[str, Provide]] = dependencies("page", "campaign")
 
     @get("/")
-    async def list_page(
-        self, event_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
-    ) -> Response[str]:
-        event = await events.get_event(db_session, event_id)
-        rows, total = await service.list_campaigns(db_session, event_id, limit=500, offset=0)
+    async def list_page(self, page: EventPageDep, db_session: DbSession) -> Response[str]:
+        rows, total = await service.list_campaigns(db_session, page.event.id, limit=500, offset=0)
         counts = {c.id: await service.counts(db_session, c.id) for c in rows}
         return html_page(
             "campaigns_list.html",
-            lang=viewer.lang,
-            viewer=viewer,
+            lang=page.viewer.lang,
+            viewer=page.viewer,
             section="events",
-            here=base(event_id),
-            event=event,
+            here=base(page.event.id),
+            event=page.event,
             campaigns=rows,
             counts=counts,
             total=total,
@@ -77,84 +72,73 @@ class CampaignPages(Controller):
         )
 
     @get("/new")
-    async def new_page(
-        self, event_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
-    ) -> Response[str]:
-        viewer.require_edit()
-        return await editor(db_session, viewer, await events.get_event(db_session, event_id), None)
+    async def new_page(self, page: EventPageDep, db_session: DbSession) -> Response[str]:
+        page.viewer.require_edit()
+        return await editor(db_session, page.viewer, page.event, None)
 
     @post("/", status_code=303)
     async def create(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        values = draft_values(form, list(event.languages), creating=True)
+        values = draft_values(page.form, list(page.event.languages), creating=True)
         try:
             campaign = await attempt(
                 db_session,
                 lambda: service.create_campaign(
-                    db_session, event_id, to_struct(values, CampaignCreate)
+                    db_session, page.event.id, to_struct(values, CampaignCreate)
                 ),
             )
         except Refused as no:
-            return await editor(db_session, viewer, event, None, form=form, **refusal(no))
-        return await after_save(db_session, viewer, event, campaign)
+            return await editor(
+                db_session, page.viewer, page.event, None, form=page.form, **refusal(no)
+            )
+        return await after_save(db_session, page.viewer, page.event, campaign)
 
     @get("/{campaign_id:str}/edit")
     async def edit_page(
         self,
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
     ) -> Response[str]:
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        campaign = await campaign_of(db_session, event_id, campaign_id)
+        page.viewer.require_edit()
         errors = problem_errors(service.problems(campaign))
         problem = None
         if campaign.status != CampaignStatus.DRAFT:  # shown; a save would be refused (409)
-            labels = Labels(viewer.lang)
+            labels = Labels(page.viewer.lang)
             problem = labels("cmp_not_editable", status=labels("cmp_st_" + campaign.status))
-        return await editor(db_session, viewer, event, campaign, errors=errors, problem=problem)
+        return await editor(
+            db_session, page.viewer, page.event, campaign, errors=errors, problem=problem
+        )
 
     @post("/{campaign_id:str}/edit", status_code=303)
     async def save(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        campaign = await campaign_of(db_session, event_id, campaign_id)
-        values = draft_values(form, list(event.languages), creating=False)
+        values = draft_values(page.form, list(page.event.languages), creating=False)
         try:
             await attempt(
                 db_session,
                 lambda: service.update_campaign(
-                    db_session, campaign_id, to_struct(values, CampaignPatch)
+                    db_session, campaign.id, to_struct(values, CampaignPatch)
                 ),
             )
         except Refused as no:
-            return await editor(db_session, viewer, event, campaign, form=form, **refusal(no))
-        return await after_save(db_session, viewer, event, campaign)
+            return await editor(
+                db_session, page.viewer, page.event, campaign, form=page.form, **refusal(no)
+            )
+        return await after_save(db_session, page.viewer, page.event, campaign)
 
     @get("/{campaign_id:str}")
     async def campaign_page(
         self,
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
         status: Query = None,
         offset: FromQuery[int] = 0,
@@ -163,24 +147,22 @@ class CampaignPages(Controller):
         """The campaign's state, counts, progress bar and per-message table (paged, by status);
         it refreshes itself while sending (the Refresh header: the page's own `<head>` is the
         shared layout's)."""
-        event = await events.get_event(db_session, event_id)
-        campaign = await campaign_of(db_session, event_id, campaign_id)
         shown = status if status in STATUSES else None
         offset = max(0, min(offset, 1_000_000_000))
         rows, total = await service.list_messages(
-            db_session, campaign_id, status=shown, limit=PAGE, offset=offset
+            db_session, campaign.id, status=shown, limit=PAGE, offset=offset
         )
         sending = campaign.status == CampaignStatus.SENDING
         return html_page(
             "campaign_detail.html",
-            lang=viewer.lang,
-            viewer=viewer,
+            lang=page.viewer.lang,
+            viewer=page.viewer,
             section="events",
-            here=base(event_id, campaign_id),
+            here=base(page.event.id, campaign.id),
             headers={"Refresh": "3"} if sending else None,
-            event=event,
+            event=page.event,
             campaign=campaign,
-            counts=await service.counts(db_session, campaign_id),
+            counts=await service.counts(db_session, campaign.id),
             problems=service.problems(campaign),
             messages=rows,
             total=total,
@@ -190,123 +172,115 @@ class CampaignPages(Controller):
             statuses=STATUSES,
             sending=sending,
             saved=saved == "1",
-            zone=event.timezone,
+            zone=page.event.timezone,
             local_input=local_input,
         )
 
     @get("/{campaign_id:str}/preview")
     async def preview_page(
         self,
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
         state: State,
         recipient: Query = None,
         language: Query = None,
         tested: Query = None,
     ) -> Response[str]:
-        event = await events.get_event(db_session, event_id)
-        campaign = await campaign_of(db_session, event_id, campaign_id)
         return await preview_page(
-            db_session, viewer, event, campaign, state, recipient, language, tested=tested
+            db_session, page.viewer, page.event, campaign, state, recipient, language, tested=tested
         )
 
     @get("/{campaign_id:str}/preview/mail")
     async def preview_mail(
         self,
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
         state: State,
         recipient: Query = None,
         language: Query = None,
     ) -> Response[str]:
         """The mail's HTML part alone, for the preview's frame (headers: the module's note)."""
-        await campaign_of(db_session, event_id, campaign_id)
         shown = await service.preview(
-            db_session, campaign_id, preview_in(recipient, language), state.settings
+            db_session, campaign.id, preview_in(recipient, language), state.settings
         )
         return Response(shown.html, media_type="text/html", headers=MAIL_FRAME_HEADERS)
 
     @post("/{campaign_id:str}/test", status_code=303)
     async def send_test(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
         state: State,
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        campaign = await campaign_of(db_session, event_id, campaign_id)
-        recipient, language = form.get("recipient") or None, form.get("language") or None
-        values = FormValues(form)
+        recipient, language = page.form.get("recipient") or None, page.form.get("language") or None
+        values = FormValues(page.form)
         values.values = {
-            "to": form.get("to").strip(),
+            "to": page.form.get("to").strip(),
             "booking_id": recipient,
             "language": language,
         }
 
         async def test_send() -> TestIn:
             data = to_struct(values, TestIn)
-            await service.send_test(db_session, campaign_id, data, state.settings)
+            await service.send_test(db_session, campaign.id, data, state.settings)
             return data
 
         try:
             data = await attempt(db_session, test_send)
         except Refused as no:
             return await preview_page(
-                db_session, viewer, event, campaign, state, None, None, form=form, **refusal(no)
+                db_session,
+                page.viewer,
+                page.event,
+                campaign,
+                state,
+                None,
+                None,
+                form=page.form,
+                **refusal(no),
             )
         query = urlencode(
             {"tested": data.to, "recipient": recipient or "", "language": language or ""}
         )
-        response = redirect(f"{base(event_id, campaign_id)}/preview?{query}")
+        response = redirect(f"{base(page.event.id, campaign.id)}/preview?{query}")
         response.background = wake_outbox(state)
         return response
 
     @get("/{campaign_id:str}/recap")
     async def recap_page(
         self,
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
     ) -> Response[str]:
-        event = await events.get_event(db_session, event_id)
-        campaign = await campaign_of(db_session, event_id, campaign_id)
-        return await recap(db_session, viewer, event, campaign)
+        return await recap(db_session, page.viewer, page.event, campaign)
 
     @post("/{campaign_id:str}/send", status_code=303)
     async def send(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
         state: State,
     ) -> Response[str]:
         """Send now, or schedule (`when=schedule`), against the count the recap showed."""
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        campaign = await campaign_of(db_session, event_id, campaign_id)
         now = utcnow()
         values, extra = schedule_values(
-            form, event.timezone, event.starts_at, now, scheduling=form.get("when") == "schedule"
+            page.form,
+            page.event.timezone,
+            page.event.starts_at,
+            now,
+            scheduling=page.form.get("when") == "schedule",
         )
 
         async def send_now() -> None:
             data = to_struct(values, SendIn)
             if extra:
                 raise BodyInvalid(extra)
-            await service.send(db_session, campaign_id, data, now=now, settings=state.settings)
+            await service.send(db_session, campaign.id, data, now=now, settings=state.settings)
 
         try:
             await attempt(db_session, send_now)
@@ -315,43 +289,36 @@ class CampaignPages(Controller):
                 no.errors += [e for e in extra if e not in no.errors]
             count = no.extra.get("recipients")
             if count is not None:  # the audience changed since the recap: the new count
-                no.problem = Labels(viewer.lang)("cmp_count_changed", n=count)
-            return await recap(db_session, viewer, event, campaign, form=form, **refusal(no))
-        response = redirect(base(event_id, campaign_id))
+                no.problem = Labels(page.viewer.lang)("cmp_count_changed", n=count)
+            return await recap(
+                db_session, page.viewer, page.event, campaign, form=page.form, **refusal(no)
+            )
+        response = redirect(base(page.event.id, campaign.id))
         response.background = wake_outbox(state)
         return response
 
     @post("/{campaign_id:str}/cancel", status_code=303)
     async def cancel(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
     ) -> Response[str]:
-        await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await campaign_of(db_session, event_id, campaign_id)
-        await attempt(db_session, lambda: service.cancel(db_session, campaign_id, now=utcnow()))
-        return redirect(base(event_id, campaign_id))
+        await attempt(db_session, lambda: service.cancel(db_session, campaign.id, now=utcnow()))
+        return redirect(base(page.event.id, campaign.id))
 
     @post("/{campaign_id:str}/resend", status_code=303)
     async def resend(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        campaign_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        campaign: CampaignDep,
         db_session: DbSession,
     ) -> Response[str]:
         """ "Resend to failed or never sent": the API's way, a new draft with these words and
         the audience narrowed to `delivery: not_received`; its recap shows the count."""
-        await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        source = await campaign_of(db_session, event_id, campaign_id)
+        source = campaign
         audience = {**(source.audience or {}), "delivery": "not_received"}
-        name = Labels(viewer.lang)("cmp_resend_name", name=source.name)[:200]
+        name = Labels(page.viewer.lang)("cmp_resend_name", name=source.name)[:200]
         body = {
             "name": name,
             "kind": source.kind,
@@ -363,6 +330,6 @@ class CampaignPages(Controller):
         }
         data = decode_json_body(msgspec.json.encode(body), CampaignCreate)
         copy = await attempt(
-            db_session, lambda: service.create_campaign(db_session, event_id, data)
+            db_session, lambda: service.create_campaign(db_session, page.event.id, data)
         )
-        return redirect(f"{base(event_id, copy.id)}/recap")
+        return redirect(f"{base(page.event.id, copy.id)}/recap")

@@ -21,6 +21,7 @@ from typing import Any
 from litestar import Request
 from litestar.di import NamedDependency, Provide
 from litestar.params import FromPath
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.models import Booking
 from server.campaigns.models import Campaign
@@ -97,7 +98,7 @@ async def provide_list_page(
     return ListPage(viewer, await contacts.get_list(db_session, list_id), form)
 
 
-async def campaign_of(session: DbSession, event_id: str, campaign_id: str) -> Campaign:
+async def campaign_of(session: AsyncSession, event_id: str, campaign_id: str) -> Campaign:
     """The campaign, only under its own event's path (another event's is not found)."""
     campaign = await session.get(Campaign, campaign_id)
     if campaign is None or campaign.event_id != event_id:
@@ -105,7 +106,9 @@ async def campaign_of(session: DbSession, event_id: str, campaign_id: str) -> Ca
     return campaign
 
 
-async def provide_campaign(page: EventPageDep, db_session: DbSession, campaign_id: str) -> Campaign:
+async def provide_campaign(
+    page: EventPageDep, db_session: DbSession, campaign_id: FromPath[str]
+) -> Campaign:
     return await campaign_of(db_session, page.event.id, campaign_id)
 
 
