@@ -100,11 +100,13 @@ class TicketState(msgspec.Struct, frozen=True):
 
 
 class FirstEntry(msgspec.Struct, frozen=True):
-    """When and where a ticket first got in on a list (shown with `already_redeemed`)."""
+    """When and where a ticket first got in on a list (shown with `already_redeemed`), and by
+    which scan (named in a conflict's `earlier`; None where the door does not know it)."""
 
     at: datetime
     gate: str | None
     device_id: str | None
+    scan_id: str | None = None
 
 
 class Presence(msgspec.Struct, frozen=True):
@@ -127,6 +129,7 @@ class RecordedScan(ScanFacts, frozen=True, kw_only=True):
 
     gate: str | None = None
     device_id: str | None = None
+    scan_id: str | None = None
 
 
 class Verdict(msgspec.Struct, frozen=True):
@@ -168,17 +171,18 @@ def apply(
     *,
     gate: str | None,
     device_id: str | None,
+    scan_id: str | None = None,
 ) -> Presence:
     """The state after one scan that took effect (accepted, or forced by an offline door).
 
     An entry marks the guest inside, counts one entry unless it is a re-entry (`is_reentry`), and
-    records `first_entry` if none is set. An exit marks the guest outside and counts nothing.
-    Never call it for a rejected scan: a refusal changes no state.
+    records `first_entry` (with the scan's id) if none is set. An exit marks the guest outside
+    and counts nothing. Never call it for a rejected scan: a refusal changes no state.
     """
     if scan.direction == Direction.EXIT:
         return Presence(presence.entries, False, presence.first_entry)
     entries = presence.entries if is_reentry(presence, rules) else presence.entries + 1
-    first_entry = presence.first_entry or FirstEntry(scan.scanned_at, gate, device_id)
+    first_entry = presence.first_entry or FirstEntry(scan.scanned_at, gate, device_id, scan_id)
     return Presence(entries, True, first_entry)
 
 
@@ -190,7 +194,9 @@ def fold_all(scans: Iterable[RecordedScan], rules: ListRules) -> Presence:
     """
     presence = Presence()
     for scan in scans:
-        presence = apply(presence, scan, rules, gate=scan.gate, device_id=scan.device_id)
+        presence = apply(
+            presence, scan, rules, gate=scan.gate, device_id=scan.device_id, scan_id=scan.scan_id
+        )
     return presence
 
 

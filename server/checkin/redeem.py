@@ -44,11 +44,11 @@ from protocol.token import verify_ticket_token
 from server.changes.publish import notify_after_commit
 from server.changes.service import ChangeKind, append_changes, head
 from server.checkin import store
-from server.checkin.store import DeviceContext, PresenceRow, TicketRow
+from server.checkin.store import DeviceContext, TicketRow
 
 __all__ = ["RedeemOutcome", "decide_and_record", "presence_entry", "scan_change", "stored_result"]
 
-_NO_PRESENCE = PresenceRow(Presence(), None)
+_NO_PRESENCE = Presence()
 
 
 class StoredScan(Protocol):
@@ -84,7 +84,7 @@ class _Batch:
     stored: dict[tuple[str, str], StoredScan] = field(default_factory=dict)  # (device, scan_id)
     tickets: dict[str, TicketRow] = field(default_factory=dict)  # by id and by code
     lists: dict[str, ListRules] = field(default_factory=dict)
-    presence: dict[tuple[str, str], PresenceRow] = field(default_factory=dict)
+    presence: dict[tuple[str, str], Presence] = field(default_factory=dict)
     results: dict[tuple[str, str], ResultItem] = field(default_factory=dict)
     scan_rows: list[dict[str, Any]] = field(default_factory=list)
     changes: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = field(default_factory=dict)
@@ -211,13 +211,16 @@ def _decide_one(
     assert rules is not None
     ticket, refusal = _check_version(ticket, parsed)
     key = (ticket.state.id, item.list_id) if ticket else ("", "")
-    row = batch.presence.get(key) or PresenceRow(Presence(), None)
+    before = batch.presence.get(key, _NO_PRESENCE)
     facts = ScanFacts(direction=item.direction, scanned_at=utc(item.scanned_at or batch.now))
-    verdict, forced = _judge(item, refusal, facts, ticket, row.presence, rules)
+    verdict, forced = _judge(item, refusal, facts, ticket, before, rules)
     takes_effect = (verdict.accepted or forced) and key in batch.presence
-    after = row
+    after = before
     if takes_effect:
-        after = batch.presence[key] = _fold(row, facts, rules, device, item.scan_id)
+        after = apply(
+            before, facts, rules, gate=device.gate, device_id=device.device_id, scan_id=item.scan_id
+        )
+        batch.presence[key] = after
         batch.touched.add(key)
     own_ticket = ticket if ticket and ticket.state.event_id == device.event_id else None
     result = ResultItem(
@@ -228,13 +231,13 @@ def _decide_one(
         offline=item.offline,
         annulled=False,
         ticket=own_ticket.info if own_ticket else None,
-        entries=after.presence.entries,
-        first_scan=_first_scan(row.presence) if verdict.reason == Reason.ALREADY_REDEEMED else None,
+        entries=after.entries,
+        first_scan=_first_scan(before) if verdict.reason == Reason.ALREADY_REDEEMED else None,
     )
     batch.results[scan_key] = result
     _record(batch, device, item, facts, result, ticket, after if takes_effect else None)
     if forced:
-        batch.conflicts.append((device.event_id, _conflict(device, item, facts, result, row)))
+        batch.conflicts.append((device.event_id, _conflict(device, item, facts, result, before)))
     return result
 
 
@@ -270,17 +273,6 @@ def _judge(
     return verdict, admitted and not verdict.accepted
 
 
-def _fold(
-    row: PresenceRow, facts: ScanFacts, rules: ListRules, device: DeviceContext, scan_id: str
-) -> PresenceRow:
-    """The presence after a scan that took effect, with the scan that first let the ticket in."""
-    presence = apply(row.presence, facts, rules, gate=device.gate, device_id=device.device_id)
-    first_id = row.first_scan_id if row.presence.first_entry else None
-    if presence.first_entry is not None and first_id is None:
-        first_id = scan_id
-    return PresenceRow(presence, first_id)
-
-
 def _record(
     batch: _Batch,
     device: DeviceContext,
@@ -288,7 +280,7 @@ def _record(
     facts: ScanFacts,
     result: ResultItem,
     ticket: TicketRow | None,
-    effect: PresenceRow | None,
+    effect: Presence | None,
 ) -> None:
     """Queue the scan row and, for a scan that took effect, its change-log entry."""
     row = {
@@ -333,14 +325,15 @@ def scan_change(row: Mapping[str, Any], presence: PresenceEntry) -> dict[str, An
     return {"scan": to_wire(scan), "presence": to_wire(presence)}
 
 
-def presence_entry(ticket_id: str, list_id: str, row: PresenceRow) -> PresenceEntry:
-    first = row.presence.first_entry
+def presence_entry(ticket_id: str, list_id: str, presence: Presence) -> PresenceEntry:
+    """A ticket's presence on a list as doors see it, in the snapshot and the change log."""
+    first = presence.first_entry
     return PresenceEntry(
         ticket_id=ticket_id,
         list_id=list_id,
-        entries=row.presence.entries,
-        inside=row.presence.inside,
-        first_scan_id=row.first_scan_id if first else None,
+        entries=presence.entries,
+        inside=presence.inside,
+        first_scan_id=first.scan_id if first else None,
         first_at=utc(first.at) if first else None,
         first_gate=first.gate if first else None,
         first_device=first.device_id if first else None,
@@ -368,13 +361,13 @@ def _first_scan(presence: Presence) -> FirstScan | None:
 
 
 def _conflict(
-    device: DeviceContext, item: ScanItem, facts: ScanFacts, result: ResultItem, before: PresenceRow
+    device: DeviceContext, item: ScanItem, facts: ScanFacts, result: ResultItem, before: Presence
 ) -> Conflict:
-    first = before.presence.first_entry
+    first = before.first_entry
     earlier = None
-    if first is not None and before.first_scan_id is not None:
+    if first is not None and first.scan_id is not None:
         earlier = EarlierScan(
-            scan_id=before.first_scan_id, device=first.device_id, gate=first.gate, at=utc(first.at)
+            scan_id=first.scan_id, device=first.device_id, gate=first.gate, at=utc(first.at)
         )
     return Conflict(
         scan_id=item.scan_id,
@@ -394,8 +387,8 @@ def _stored_result(batch: _Batch, scan: StoredScan) -> ResultItem:
     reason = Reason(scan.reason) if scan.reason else None
     first = None
     if reason == Reason.ALREADY_REDEEMED and scan.ticket_id:
-        row = batch.presence.get((scan.ticket_id, scan.list_id))
-        first = _first_scan(row.presence) if row else None
+        presence = batch.presence.get((scan.ticket_id, scan.list_id))
+        first = _first_scan(presence) if presence else None
     return stored_result(scan, own.info if own else None, first)
 
 

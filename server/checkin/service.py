@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.ids import ALPHABET, new_id, normalize_code
 from protocol.messages import ScanItem
-from protocol.rules import Direction, Presence, RecordedScan, apply
+from protocol.rules import Direction, Presence, RecordedScan, fold_all
 from protocol.sync import DeviceEntry, ListEntry, to_wire, utc
 from server.auth.service import hash_secret
 from server.changes.publish import notify_after_commit
@@ -35,7 +35,7 @@ from server.checkin.redeem import (
 )
 from server.checkin.redeem import stored_result as _stored_result
 from server.checkin.schemas import CheckinListCreate, CheckinListPatch, DeviceCreate
-from server.checkin.store import DeviceContext, PresenceRow
+from server.checkin.store import DeviceContext
 from server.errors import (
     BodyInvalid,
     Conflict,
@@ -435,7 +435,7 @@ async def annul_scan(
         ticket = tickets.get(scan.ticket_id)
         own = ticket.info if ticket and ticket.state.event_id == scan.event_id else None
         current = presence.get((scan.ticket_id, scan.list_id))
-        entries = current.presence.entries if current else 0
+        entries = current.entries if current else 0
         result = msgspec.structs.replace(result, ticket=own, entries=entries)
     current_head = await head(session, scan.event_id)
     return RedeemOutcome([result], [], current_head, scan.event_id)
@@ -483,8 +483,9 @@ async def _annul(session: AsyncSession, scan: Scan, *, by: str, now: datetime) -
     await append_changes(session, scan.event_id, [(ChangeKind.SCAN_ANNULLED, payload)])
 
 
-async def _refold(session: AsyncSession, key: tuple[str, str]) -> PresenceRow:
-    """Presence rebuilt from the scans that took effect and stand, in seq order."""
+async def _refold(session: AsyncSession, key: tuple[str, str]) -> Presence:
+    """Presence rebuilt with `protocol.rules.fold_all` from the scans that took effect and
+    stand, in seq order."""
     rules = (await store.list_rules(session, [key[1]]))[key[1]]
     scans = await session.scalars(
         select(Scan)
@@ -496,18 +497,17 @@ async def _refold(session: AsyncSession, key: tuple[str, str]) -> PresenceRow:
         )
         .order_by(Scan.seq)
     )
-    row = PresenceRow(Presence(), None)
-    for scan in scans:
-        recorded = RecordedScan(
+    history = (
+        RecordedScan(
             direction=Direction(scan.direction),
             scanned_at=scan.scanned_at,
             gate=scan.gate,
             device_id=scan.device_id,
+            scan_id=scan.scan_id,
         )
-        after = apply(row.presence, recorded, rules, gate=scan.gate, device_id=scan.device_id)
-        first_id = row.first_scan_id or (scan.scan_id if after.first_entry else None)
-        row = PresenceRow(after, first_id)
-    return row
+        for scan in scans
+    )
+    return fold_all(history, rules)
 
 
 async def _require_event(session: AsyncSession, event_id: str) -> None:

@@ -32,7 +32,6 @@ from server.tickets.models import Ticket, TicketStatus
 __all__ = [
     "CACHE_TTL",
     "DeviceContext",
-    "PresenceRow",
     "TicketRow",
     "insert_scans",
     "list_rules",
@@ -66,12 +65,6 @@ class DeviceContext:
 class TicketRow:
     state: TicketState
     info: TicketInfo
-
-
-@dataclass(frozen=True)
-class PresenceRow:
-    presence: Presence
-    first_scan_id: str | None  # the scan that made `presence.first_entry`
 
 
 @dataclass
@@ -158,7 +151,7 @@ async def load_tickets_and_presence(
     ticket_ids: Collection[str],
     codes: Collection[str],
     list_ids: Collection[str],
-) -> tuple[dict[str, TicketRow], dict[tuple[str, str], PresenceRow]]:
+) -> tuple[dict[str, TicketRow], dict[tuple[str, str], Presence]]:
     """Tickets with their type (by id and by code) and their stored presence on `list_ids`, in
     one query. The presence is read without a row lock: only for SQLite, whose IMMEDIATE
     transaction already holds the database's write lock (one statement fewer per batch)."""
@@ -198,7 +191,7 @@ async def load_tickets_and_presence(
             and_(presence.ticket_id == ticket.id, presence.list_id.in_(list(list_ids))),
         )
     found: dict[str, TicketRow] = {}
-    seen: dict[tuple[str, str], PresenceRow] = {}
+    seen: dict[tuple[str, str], Presence] = {}
     connection = await session.connection()
     for row in await connection.execute(query):
         if list_ids and row.presence_list is not None:
@@ -231,16 +224,17 @@ def _ticket_row(row: Any) -> TicketRow:
     return TicketRow(state, info)
 
 
-def presence_row(row: Any) -> PresenceRow:
+def presence_row(row: Any) -> Presence:
+    """The rules' presence from a stored presence row (ORM or Core)."""
     first = None
     if row.first_at is not None:
-        first = FirstEntry(at=row.first_at, gate=row.first_gate, device_id=row.first_device)
-    return PresenceRow(Presence(row.entries, row.inside, first), row.first_scan_id)
+        first = FirstEntry(row.first_at, row.first_gate, row.first_device, row.first_scan_id)
+    return Presence(row.entries, row.inside, first)
 
 
 async def lock_presence(
     session: AsyncSession, pairs: list[tuple[str, str]]
-) -> dict[tuple[str, str], PresenceRow]:
+) -> dict[tuple[str, str], Presence]:
     """The presence of each ticket x list in `pairs`, locked until the transaction ends.
 
     PostgreSQL: create missing rows, then SELECT ... FOR UPDATE in `pairs` order (sorted by the
@@ -257,7 +251,7 @@ async def lock_presence(
             [{"ticket_id": t, "list_id": x, "entries": 0, "inside": False} for t, x in pairs],
         )
         query = query.order_by(_PRESENCE.c.ticket_id, _PRESENCE.c.list_id).with_for_update()
-    found = {(t, x): PresenceRow(Presence(), None) for t, x in pairs}
+    found = {(t, x): Presence() for t, x in pairs}
     for row in await connection.execute(query):
         found[(row.ticket_id, row.list_id)] = presence_row(row)
     return found
@@ -274,7 +268,7 @@ async def insert_scans(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     )
 
 
-async def save_presence(session: AsyncSession, rows: Mapping[tuple[str, str], PresenceRow]) -> None:
+async def save_presence(session: AsyncSession, rows: Mapping[tuple[str, str], Presence]) -> None:
     """Write the folded state of each ticket x list (insert or replace)."""
     if not rows:
         return
@@ -292,14 +286,14 @@ async def save_presence(session: AsyncSession, rows: Mapping[tuple[str, str], Pr
     )
 
 
-def _presence_values(key: tuple[str, str], row: PresenceRow) -> dict[str, Any]:
-    first = row.presence.first_entry
+def _presence_values(key: tuple[str, str], presence: Presence) -> dict[str, Any]:
+    first = presence.first_entry
     return {
         "ticket_id": key[0],
         "list_id": key[1],
-        "entries": row.presence.entries,
-        "inside": row.presence.inside,
-        "first_scan_id": row.first_scan_id,
+        "entries": presence.entries,
+        "inside": presence.inside,
+        "first_scan_id": first.scan_id if first else None,
         "first_at": first.at if first else None,
         "first_gate": first.gate if first else None,
         "first_device": first.device_id if first else None,

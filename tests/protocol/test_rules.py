@@ -2,6 +2,7 @@
 
 from datetime import timedelta
 
+import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -249,3 +250,14 @@ def test_exits_never_change_the_count_of_entries(
     assert fold_all(without_exits, list_rules).entries >= state.entries
     if not list_rules.allow_reentry:
         assert state.entries == len(without_exits)
+
+
+def test_the_fold_names_the_scan_that_first_let_the_ticket_in_and_keeps_it() -> None:
+    """The hub shows the first entry's scan_id in a conflict's `earlier`: the fold carries it."""
+    first = msgspec.structs.replace(_recorded("entry", 0, "A"), scan_id="s-1")
+    out = msgspec.structs.replace(_recorded("exit", 5, "A"), scan_id="s-2")
+    again = msgspec.structs.replace(_recorded("entry", 9, "B"), scan_id="s-3")
+    rebuilt = fold_all([first, out, again], rules(allow_reentry=True))
+    assert rebuilt.first_entry == FirstEntry(EARLIER, "A", "D-A", scan_id="s-1")
+    step = apply(Presence(), first, rules(), gate="A", device_id="D-A", scan_id="s-1")
+    assert step.first_entry == rebuilt.first_entry
