@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Annotated, Any, ClassVar
 from zoneinfo import ZoneInfo
 
-from litestar import Controller, Request, Response, get, post
+from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import FromPath, QueryParameter
@@ -26,12 +26,11 @@ from server.bookings.models import Booking, BookingStatus
 from server.campaigns import service as campaigns
 from server.console import booking_actions as actions
 from server.console.forms import Refused, attempt, shown
-from server.console.signin import Viewer, ViewerDep, provide_viewer
-from server.console.web import ConsolePageError, Form, html_page, read_form, redirect
+from server.console.pages import BookingDep, EventPage, EventPageDep, dependencies
+from server.console.web import ConsolePageError, html_page, redirect
 from server.errors import NotFound
 from server.events import service as events
-from server.events.models import Event
-from server.http import DbSession, Issuer, Offset, wake_outbox
+from server.http import DbSession, Offset, wake_outbox
 from server.tickets.service import TicketIssuer, tickets_by_booking, tickets_of
 
 __all__ = ["BookingPages"]
@@ -56,15 +55,14 @@ def _local(zone: str) -> Callable[[datetime | None], str]:
 
 async def _list(
     session: AsyncSession,
-    viewer: Viewer,
-    event_id: str,
+    page: EventPage,
     query: dict[str, Any],
     *,
-    form: Form | None = None,
     refused: Refused | None = None,
 ) -> Response[str]:
+    """The event's bookings by `query`, and the new-booking form (sent back when refused)."""
     status, errors, problem = shown(refused)
-    event = await events.get_event(session, event_id)
+    event, viewer, event_id = page.event, page.viewer, page.event.id
     types = await events.list_ticket_types(session, event_id)
     rows, total = await bookings.list_bookings(
         session, event_id, status=query["status"], q=query["q"], limit=PAGE, offset=query["offset"]
@@ -92,7 +90,7 @@ async def _list(
         statuses=STATUSES,
         ticket_types=types,
         local=_local(event.timezone),
-        sent=form,
+        sent=page.form if refused else None,
         errors=actions.form_errors(errors),
         problem=problem,
     )
@@ -100,20 +98,19 @@ async def _list(
 
 async def _detail(
     session: AsyncSession,
-    viewer: Viewer,
-    issuer: Issuer,
-    event: Event,
+    page: EventPage,
+    issuer: TicketIssuer,
     booking: Booking,
     *,
     done: str | None = None,
     chosen: str | None = None,
     tickets_offset: int = 0,
     failed: str | None = None,
-    form: Form | None = None,
     refused: Refused | None = None,
 ) -> Response[str]:
     """The booking's page; `failed` names the form sent back ("cancel", "<ticket id>:edit")."""
     status, errors, problem = shown(refused)
+    event, viewer = page.event, page.viewer
     every = await tickets_of(session, [booking.id])
     rows = every[tickets_offset : tickets_offset + TICKETS]
     if failed and ":" in failed:
@@ -151,7 +148,7 @@ async def _detail(
         local=_local(event.timezone),
         done=done if done in actions.BOOKING_ACTIONS + actions.TICKET_ACTIONS else None,
         failed=failed,
-        sent=form,
+        sent=page.form if refused else None,
         errors=actions.form_errors(errors),
         problem=problem,
     )
@@ -165,162 +162,124 @@ def _query(q: str | None, status: str | None, offset: int) -> dict[str, Any]:
     return {"q": (q or "").strip() or None, "status": status, "offset": offset}
 
 
-async def _issuer(viewer: ViewerDep, state: State, db_session: DbSession) -> TicketIssuer:
-    """The app's issuer (`app.provide_issuer`), made after the viewer: Litestar resolves
-    independent dependencies concurrently, and both read the one database session."""
+async def _issuer(state: State, db_session: AsyncSession) -> TicketIssuer:
+    """The app's issuer (`app.provide_issuer`), made in the handler, after the page's
+    dependencies: Litestar resolves independent ones concurrently, and they all read the one
+    database session."""
     keys = await state.keyring.keys(db_session)
     return TicketIssuer(keys=keys, base_url=state.settings.public_base_url)
 
 
 class BookingPages(Controller):
-    path = "/console/events"
+    path = "/console/events/{event_id:str}/bookings"
     include_in_schema = False
-    dependencies: ClassVar[dict[str, Provide]] = {
-        "viewer": Provide(provide_viewer),
-        "issuer": Provide(_issuer),
-    }
+    dependencies: ClassVar[dict[str, Provide]] = dependencies("page", "booking")
 
-    @get("/{event_id:str}/bookings")
+    @get("/")
     async def list_page(
         self,
-        event_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
         db_session: DbSession,
         q: Search = None,
         status: Short = None,
         offset: Offset = 0,
     ) -> Response[str]:
-        return await _list(db_session, viewer, event_id, _query(q, status, offset))
+        return await _list(db_session, page, _query(q, status, offset))
 
-    @post("/{event_id:str}/bookings", status_code=303)
+    @post("/", status_code=303)
     async def create(
-        self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
-        issuer: Issuer,
-        state: State,
+        self, page: EventPageDep, db_session: DbSession, state: State
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await events.get_event(db_session, event_id)
+        issuer = await _issuer(state, db_session)
         try:
             booking = await attempt(
                 db_session,
                 lambda: bookings.create_booking(
                     db_session,
-                    event_id,
-                    actions.booking_create(form),
+                    page.event.id,
+                    actions.booking_create(page.form),
                     issuer,
                     settings=state.settings,
                 ),
             )
         except Refused as no:
-            query = _query(None, None, 0)
-            return await _list(db_session, viewer, event_id, query, form=form, refused=no)
-        response = redirect(f"/console/events/{event_id}/bookings/{booking.id}")
+            return await _list(db_session, page, _query(None, None, 0), refused=no)
+        response = redirect(f"/console/events/{page.event.id}/bookings/{booking.id}")
         if booking.status == BookingStatus.CONFIRMED:
             response.background = wake_outbox(state)  # the auto-sent e-tickets, if any
         return response
 
-    @get("/{event_id:str}/bookings/{booking_id:str}")
+    @get("/{booking_id:str}")
     async def detail_page(
         self,
-        event_id: FromPath[str],
-        booking_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        booking: BookingDep,
         db_session: DbSession,
-        issuer: Issuer,
+        state: State,
         done: Short = None,
         ticket: Short = None,
         tickets: Offset = 0,
     ) -> Response[str]:
         """`?ticket=` shows that ticket's forms (a large booking's page shows one at a time);
         `?tickets=` pages the tickets."""
-        event = await events.get_event(db_session, event_id)
-        booking = await actions.booking_of_event(db_session, event_id, booking_id)
+        issuer = await _issuer(state, db_session)
         return await _detail(
-            db_session,
-            viewer,
-            issuer,
-            event,
-            booking,
-            done=done,
-            chosen=ticket,
-            tickets_offset=tickets,
+            db_session, page, issuer, booking, done=done, chosen=ticket, tickets_offset=tickets
         )
 
-    @post("/{event_id:str}/bookings/{booking_id:str}/{action:str}", status_code=303)
+    @post("/{booking_id:str}/{action:str}", status_code=303)
     async def booking_action(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        booking_id: FromPath[str],
         action: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        booking: BookingDep,
         db_session: DbSession,
-        issuer: Issuer,
         state: State,
     ) -> Response[str]:
         """Confirm, cancel (with its box ticked) or resend the booking's e-tickets."""
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
         if action not in actions.BOOKING_ACTIONS:
             raise NotFound("page", action)
-        event = await events.get_event(db_session, event_id)
-        booking = await actions.booking_of_event(db_session, event_id, booking_id)
+        issuer = await _issuer(state, db_session)
 
         def change() -> Callable[[], Awaitable[Any]]:
             return actions.run_booking_action(
-                db_session, booking, action, form, issuer, state.settings
+                db_session, booking, action, page.form, issuer, state.settings
             )
 
-        return await _act(db_session, viewer, issuer, state, event, booking, action, form, change)
+        return await _act(db_session, page, issuer, state, booking, action, change)
 
-    @post(
-        "/{event_id:str}/bookings/{booking_id:str}/tickets/{ticket_id:str}/{action:str}",
-        status_code=303,
-    )
+    @post("/{booking_id:str}/tickets/{ticket_id:str}/{action:str}", status_code=303)
     async def ticket_action(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        booking_id: FromPath[str],
         ticket_id: FromPath[str],
         action: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
+        booking: BookingDep,
         db_session: DbSession,
-        issuer: Issuer,
         state: State,
     ) -> Response[str]:
         """Edit holder and seat, reissue (with its box ticked), block, unblock or resend."""
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
         if action not in actions.TICKET_ACTIONS:
             raise NotFound("page", action)
-        event = await events.get_event(db_session, event_id)
-        booking = await actions.booking_of_event(db_session, event_id, booking_id)
         ticket = await actions.ticket_of_booking(db_session, booking, ticket_id)
+        issuer = await _issuer(state, db_session)
 
         def change() -> Callable[[], Awaitable[Any]]:
             return actions.run_ticket_action(
-                db_session, ticket, action, form, issuer, state.settings
+                db_session, ticket, action, page.form, issuer, state.settings
             )
 
         name = f"{ticket.id}:{action}"
-        return await _act(db_session, viewer, issuer, state, event, booking, name, form, change)
+        return await _act(db_session, page, issuer, state, booking, name, change)
 
 
 async def _act(
     session: AsyncSession,
-    viewer: Viewer,
-    issuer: Issuer,
+    page: EventPage,
+    issuer: TicketIssuer,
     state: State,
-    event: Event,
     booking: Booking,
     name: str,
-    form: Form,
     change: Callable[[], Callable[[], Awaitable[Any]]],
 ) -> Response[str]:
     """Read the form (`change`), make the service call, and answer: back to the booking's page
@@ -332,33 +291,16 @@ async def _act(
     try:
         await attempt(session, run)
     except Refused as no:
-        return await _failed(
-            session, viewer, issuer, event, booking, failed=name, form=form, refused=no
-        )
+        # The savepoint rolled the refused change back; read the booking as it stands.
+        fresh = await bookings.get_booking(session, booking.id, fresh=True)
+        return await _detail(session, page, issuer, fresh, failed=name, refused=no)
     action = name.rsplit(":", 1)[-1]
     where = ""
     if ":" in name:
         ticket_id = name.split(":", 1)[0]
         where = f"&ticket={ticket_id}#t-{ticket_id}"
-    response = redirect(f"/console/events/{event.id}/bookings/{booking.id}?done={action}{where}")
+    back = f"/console/events/{page.event.id}/bookings/{booking.id}"
+    response = redirect(f"{back}?done={action}{where}")
     if action in ("confirm", "resend"):
         response.background = wake_outbox(state)  # the queued mail goes now
     return response
-
-
-async def _failed(
-    session: AsyncSession,
-    viewer: Viewer,
-    issuer: Issuer,
-    event: Event,
-    booking: Booking,
-    *,
-    failed: str,
-    form: Form,
-    refused: Refused,
-) -> Response[str]:
-    # The savepoint rolled the refused change back; read the booking as it stands.
-    fresh = await bookings.get_booking(session, booking.id, fresh=True)
-    return await _detail(
-        session, viewer, issuer, event, fresh, failed=failed, form=form, refused=refused
-    )
