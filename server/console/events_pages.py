@@ -29,7 +29,8 @@ from server.console.forms import (
     valid_zone,
 )
 from server.console.i18n import LANGUAGES
-from server.console.signin import Viewer, ViewerDep, provide_viewer
+from server.console.pages import EventPageDep, dependencies
+from server.console.signin import Viewer, ViewerDep
 from server.console.web import Form, html_page, read_form, redirect
 from server.events import service as events
 from server.events.models import Event
@@ -176,7 +177,7 @@ def _type_form(
 class EventPages(Controller):
     path = "/console/events"
     include_in_schema = False
-    dependencies: ClassVar[dict[str, Provide]] = {"viewer": Provide(provide_viewer)}
+    dependencies: ClassVar[dict[str, Provide]] = dependencies("page")
 
     @get("/")
     async def list_page(
@@ -219,82 +220,68 @@ class EventPages(Controller):
         return redirect(f"/console/events/{event.id}")
 
     @get("/{event_id:str}")
-    async def detail_page(
-        self, event_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
-    ) -> Response[str]:
-        return await _detail(db_session, viewer, event_id)
+    async def detail_page(self, page: EventPageDep, db_session: DbSession) -> Response[str]:
+        return await _detail(db_session, page.viewer, page.event.id)
 
     @get("/{event_id:str}/edit")
-    async def edit_page(
-        self, event_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
-    ) -> Response[str]:
-        viewer.require_edit()
-        return _event_form(viewer, await events.get_event(db_session, event_id))
+    async def edit_page(self, page: EventPageDep, db_session: DbSession) -> Response[str]:
+        page.viewer.require_edit()
+        return _event_form(page.viewer, page.event)
 
     @post("/{event_id:str}/edit", status_code=303)
     async def edit(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
         try:
             await attempt(
                 db_session,
                 lambda: events.update_event(
-                    db_session, event_id, to_struct(_event_values(form), EventPatch)
+                    db_session, page.event.id, to_struct(_event_values(page.form), EventPatch)
                 ),
             )
         except Refused as no:
-            return _event_form(viewer, event, form=form, refused=no)
-        return redirect(f"/console/events/{event_id}")
+            return _event_form(page.viewer, page.event, form=page.form, refused=no)
+        return redirect(f"/console/events/{page.event.id}")
 
     @post("/{event_id:str}/ticket-types", status_code=303)
     async def create_ticket_type(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        values = FormValues(form)
+        values = FormValues(page.form)
         values.text("name")
         values.whole("persons")
         values.whole("capacity", optional=True)
-        values.local_time("valid_from", event.timezone, optional=True)
-        values.local_time("valid_until", event.timezone, optional=True)
+        values.local_time("valid_from", page.event.timezone, optional=True)
+        values.local_time("valid_until", page.event.timezone, optional=True)
         try:
             await attempt(
                 db_session,
                 lambda: events.create_ticket_type(
-                    db_session, event_id, to_struct(values, TicketTypeCreate)
+                    db_session, page.event.id, to_struct(values, TicketTypeCreate)
                 ),
             )
         except Refused as no:
             return await _detail(
-                db_session, viewer, event_id, failed="ticket_type", form=form, refused=no
+                db_session,
+                page.viewer,
+                page.event.id,
+                failed="ticket_type",
+                form=page.form,
+                refused=no,
             )
-        return redirect(f"/console/events/{event_id}#ticket-types")
+        return redirect(f"/console/events/{page.event.id}#ticket-types")
 
     @post("/{event_id:str}/checkin-lists", status_code=303)
     async def create_list(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await events.get_event(db_session, event_id)
-        values = FormValues(form)
+        values = FormValues(page.form)
         values.text("name")
         values.whole("max_entries", optional=True)
         values.flag("allow_reentry")
@@ -305,54 +292,49 @@ class EventPages(Controller):
             await attempt(
                 db_session,
                 lambda: checkin.create_list(
-                    db_session, event_id, to_struct(values, CheckinListCreate)
+                    db_session, page.event.id, to_struct(values, CheckinListCreate)
                 ),
             )
         except Refused as no:
-            return await _detail(db_session, viewer, event_id, failed="list", form=form, refused=no)
-        return redirect(f"/console/events/{event_id}#checkin-lists")
+            return await _detail(
+                db_session, page.viewer, page.event.id, failed="list", form=page.form, refused=no
+            )
+        return redirect(f"/console/events/{page.event.id}#checkin-lists")
 
     @get("/{event_id:str}/ticket-types/{ticket_type_id:str}/edit")
     async def edit_ticket_type_page(
         self,
-        event_id: FromPath[str],
         ticket_type_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        ticket_type = await events.get_ticket_type(db_session, event_id, ticket_type_id)
-        return _type_form(viewer, event, ticket_type)
+        page.viewer.require_edit()
+        ticket_type = await events.get_ticket_type(db_session, page.event.id, ticket_type_id)
+        return _type_form(page.viewer, page.event, ticket_type)
 
     @post("/{event_id:str}/ticket-types/{ticket_type_id:str}/edit", status_code=303)
     async def edit_ticket_type(
         self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
         ticket_type_id: FromPath[str],
-        viewer: ViewerDep,
+        page: EventPageDep,
         db_session: DbSession,
     ) -> Response[str]:
         """Name, capacity and validity; the service refuses a capacity below the tickets
         already confirmed, and that refusal is shown on the capacity field."""
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        event = await events.get_event(db_session, event_id)
-        ticket_type = await events.get_ticket_type(db_session, event_id, ticket_type_id)
-        values = FormValues(form)
+        ticket_type = await events.get_ticket_type(db_session, page.event.id, ticket_type_id)
+        values = FormValues(page.form)
         values.text("name")
         values.whole("capacity", optional=True)
-        values.local_time("valid_from", event.timezone, optional=True)
-        values.local_time("valid_until", event.timezone, optional=True)
+        values.local_time("valid_from", page.event.timezone, optional=True)
+        values.local_time("valid_until", page.event.timezone, optional=True)
         try:
             await attempt(
                 db_session,
                 lambda: events.update_ticket_type(
-                    db_session, event_id, ticket_type_id, to_struct(values, TicketTypePatch)
+                    db_session, page.event.id, ticket_type_id, to_struct(values, TicketTypePatch)
                 ),
                 field="capacity",  # the only refusal update_ticket_type makes
             )
         except Refused as no:
-            return _type_form(viewer, event, ticket_type, form=form, refused=no)
-        return redirect(f"/console/events/{event_id}#ticket-types")
+            return _type_form(page.viewer, page.event, ticket_type, form=page.form, refused=no)
+        return redirect(f"/console/events/{page.event.id}#ticket-types")
