@@ -511,3 +511,21 @@ def test_pg_backup_without_pg_dump_says_what_to_run(pg_demo, tmp_path, monkeypat
     with pytest.raises(BackupError, match=r"pg_dump is not on PATH.*pg_dump --format=custom"):
         backup_database(settings, tmp_path / "x.dump")
     assert not (tmp_path / "x.dump").exists()
+
+
+def test_pg_restore_that_fails_midway_rolls_back_the_drop_too(pg_demo, tmp_path):
+    """The archive check is bypassed: pg_restore dies on the stream after the DROP of every
+    table went in, and without its COMMIT the database keeps all its rows."""
+    from server.backup.postgres import _stream, libpq_url
+
+    settings, name = pg_demo
+    archive = tmp_path / "tessera.dump"
+    backup_database(settings, archive)
+    cut = tmp_path / "cut.dump"
+    cut.write_bytes(archive.read_bytes()[: archive.stat().st_size * 2 // 3])
+    before = asyncio.run(_pg_counts(name))
+    dsn, env = libpq_url(settings.database_url)
+    psql = [shutil.which("psql") or "psql", "--no-psqlrc", "-q", "-v", "ON_ERROR_STOP=1", dsn]
+    with pytest.raises(BackupError, match="changed nothing"):
+        _stream(cut, psql, env, drop_first=True)
+    assert asyncio.run(_pg_counts(name)) == before
