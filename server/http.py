@@ -117,7 +117,10 @@ async def organiser_guard(
     if token is None:
         raise Unauthenticated("an organiser token is required: Authorization: Bearer <token>")
     database = connection.app.state.database
-    async with database.session() as session:
+    # A read: on SQLite its transaction begins DEFERRED, so checking the token does not take
+    # the write lock that a concurrent request's transaction holds (and wait in SQLite's
+    # sleeping busy handler until it is free).
+    async with database.transaction(read_only=True) as session:
         api_token = await find_active_token(session, token)
     if api_token is None:
         raise Unauthenticated("unknown or revoked token")

@@ -8,7 +8,7 @@ from functools import lru_cache
 from typing import Any
 
 import msgspec
-from sqlalchemy import Table, insert, select, update
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -166,13 +166,27 @@ async def unused_codes(session: AsyncSession, count: int) -> list[str]:
     but at 100,000 tickets not negligible, so they are checked rather than left to the index).
 
     One query per round: callers with many tickets ask in chunks (of ~1,000: bound parameters).
+    The query is the driver's own `IN (?, ...)`, compiled once per size: Core renders and
+    processes an expanding IN again at every execution.
     """
     codes: set[str] = set()
     while len(codes) < count:
-        fresh = {ticket_code() for _ in range(count - len(codes))} - codes
-        taken = set(await session.scalars(select(Ticket.code).where(Ticket.code.in_(fresh))))
-        codes |= fresh - taken
+        fresh = list({ticket_code() for _ in range(count - len(codes))} - codes)
+        connection = await session.connection()
+        sql = _codes_query(connection.dialect, len(fresh))
+        taken = {row[0] for row in await connection.exec_driver_sql(sql, tuple(fresh))}
+        codes.update(code for code in fresh if code not in taken)
     return list(codes)
+
+
+@lru_cache(maxsize=64)
+def _codes_query(dialect: Dialect, size: int) -> str:
+    names = [f"c{i}" for i in range(size)]
+    code = Ticket.__table__.c.code
+    compiled = select(code).where(code.in_([bindparam(n) for n in names])).compile(dialect=dialect)
+    if list(compiled.positiontup or ()) != names:  # positional drivers (sqlite, asyncpg)
+        raise ValueError("unexpected parameter order in the codes query")
+    return compiled.string
 
 
 async def tickets_of(session: AsyncSession, booking_ids: Iterable[str]) -> list[Ticket]:
