@@ -20,6 +20,7 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.console.forms import FormValues, Refused, attempt, errors_by_field, shown, to_struct
+from server.console.pages import ListPageDep, provide_list_page
 from server.console.signin import Viewer, ViewerDep, provide_viewer
 from server.console.web import ConsolePageError, Form, html_page, read_form, redirect
 from server.contacts import service
@@ -202,7 +203,10 @@ async def _xlsx(database: Database, list_id: str, list_name: str) -> bytes:
 class ContactListPages(Controller):
     path = "/console/contact-lists"
     include_in_schema = False
-    dependencies: ClassVar[dict[str, Provide]] = {"viewer": Provide(provide_viewer)}
+    dependencies: ClassVar[dict[str, Provide]] = {
+        "viewer": Provide(provide_viewer),
+        "page": Provide(provide_list_page),
+    }
 
     @get("/")
     async def lists_page(
@@ -236,8 +240,7 @@ class ContactListPages(Controller):
     @get("/{list_id:str}")
     async def list_page(
         self,
-        list_id: FromPath[str],
-        viewer: ViewerDep,
+        page: ListPageDep,
         db_session: DbSession,
         offset: Offset = 0,
         q: Text = None,
@@ -245,119 +248,120 @@ class ContactListPages(Controller):
     ) -> Response[str]:
         shown = None if imported is None else max(0, min(imported, 10_000_000))
         return await _list_page(
-            db_session, viewer, list_id, offset=_bounded(offset), q=_search(q), imported=shown
+            db_session,
+            page.viewer,
+            page.contact_list.id,
+            offset=_bounded(offset),
+            q=_search(q),
+            imported=shown,
         )
 
     @post("/{list_id:str}/rename", status_code=303)
     async def rename(
         self,
-        request: Request[Any, Any, Any],
-        list_id: FromPath[str],
-        viewer: ViewerDep,
+        page: ListPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await service.get_list(db_session, list_id)
         try:
             await attempt(
                 db_session,
                 lambda: service.rename_list(
-                    db_session, list_id, to_struct(_name_values(form), ContactListPatch), utcnow()
+                    db_session,
+                    page.contact_list.id,
+                    to_struct(_name_values(page.form), ContactListPatch),
+                    utcnow(),
                 ),
             )
         except Refused as no:
             return await _list_page(
-                db_session, viewer, list_id, failed="rename", form=form, refused=no
+                db_session,
+                page.viewer,
+                page.contact_list.id,
+                failed="rename",
+                form=page.form,
+                refused=no,
             )
-        return redirect(f"/console/contact-lists/{list_id}")
+        return redirect(f"/console/contact-lists/{page.contact_list.id}")
 
     @post("/{list_id:str}/duplicate", status_code=303)
     async def duplicate(
         self,
-        request: Request[Any, Any, Any],
-        list_id: FromPath[str],
-        viewer: ViewerDep,
+        page: ListPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await service.get_list(db_session, list_id)
-        values = _name_values(form, optional=True)
+        values = _name_values(page.form, optional=True)
         try:
             copy = await attempt(
                 db_session,
                 lambda: service.duplicate_list(
-                    db_session, list_id, to_struct(values, DuplicateIn).name, utcnow()
+                    db_session, page.contact_list.id, to_struct(values, DuplicateIn).name, utcnow()
                 ),
             )
         except Refused as no:
             return await _list_page(
-                db_session, viewer, list_id, failed="duplicate", form=form, refused=no
+                db_session,
+                page.viewer,
+                page.contact_list.id,
+                failed="duplicate",
+                form=page.form,
+                refused=no,
             )
         return redirect(f"/console/contact-lists/{copy.id}")
 
     @get("/{list_id:str}/delete")
-    async def delete_page(
-        self, list_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
-    ) -> Response[str]:
-        viewer.require_edit()
-        contact_list = await service.get_list(db_session, list_id)
+    async def delete_page(self, page: ListPageDep, db_session: DbSession) -> Response[str]:
+        page.viewer.require_edit()
+        contact_list = page.contact_list
         return html_page(
             "contact_delete.html",
-            lang=viewer.lang,
-            viewer=viewer,
+            lang=page.viewer.lang,
+            viewer=page.viewer,
             section="contacts",
-            here=f"/console/contact-lists/{list_id}/delete",
+            here=f"/console/contact-lists/{page.contact_list.id}/delete",
             contact_list=service.contact_list_out(contact_list),
         )
 
     @post("/{list_id:str}/delete", status_code=303)
     async def delete(
         self,
-        request: Request[Any, Any, Any],
-        list_id: FromPath[str],
-        viewer: ViewerDep,
+        page: ListPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await attempt(db_session, lambda: service.delete_list(db_session, list_id))
+        await attempt(db_session, lambda: service.delete_list(db_session, page.contact_list.id))
         return redirect("/console/contact-lists")
 
     @get("/{list_id:str}/merge")
-    async def merge_page(
-        self, list_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
-    ) -> Response[str]:
-        viewer.require_edit()
-        return await _merge_page(db_session, viewer, list_id)
+    async def merge_page(self, page: ListPageDep, db_session: DbSession) -> Response[str]:
+        page.viewer.require_edit()
+        return await _merge_page(db_session, page.viewer, page.contact_list.id)
 
     @post("/{list_id:str}/merge", status_code=200)
     async def merge(
         self,
-        request: Request[Any, Any, Any],
-        list_id: FromPath[str],
-        viewer: ViewerDep,
+        page: ListPageDep,
         db_session: DbSession,
     ) -> Response[str]:
         """`action=preview` shows what merging the ticked lists does; `action=merge` does it."""
-        form = await read_form(request, viewer.csrf)
-        viewer.require_edit()
-        await service.get_list(db_session, list_id)
-        sources = [s for s in form.all("sources") if s][: MAX_MERGE_SOURCES + 1]
-        values = FormValues(form)
+        sources = [s for s in page.form.all("sources") if s][: MAX_MERGE_SOURCES + 1]
+        values = FormValues(page.form)
         values.values["sources"] = sources
-        values.values["preview"] = form.get("action") != "merge"
+        values.values["preview"] = page.form.get("action") != "merge"
         try:
             result = await attempt(
                 db_session,
-                lambda: merge_lists(db_session, list_id, to_struct(values, MergeIn), utcnow()),
+                lambda: merge_lists(
+                    db_session, page.contact_list.id, to_struct(values, MergeIn), utcnow()
+                ),
             )
         except Refused as no:
-            return await _merge_page(db_session, viewer, list_id, chosen=sources, refused=no)
+            return await _merge_page(
+                db_session, page.viewer, page.contact_list.id, chosen=sources, refused=no
+            )
         if result.committed:
-            return redirect(f"/console/contact-lists/{list_id}")
-        return await _merge_page(db_session, viewer, list_id, chosen=sources, preview=result)
+            return redirect(f"/console/contact-lists/{page.contact_list.id}")
+        return await _merge_page(
+            db_session, page.viewer, page.contact_list.id, chosen=sources, preview=result
+        )
 
     @get("/{list_id:str}/export.csv")
     async def export_csv(
