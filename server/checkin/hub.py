@@ -25,7 +25,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -48,7 +47,6 @@ from protocol.messages import (
     decode_client_frame,
 )
 from server.changes.feed import needs_snapshot, read_pages
-from server.changes.publish import publish_committed
 from server.changes.service import head
 from server.checkin import service
 from server.checkin.connection import Connection
@@ -96,14 +94,12 @@ class ScannerHub:
         config: HubConfig | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
-        wall: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
         self.database = database
         self.fanout = fanout
         self.writer = writer
         self.config = config or HubConfig()
         self.clock = clock
-        self.wall = wall
         self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.close_after)
         self.rooms: dict[str, EventRoom] = {}
         self.background: set[asyncio.Task[Any]] = set()
@@ -301,14 +297,10 @@ class ScannerHub:
         await connection.send(Results(items=results))  # the writer published the notices
 
     async def _annul(self, connection: Connection, frame: Annul) -> None:
-        device = connection.device
-        assert device is not None
-        async with self.database.transaction() as session:
-            outcome = await service.annul_scan(
-                session, frame.scan_id, device=device, now=self.wall()
-            )
-        await connection.send(_as_result(outcome.results[0]))
-        await publish_committed(session, self.fanout)
+        """The writer's annul, REST's too: checks the token again, publishes after commit."""
+        assert connection.token is not None
+        result = await self.writer.annul(frame.scan_id, token=connection.token)
+        await connection.send(_as_result(result))
 
 
 @websocket("/ws/scanner", name="scanner_socket")

@@ -36,6 +36,7 @@ from server.checkin.schemas import (
 )
 from server.checkin.snapshot import build_snapshot, compress, snapshot_session
 from server.checkin.store import DeviceContext
+from server.checkin.writer import RedeemWriter
 from server.db import utcnow
 from server.errors import NotFound, RateLimited, SnapshotRequired, Unauthenticated
 from server.http import (
@@ -320,9 +321,5 @@ async def _device(session: Any, token: str) -> DeviceContext:
 async def _annul(
     state: State, scan_id: str, *, device: str | None, device_id: str | None = None
 ) -> ResultItem:
-    async with committing(state.database, state.fanout) as session:
-        context = None if device is None else await _device(session, device)
-        outcome = await service.annul_scan(
-            session, scan_id, device=context, now=utcnow(), device_id=device_id
-        )
-    return outcome.results[0]
+    writer: RedeemWriter = state.redeem_writer
+    return await writer.annul(scan_id, token=device, device_id=device_id)

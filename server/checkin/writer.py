@@ -1,4 +1,5 @@
-"""One writer task that group-commits redeems: many callers' scans, one transaction.
+"""One writer task that group-commits redeems: many callers' scans, one transaction; and the
+one annul, for the websocket and REST alike.
 
 Callers are REST redeems and websocket `scan` and `scan_batch` frames, from every socket. Why: a
 transaction per scan costs several driver round trips plus a commit, which caps SQLite near
@@ -148,6 +149,28 @@ class RedeemWriter:
         future: asyncio.Future[list[ResultItem]] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait((token, items, future))
         return await future
+
+    async def annul(
+        self, scan_id: str, *, token: str | None, device_id: str | None = None
+    ) -> ResultItem:
+        """Annul a scan in one transaction, for the device holding `token` (its own scans) or
+        for the organiser (`token` None; `device_id` names whose scan when ambiguous); the
+        websocket's `annul` and both REST twins. Published after commit like every change.
+
+        Raises Unauthenticated for a token no paired, unrevoked device holds, and whatever
+        `service.annul_scan` raises.
+        """
+        async with self._database.transaction() as session:
+            device = None
+            if token is not None:
+                device = (await self._authenticate(session, {token})).get(token)
+                if device is None:
+                    raise Unauthenticated("unknown, unpaired or revoked device token")
+            outcome = await service.annul_scan(
+                session, scan_id, device=device, now=utcnow(), device_id=device_id
+            )
+        await publish_committed(session, self._fanout)
+        return outcome.results[0]
 
     async def _run(self) -> None:
         while True:
