@@ -121,7 +121,8 @@ class Dashboard:
 
 
 def _feed_cells(row: FeedRow) -> dict[str, Any]:
-    cells = [row.at, row.gate, row.device, row.code, row.holder, row.verdict_label]
+    texts = [row.at, row.gate, row.device, row.code, row.holder, row.verdict_label]
+    cells = [text or "\N{EN DASH}" for text in texts]  # an empty cell shows a dash
     return {"cells": cells, "cls": f"verdict-{row.verdict}"}
 
 

@@ -196,3 +196,12 @@ async def test_the_stream_needs_a_session_and_a_known_event_and_keeps_itself_ali
         unknown = await browser.get("/console/events/NOPE/dashboard/events")
         assert unknown.status_code == 404
         assert unknown.headers["content-type"].startswith("text/html")
+
+
+def test_a_scan_of_a_guest_without_a_name_or_gate_shows_dashes_not_blank_cells() -> None:
+    row = dashboard.FeedRow(
+        key="s1", at="20:01:02", at_iso="2026-12-20T19:01:02Z", gate="", device="Door 1",
+        code="K7QH-M2PX", holder="", verdict="accepted", verdict_label="Admitted",
+    )  # fmt: skip
+    cells = dashboard._feed_cells(row)["cells"]
+    assert cells == ["20:01:02", "\N{EN DASH}", "Door 1", "K7QH-M2PX", "\N{EN DASH}", "Admitted"]
