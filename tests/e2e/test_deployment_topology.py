@@ -15,13 +15,18 @@ instance served each request, so the test knows when a request reached the other
   (`HubConfig.heal_interval`), and two such scans in a row must both arrive in time, so only the
   Redis fan-out can bring them. Which instance holds the door's socket is learnt at the end:
   stopping that instance closes the socket;
-- with one instance stopped, the proxy sends every request to the other.
+- with one instance stopped, the proxy sends every request to the other;
+- the image's HEALTHCHECK (docker/healthcheck.py) passes on a running instance, fails on a
+  stopped one.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import os
+import subprocess
+import sys
 import time
 import uuid
 from pathlib import Path
@@ -61,8 +66,17 @@ def test_the_compose_topology_serves_guests_redeems_once_and_fans_out_through_th
 ):
     assert HEAL >= 3 * FAN_OUT, "a heal inside the fan-out window would prove nothing"
     assert sorted(deployment.commands.values()) == [["migrate"], ["serve"], ["serve"], ["worker"]]
+    for base in deployment.instances.values():
+        assert _healthcheck(base) == 0, f"the image's HEALTHCHECK fails on {base}"
     token = deployment.tessera("token", "create", "--name", "deployment-test").strip()
     asyncio.run(_journey(deployment, token))
+
+
+def _healthcheck(base: str) -> int:
+    """The exit code of the image's HEALTHCHECK (docker/healthcheck.py) for the instance at base."""
+    env = {"TESSERA_PORT": base.rsplit(":", 1)[1], "PATH": os.environ.get("PATH", "")}
+    command = [sys.executable, str(DOCKER / "healthcheck.py")]
+    return subprocess.run(command, env=env, capture_output=True, timeout=30).returncode
 
 
 async def _journey(deployment: Topology, token: str) -> None:
@@ -246,6 +260,7 @@ async def _instance_holding(ws: ClientConnection, deployment: Topology) -> str:
     check that the proxy sends requests to the instance still running."""
     first, second = deployment.instances
     deployment.processes[first].stop()
+    assert _healthcheck(deployment.instances[first]) == 1, "a stopped instance is unhealthy"
     for _ in range(4):
         health = await asyncio.to_thread(httpx.get, f"{deployment.proxy}/readyz", timeout=WAIT)
         assert health.status_code == 200, f"with {first} stopped the proxy answered {health}"
