@@ -59,7 +59,7 @@ from server.imports.routes import parse_import_query as parse_event_query
 from server.imports.sources import SourceError
 from server.tickets.service import TicketIssuer
 
-__all__ = ["ImportPages"]
+__all__ = ["EventImportPages", "ListImportPages"]
 
 SHOWN = 200  # problems and duplicates listed on the page; the CSV report has them all
 _EVENT_OPTIONS = ("ticket_type_id", "confirm", "duplicates", "on_error")
@@ -406,44 +406,64 @@ def _count(value: int) -> int:
     return max(0, min(value, 10_000_000))
 
 
-class ImportPages(Controller):
-    path = "/console"
+class _ImportPages(Controller):
+    """The import pages of one kind of owner (`target`) under `path`: the form, its analysis,
+    the commit and the report as CSV. One implementation for both, as the API has one flow."""
+
+    target: ClassVar[Target]
     include_in_schema = False
     dependencies: ClassVar[dict[str, Provide]] = {"viewer": Provide(provide_viewer)}
 
-    @get("/events/{event_id:str}/imports")
-    async def event_form(
-        self, event_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
+    @get("/")
+    async def import_form(
+        self, owner_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
     ) -> Response[str]:
         viewer.require_edit()
-        return await _import_form(
-            db_session, viewer, "event", await events.get_event(db_session, event_id)
-        )
+        owner = await _owner(db_session, self.target, owner_id)
+        return await _import_form(db_session, viewer, self.target, owner)
 
-    @post("/events/{event_id:str}/imports", status_code=200, request_max_body_size=None)
-    async def event_analyze(
+    @post("/", status_code=200, request_max_body_size=None)
+    async def analyze(
         self,
         request: Request[Any, Any, Any],
-        event_id: FromPath[str],
+        owner_id: FromPath[str],
         viewer: ViewerDep,
         db_session: DbSession,
     ) -> Response[str]:
-        return await _analyze_post(request, viewer, db_session, "event", event_id)
+        return await _analyze_post(request, viewer, db_session, self.target, owner_id)
 
-    @post("/events/{event_id:str}/imports/commit", status_code=303)
-    async def event_commit(
+    @post("/commit", status_code=303)
+    async def commit(
         self,
         request: Request[Any, Any, Any],
-        event_id: FromPath[str],
+        owner_id: FromPath[str],
         viewer: ViewerDep,
         db_session: DbSession,
     ) -> Response[str]:
-        return await _commit_post(request, viewer, db_session, "event", event_id)
+        return await _commit_post(request, viewer, db_session, self.target, owner_id)
 
-    @get("/events/{event_id:str}/imports/done")
-    async def event_done(
+    @get("/{token:str}/report.csv")
+    async def report_csv(
         self,
-        event_id: FromPath[str],
+        request: Request[Any, Any, Any],
+        owner_id: FromPath[str],
+        token: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+    ) -> Stream:
+        return await _report_csv(request, viewer, db_session, self.target, owner_id, token)
+
+
+class EventImportPages(_ImportPages):
+    """Guests into an event, and the page the commit ends on."""
+
+    path = "/console/events/{owner_id:str}/imports"
+    target = "event"
+
+    @get("/done")
+    async def done(
+        self,
+        owner_id: FromPath[str],
         viewer: ViewerDep,
         db_session: DbSession,
         bookings: Count = 0,
@@ -451,13 +471,13 @@ class ImportPages(Controller):
         updated: Count = 0,
         mails: Count = 0,
     ) -> Response[str]:
-        event = await events.get_event(db_session, event_id)
+        event = await events.get_event(db_session, owner_id)
         return html_page(
             "import_done.html",
             lang=viewer.lang,
             viewer=viewer,
             section="events",
-            here=f"/console/events/{event_id}/imports",
+            here=f"/console/events/{owner_id}/imports",
             event=event,
             bookings=_count(bookings),
             tickets=_count(tickets),
@@ -465,53 +485,9 @@ class ImportPages(Controller):
             mails=_count(mails),
         )
 
-    @get("/events/{event_id:str}/imports/{token:str}/report.csv")
-    async def event_report_csv(
-        self,
-        request: Request[Any, Any, Any],
-        event_id: FromPath[str],
-        token: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
-    ) -> Stream:
-        return await _report_csv(request, viewer, db_session, "event", event_id, token)
 
-    @get("/contact-lists/{list_id:str}/import")
-    async def list_form(
-        self, list_id: FromPath[str], viewer: ViewerDep, db_session: DbSession
-    ) -> Response[str]:
-        viewer.require_edit()
-        return await _import_form(
-            db_session, viewer, "list", await contacts.get_list(db_session, list_id)
-        )
+class ListImportPages(_ImportPages):
+    """Contacts into a contact list."""
 
-    @post("/contact-lists/{list_id:str}/import", status_code=200, request_max_body_size=None)
-    async def list_analyze(
-        self,
-        request: Request[Any, Any, Any],
-        list_id: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
-    ) -> Response[str]:
-        return await _analyze_post(request, viewer, db_session, "list", list_id)
-
-    @post("/contact-lists/{list_id:str}/import/commit", status_code=303)
-    async def list_commit(
-        self,
-        request: Request[Any, Any, Any],
-        list_id: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
-    ) -> Response[str]:
-        return await _commit_post(request, viewer, db_session, "list", list_id)
-
-    @get("/contact-lists/{list_id:str}/import/{token:str}/report.csv")
-    async def list_report_csv(
-        self,
-        request: Request[Any, Any, Any],
-        list_id: FromPath[str],
-        token: FromPath[str],
-        viewer: ViewerDep,
-        db_session: DbSession,
-    ) -> Stream:
-        return await _report_csv(request, viewer, db_session, "list", list_id, token)
+    path = "/console/contact-lists/{owner_id:str}/import"
+    target = "list"

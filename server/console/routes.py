@@ -22,7 +22,7 @@ from server.console.events_pages import EventPages
 from server.console.exports_pages import ExportPages
 from server.console.forms import Refused
 from server.console.i18n import Labels
-from server.console.imports_pages import ImportPages
+from server.console.imports_pages import EventImportPages, ListImportPages
 from server.console.signin import SignInController, request_language
 from server.console.tokens_pages import TokenPages
 from server.console.web import STATIC, ConsolePageError, SignInRequired, html_page, redirect
@@ -119,7 +119,8 @@ def console_router() -> Router:
             CampaignPages,
             DoorPages,
             DashboardPages,
-            ImportPages,
+            EventImportPages,
+            ListImportPages,
             ContactListPages,
             ExportPages,
         ],
