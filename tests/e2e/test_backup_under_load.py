@@ -1,12 +1,13 @@
-"""`tessera backup` while `tessera serve` (SQLite) takes a scan load, then `tessera restore`.
+"""`tessera backup` while `tessera serve` takes a scan load, then `tessera restore`, on SQLite
+(the online backup API) and on PostgreSQL (pg_dump, pg_restore into databases the test creates).
 
 Four doors redeem over REST from asyncio clients for ~10 s (bounded: at most RATE scans/s each,
 127.0.0.1 only). One backup is taken in the middle of the load, one after it stops. The final
 backup, restored into a new database, holds every scan the server answered, exactly once and
-with the verdict it answered, and nothing else. The mid-load backup is one consistent snapshot:
-it passes the integrity check, each scan in it is one the server answered with that verdict, and
-its tables agree with each other (every accepted scan is folded into its ticket's presence and
-has its change-log row, as the writer commits them together).
+with the verdict it answered, and nothing else. The mid-load backup, restored too, is one
+consistent snapshot: it passes the restore's checks, each scan in it is one the server answered
+with that verdict, and its tables agree with each other (every accepted scan is folded into its
+ticket's presence and has its change-log row, as the writer commits them together).
 """
 
 from __future__ import annotations
@@ -14,20 +15,30 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import secrets
 import shutil
 import sqlite3
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 
 from server.config import Settings
-from tests.conftest import _create_token
+from tests.conftest import (
+    POSTGRES_ADMIN_URL,
+    _create_pg_database,
+    _create_token,
+    _drop_pg_database,
+    _pg_url,
+)
 from tests.factories import create_booking, create_event, create_ticket_type
 from tests.live import live_server, settings_env
 
@@ -46,15 +57,67 @@ class Load:
     errors: list[str] = field(default_factory=list)
 
 
-@pytest.fixture
-def sqlite_settings(tmp_path: Path, sqlite_template: Path) -> Settings:
-    (tmp_path / "var").mkdir(mode=0o700)
-    shutil.copyfile(sqlite_template, tmp_path / "var" / "tessera.db")
-    return Settings(
-        database_url=f"sqlite:///{tmp_path}/var/tessera.db",
-        keys_dir=str(tmp_path / "keys"),
-        access_log=False,
-    )
+@dataclass
+class Backend:
+    """The served database and a way to make new empty ones to restore into."""
+
+    settings: Settings
+    new_database: Callable[[str], Awaitable[Settings]]
+    suffix: str  # of the backup files: .db (SQLite) or .dump (pg_dump)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def backend(
+    request: pytest.FixtureRequest, tmp_path: Path, sqlite_template: Path
+) -> Iterator[Backend]:
+    base = Settings(keys_dir=str(tmp_path / "keys"), access_log=False)
+    if request.param == "sqlite":
+        (tmp_path / "var").mkdir(mode=0o700)
+        shutil.copyfile(sqlite_template, tmp_path / "var" / "tessera.db")
+
+        async def new_sqlite(name: str) -> Settings:
+            return base.replace(database_url=f"sqlite:///{tmp_path}/{name}/tessera.db")
+
+        yield Backend(
+            base.replace(database_url=f"sqlite:///{tmp_path}/var/tessera.db"), new_sqlite, ".db"
+        )
+        return
+    if shutil.which("pg_dump") is None or shutil.which("psql") is None:
+        pytest.fail("pg_dump and psql are not on PATH: install postgresql-client")
+    created = [asyncio.run(_create_pg_database())]
+
+    async def new_pg(name: str) -> Settings:
+        database = f"tessera_t_{name}_{secrets.token_hex(4)}"
+        await _admin(f'CREATE DATABASE "{database}"')
+        created.append(database)
+        return base.replace(database_url=_pg_url(database))
+
+    try:
+        yield Backend(base.replace(database_url=_pg_url(created[0])), new_pg, ".dump")
+    finally:
+        for database in created:
+            asyncio.run(_drop_pg_database(database))
+
+
+async def _admin(sql: str) -> None:
+    connection = await asyncpg.connect(POSTGRES_ADMIN_URL)
+    try:
+        await connection.execute(sql)
+    finally:
+        await connection.close()
+
+
+async def _query(settings: Settings, sql: str) -> list[tuple[Any, ...]]:
+    url = settings.database_url
+    if url.startswith("sqlite"):
+        path = url.split(":///", 1)[1]
+        with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
+            return [tuple(row) for row in connection.execute(sql).fetchall()]
+    connection = await asyncpg.connect(url)
+    try:
+        return [tuple(row) for row in await connection.fetch(sql)]
+    finally:
+        await connection.close()
 
 
 async def _tessera(settings: Settings, cwd: Path, *args: str) -> tuple[int, str, str]:
@@ -125,37 +188,48 @@ async def _door(
             await asyncio.sleep(max(0.0, now + 1 / RATE - time.monotonic()))
 
 
-def _scans(path: Path) -> list[tuple[str, str, bool]]:
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        rows = connection.execute("SELECT device_id, scan_id, accepted FROM scan").fetchall()
+async def _scans(settings: Settings) -> list[tuple[str, str, bool]]:
+    rows = await _query(settings, "SELECT device_id, scan_id, accepted FROM scan")
     return [(d, s, bool(a)) for d, s, a in rows]
 
 
-def _assert_consistent(path: Path) -> None:
+async def _assert_consistent(settings: Settings) -> None:
     """The snapshot's tables agree: presence counts its accepted scans, each has its change."""
-    with closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as connection:
-        assert connection.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
-        unfolded = connection.execute(
-            "SELECT count(*) FROM presence p WHERE p.entries <> (SELECT count(*) FROM scan s"
-            " WHERE s.ticket_id = p.ticket_id AND s.list_id = p.list_id AND s.accepted"
-            " AND NOT s.annulled AND s.direction = 'entry')"
-        ).fetchone()[0]
-        orphans = connection.execute(
-            "SELECT count(*) FROM scan s WHERE s.accepted AND (s.seq IS NULL OR NOT EXISTS"
-            " (SELECT 1 FROM change c WHERE c.event_id = s.event_id AND c.seq = s.seq))"
-        ).fetchone()[0]
-        unseen = connection.execute(
-            "SELECT count(*) FROM scan s WHERE s.accepted AND NOT EXISTS (SELECT 1 FROM"
-            " presence p WHERE p.ticket_id = s.ticket_id AND p.list_id = s.list_id)"
-        ).fetchone()[0]
-    assert (unfolded, orphans, unseen) == (0, 0, 0)
+    unfolded = await _query(
+        settings,
+        "SELECT count(*) FROM presence p WHERE p.entries <> (SELECT count(*) FROM scan s"
+        " WHERE s.ticket_id = p.ticket_id AND s.list_id = p.list_id AND s.accepted"
+        " AND NOT s.annulled AND s.direction = 'entry')",
+    )
+    orphans = await _query(
+        settings,
+        "SELECT count(*) FROM scan s WHERE s.accepted AND (s.seq IS NULL OR NOT EXISTS"
+        " (SELECT 1 FROM change c WHERE c.event_id = s.event_id AND c.seq = s.seq))",
+    )
+    unseen = await _query(
+        settings,
+        "SELECT count(*) FROM scan s WHERE s.accepted AND NOT EXISTS (SELECT 1 FROM"
+        " presence p WHERE p.ticket_id = s.ticket_id AND p.list_id = s.list_id)",
+    )
+    assert (unfolded, orphans, unseen) == ([(0,)], [(0,)], [(0,)])
+
+
+async def _restore(backend: Backend, backup: Path, name: str, cwd: Path) -> Settings:
+    """`tessera restore` of `backup` into a new database, then `tessera migrate` (a no-op)."""
+    target = await backend.new_database(name)
+    code, out, err = await _tessera(target, cwd, "restore", str(backup))
+    assert code == 0 and "up to date" in out, err
+    assert (await _tessera(target, cwd, "migrate"))[0] == 0
+    return target
 
 
 async def test_backups_during_a_scan_load_hold_every_answered_scan_exactly_once(
-    sqlite_settings: Settings, tmp_path: Path
+    backend: Backend, tmp_path: Path
 ) -> None:
-    organiser = await _create_token(sqlite_settings)
-    with live_server(sqlite_settings, tmp_path / "serve.log") as base:
+    served = backend.settings
+    mid_file, final_file = (tmp_path / f"{name}{backend.suffix}" for name in ("mid", "final"))
+    organiser = await _create_token(served)
+    with live_server(served, tmp_path / "serve.log") as base:
         list_id, codes, devices = await _doors(base, organiser)
         load = Load()
         started = time.monotonic()
@@ -165,34 +239,30 @@ async def test_backups_during_a_scan_load_hold_every_answered_scan_exactly_once(
         ]
         await asyncio.sleep(MID_BACKUP_AT)
         answered_before_mid = len(load.answered)
-        mid = await _tessera(sqlite_settings, tmp_path, "backup", str(tmp_path / "mid.db"))
+        mid = await _tessera(served, tmp_path, "backup", str(mid_file))
         answered_after_mid = len(load.answered)
         await asyncio.gather(*doors)
-        final = await _tessera(sqlite_settings, tmp_path, "backup", str(tmp_path / "final.db"))
+        final = await _tessera(served, tmp_path, "backup", str(final_file))
     elapsed = time.monotonic() - started
 
     assert load.errors == [], load.errors[:5]
     assert mid[0] == 0 and final[0] == 0, (mid, final)
-    assert "integrity ok" in mid[1] and "integrity ok" in final[1]
-    for name in ("mid.db", "final.db"):
-        assert (tmp_path / name).stat().st_mode & 0o777 == 0o600
+    for path in (mid_file, final_file):
+        assert path.stat().st_mode & 0o777 == 0o600
 
-    restored = sqlite_settings.replace(database_url=f"sqlite:///{tmp_path}/restored/tessera.db")
-    code, out, err = await _tessera(restored, tmp_path, "restore", str(tmp_path / "final.db"))
-    assert code == 0 and "up to date" in out, err
-    assert (await _tessera(restored, tmp_path, "migrate"))[0] == 0
-
-    scans = _scans(tmp_path / "restored" / "tessera.db")
+    restored = await _restore(backend, final_file, "final", tmp_path)
+    scans = await _scans(restored)
     keys = [(d, s) for d, s, _ in scans]
     assert len(keys) == len(set(keys)), "a scan recorded twice"
     assert {(d, s): a for d, s, a in scans} == load.answered, "every answered scan, nothing else"
-    _assert_consistent(tmp_path / "restored" / "tessera.db")
+    await _assert_consistent(restored)
 
-    in_mid = _scans(tmp_path / "mid.db")
+    mid_restored = await _restore(backend, mid_file, "mid", tmp_path)
+    in_mid = await _scans(mid_restored)
     assert all(load.answered.get((d, s)) is a for d, s, a in in_mid), "mid: only answered scans"
     assert answered_before_mid <= len(in_mid) <= answered_after_mid + DOORS
     assert 0 < len(in_mid) < len(scans), "the mid-load backup is taken in the middle"
-    _assert_consistent(tmp_path / "mid.db")
+    await _assert_consistent(mid_restored)
     accepted = sum(load.answered.values())
     print(
         f"\nbackup under load: {len(scans)} scans answered in {elapsed:.1f} s"
