@@ -9,6 +9,7 @@ instance served each request, so the test knows when a request reached the other
 - a guest page and its QR load, with links that name the proxy (TESSERA_BASE_URL);
 - a REST redeem is accepted, and the same ticket is refused `already_redeemed` by the other
   instance: the decision lives in the shared database;
+- a body above Tessera's limit gets Tessera's own 413 (problem+json), not nginx's;
 - the worker, not an instance, sends a resent e-ticket mail (TESSERA_WORKER=external);
 - a door's websocket through the proxy sees scans accepted on the other instance within
   FAN_OUT seconds. An instance's hub re-reads the change log only after HEAL seconds of silence
@@ -84,6 +85,7 @@ async def _journey(deployment: Topology, token: str) -> None:
     async with httpx.AsyncClient(base_url=deployment.proxy, headers=organiser, timeout=WAIT) as api:
         door = await _setup(api, deployment)
         await _guest_page_loads(deployment, door["tickets"][0])
+        await _tessera_answers_a_large_body_itself(api)
         await _redeemed_once_across_instances(api, deployment, door)
         await _worker_sends_the_mail(api, deployment, door["booking_id"])
         async with await _open(door["ws_url"], door["watcher"]) as ws:
@@ -134,6 +136,16 @@ async def _guest_page_loads(deployment: Topology, ticket: dict[str, Any]) -> Non
     assert ticket["code"] in page.text
     assert qr.status_code == 200
     assert qr.headers["content-type"].startswith("image/svg+xml")
+
+
+async def _tessera_answers_a_large_body_itself(api: httpx.AsyncClient) -> None:
+    """A body over TESSERA_MAX_BODY_BYTES passes nginx and gets Tessera's problem+json 413."""
+    body = b'{"name": "' + b"x" * (2 * 1024 * 1024) + b'"}'
+    answer = await api.post(
+        "/api/v1/events", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert answer.status_code == 413, answer.text[:200]
+    assert answer.headers["content-type"].startswith("application/problem+json"), answer.text[:200]
 
 
 def _served(deployment: Topology, path: str) -> dict[str, int]:
