@@ -25,7 +25,9 @@ Rules and invariants:
     again (`repeat`), nothing is journaled or sent.
   - The cursor moves only with the hub state it describes (store.apply_changes is atomic); a gap
     restarts the stream from the cursor with `hello`, a bad item or `snapshot_required` asks the
-    shell for a snapshot (`wants_snapshot`). Scans keep working meanwhile.
+    shell for a snapshot (`wants_snapshot`). Scans keep working meanwhile. The hub answers each
+    `hello` with a `welcome`, in order: a `snapshot_required` answering an earlier `hello` than the
+    last one sent is stale (a snapshot was loaded in between) and asks for nothing.
   - Undo (`undo_last`) annuls this door's latest scan that took effect: at once when the hub
     already holds it, else once it is uploaded; the scan leaves the door's own view at once.
 """
@@ -118,6 +120,7 @@ class SyncCore:
         self._socket = False
         self._welcomed = False
         self._catching_up = False
+        self._hellos_unanswered = 0  # on this socket; the hub answers each in order
         self._pending: dict[str, float] = {}  # online scans awaiting the hub: scan_id -> deadline
         self._uploading: set[str] = set()
         self._upload_deadline: float | None = None
@@ -176,7 +179,8 @@ class SyncCore:
         """A socket is open and authenticated (or will be: the hub reads frames in order)."""
         self._socket = True
         self._welcomed = False
-        self._send(Hello(cursor=None if self.wants_snapshot else self.store.cursor()))
+        self._hellos_unanswered = 0
+        self._hello(None if self.wants_snapshot else self.store.cursor())
         self._status(now)
 
     def disconnected(self, now: float, close_code: int | None = None) -> None:
@@ -203,7 +207,7 @@ class SyncCore:
             self.list_id = self.list_id if self.list_id else self._first_list()
         self._notice("snapshot_loaded", f"{len(snapshot.tickets)} tickets, seq {snapshot.seq}")
         if self._socket:
-            self._send(Hello(cursor=snapshot.seq))
+            self._hello(snapshot.seq)
         self._counters_soon(now)
         self._status(now)
 
@@ -242,11 +246,20 @@ class SyncCore:
             self._notice("hub_error", "the hub names another device or event: re-pair")
             self._unpair("unpaired", now)
             return
-        if frame.snapshot_required:
+        self._hellos_unanswered = max(0, self._hellos_unanswered - 1)
+        if frame.snapshot_required and self._hellos_unanswered:
+            # Stale: it answers a hello sent before a snapshot was loaded (and a hello with that
+            # snapshot's seq followed). The next welcome decides; no second download.
+            self._catching_up = True
+        elif frame.snapshot_required:
             self.wants_snapshot = True
             self._catching_up = False
         else:
             self._catching_up = True
+
+    def _hello(self, cursor: int | None) -> None:
+        self._hellos_unanswered += 1
+        self._send(Hello(cursor=cursor))
 
     def _on_changes(self, frame: Changes, now: float) -> None:
         if self.wants_snapshot:
@@ -255,7 +268,7 @@ class SyncCore:
             revoked = self.store.apply_changes(frame.items, own_device=self.device_id, now=now)
         except SyncError as exc:
             if exc.gap:
-                self._send(Hello(cursor=self.store.cursor()))
+                self._hello(self.store.cursor())
             else:
                 self._notice("resync", str(exc))
                 self.wants_snapshot = True

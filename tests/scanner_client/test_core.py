@@ -221,6 +221,25 @@ def test_no_scan_before_the_first_snapshot(tmp_path):
     assert core.wants_snapshot
 
 
+def test_a_snapshot_taken_before_the_welcome_is_not_downloaded_again(tmp_path, world):
+    """The shell may fetch the first snapshot while the socket is still opening: its `hello`
+    went out with no cursor, so its `welcome` says snapshot_required. That answer is stale once
+    the snapshot is loaded and a `hello` with its seq has followed: only the last one counts."""
+    empty = LocalStore.open(tmp_path / "empty.db")
+    core = core_for(empty)
+    core.connected(NOW)
+    assert sent(core) == [{"type": "hello", "cursor": None}]
+    core.snapshot_loaded(world.snapshot, NOW)
+    assert sent(core) == [{"type": "hello", "cursor": world.snapshot.seq}]
+    welcome(core, NOW, snapshot_required=True)  # the answer to the first hello
+    assert not core.wants_snapshot
+    welcome(core, NOW, head=world.snapshot.seq)  # the answer to the second
+    assert core.is_caught_up and not core.wants_snapshot
+    welcome(core, NOW, snapshot_required=True)  # a hub that really wants one is still heard
+    assert core.wants_snapshot
+    empty.close()
+
+
 # --- online -------------------------------------------------------------------------------------
 
 
