@@ -71,6 +71,7 @@ __all__ = [
     "list_messages",
     "preview",
     "problems",
+    "recipients_now",
     "record_bounce",
     "resend_booking",
     "resend_ticket",
@@ -270,7 +271,7 @@ async def send(
     send_at = data.send_at
     if data.remind_before is not None:
         send_at = event.starts_at - timedelta(seconds=data.remind_before)
-    recipients = await _recipients(session, campaign)
+    recipients = await recipients_now(session, campaign)
     if len(recipients) != data.expected_recipients:
         raise Conflict(
             f"the campaign has {len(recipients)} recipients now, not {data.expected_recipients}",
@@ -476,7 +477,7 @@ async def fire_due(session: AsyncSession, *, now: datetime, settings: Settings) 
             campaign.finished_at = now
             continue
         await enqueue(
-            session, campaign, await _recipients(session, campaign), now=now, settings=settings
+            session, campaign, await recipients_now(session, campaign), now=now, settings=settings
         )
         started.append(campaign.id)
     return started
@@ -538,7 +539,12 @@ def _domain(settings: Settings) -> str:
     return settings.platform_sender.rpartition("@")[2] or "localhost"
 
 
-async def _recipients(session: AsyncSession, campaign: Campaign) -> list[Recipient]:
+async def recipients_now(session: AsyncSession, campaign: Campaign) -> list[Recipient]:
+    """Whom `campaign` would go to if it were sent now: its audience resolved against the
+    bookings, tickets and contacts as they stand (one per booking, or per ticket for a
+    per-ticket campaign; unsubscribed contacts left out of news). Its length is the count
+    `send` compares with `expected_recipients`, so a recap showing it shows what send does;
+    a schedule resolves the audience again when it fires. Reads only."""
     return await resolve(
         session,
         campaign.event_id,
@@ -551,7 +557,7 @@ async def _recipients(session: AsyncSession, campaign: Campaign) -> list[Recipie
 async def _chosen_recipient(
     session: AsyncSession, campaign: Campaign, booking_id: str | None, ticket_id: str | None
 ) -> Recipient | None:
-    recipients = await _recipients(session, campaign)
+    recipients = await recipients_now(session, campaign)
     for recipient in recipients:
         if (booking_id is None or recipient.booking_id == booking_id) and (
             ticket_id is None or ticket_id in recipient.ticket_ids

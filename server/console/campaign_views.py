@@ -128,7 +128,7 @@ async def recap(
     problem: str | None = None,
     status: int = 200,
 ) -> Response[str]:
-    count = len(await service._recipients(session, campaign))  # the count send() compares
+    count = len(await service.recipients_now(session, campaign))  # the count send() compares
     return html_page(
         "campaign_recap.html",
         lang=viewer.lang,
@@ -193,7 +193,7 @@ async def preview_page(
     shown = None
     if not found:
         shown = await service.preview(session, campaign.id, wanted, state.settings)
-    recipients = await service._recipients(session, campaign)
+    recipients = await service.recipients_now(session, campaign)
     choices: dict[str, str] = {}
     for r in recipients:
         if r.booking_id and len(choices) < PICKABLE:
