@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from protocol.ids import TICKET_ID_LENGTH, new_id
 from protocol.token import TicketClaims, sign_ticket_token
 from server.errors import InvalidState
 from server.keys.service import KeySet
@@ -25,6 +26,11 @@ class TicketIssuer:
             raise InvalidState("no signing key: run `tessera keys rotate`")
         claims = TicketClaims(jti=ticket_id, evt=event_id, ver=version)
         return sign_ticket_token(claims, self.keys.signing_key, self.keys.signing_kid)
+
+    def sign_new(self, event_id: str, count: int) -> list[tuple[str, str]]:
+        """Fresh ids and version-1 tokens for `count` new tickets of the event, in order."""
+        fresh = [new_id(TICKET_ID_LENGTH) for _ in range(count)]
+        return [(ticket_id, self.sign(ticket_id, event_id, 1)) for ticket_id in fresh]
 
     def link_url(self, link: str) -> str:
         return f"{self.base_url}/t/{link}"

@@ -12,7 +12,7 @@ from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from protocol.ids import TICKET_ID_LENGTH, new_id, ticket_code
+from protocol.ids import ticket_code
 from protocol.sync import TicketEntry, to_wire
 from server.changes.service import ChangeKind, append_changes
 from server.db import utcnow
@@ -78,12 +78,15 @@ async def issue_tickets(
     specs: Sequence[TicketSpec],
     default_holder: str | None,
     issuer: TicketIssuer,
+    *,
+    signed: Sequence[tuple[str, str]] | None = None,
 ) -> list[dict[str, Any]]:
     """One signed ticket per spec, with its link and change-log entry, in the caller's
     transaction; returns the rows written (`ticket_rows`), in position order, so the caller
-    can answer with them (`schemas.ticket_out`) instead of reading them back."""
+    can answer with them (`schemas.ticket_out`) instead of reading them back. `signed`: ids
+    and tokens signed ahead (`TicketIssuer.sign_new`), else signed here."""
     codes = await unused_codes(session, len(specs))
-    rows = ticket_rows(event_id, booking_id, specs, codes, default_holder, issuer)
+    rows = ticket_rows(event_id, booking_id, specs, codes, default_holder, issuer, signed=signed)
     await insert_tickets(session, event_id, rows)
     return rows
 
@@ -107,8 +110,7 @@ def ticket_rows(
     if signed is None:
         if issuer is None:
             raise ValueError("ticket_rows needs an issuer or the signed ids and tokens")
-        fresh = [new_id(TICKET_ID_LENGTH) for _ in specs]
-        signed = [(ticket_id, issuer.sign(ticket_id, event_id, 1)) for ticket_id in fresh]
+        signed = issuer.sign_new(event_id, len(specs))
     rows = []
     for position, ((ticket_type_id, holder), code, (ticket_id, token)) in enumerate(
         zip(specs, codes, signed, strict=True)
