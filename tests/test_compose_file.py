@@ -91,8 +91,8 @@ COMPOSE_MISTAKES = [
         id="port-nginx-does-not-proxy-to",
     ),
     pytest.param(
-        "      - ${TESSERA_HTTP_PORT:-8080}:8080\n",
-        "      - ${TESSERA_HTTP_PORT:-8080}:80\n",
+        '      - "${TESSERA_HTTP_PORT:-8080}:8080"\n',
+        '      - "${TESSERA_HTTP_PORT:-8080}:80"\n',
         "publishes 80, nginx.conf listens on [8080]",
         id="published-port-nginx-does-not-listen-on",
     ),
