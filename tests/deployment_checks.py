@@ -251,7 +251,10 @@ def compose_problems(docker: Path, docs: Path, env: Mapping[str, str] = SAMPLE_E
     for name, service in services.items():
         problems = _service_problems(name, service, envs[name])
         if _role(service) == "serve" and not problems:
-            ports[name] = _listen_port(service, envs[name])
+            try:
+                ports[name] = _listen_port(service, envs[name])
+            except ValueError:
+                problems.append(f"service {name}: `--port` takes a number: {command_of(service)}")
         found += problems
     if not found:
         found += _proxy_problems(compose, docker, ports)

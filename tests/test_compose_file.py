@@ -84,6 +84,13 @@ COMPOSE_MISTAKES = [
         id="stray-argument",
     ),
     pytest.param(
+        '    command: ["serve"]\n    volumes:\n      - keys:/var/lib/tessera/keys:ro\n',
+        '    command: ["serve", "--port", "eighty"]\n'
+        "    volumes:\n      - keys:/var/lib/tessera/keys:ro\n",
+        "service tessera-b: `--port` takes a number",
+        id="port-not-a-number",
+    ),
+    pytest.param(
         'TESSERA_PORT: "8000"',
         'TESSERA_PORT: "8001"',
         "nginx.conf proxies to {'tessera-a': 8000, 'tessera-b': 8000}, the instances listen on "
