@@ -1,14 +1,20 @@
 """The verdict on one scan: the one pure function shared by the hub (online) and the scanner.
 
 No I/O and no clock: the time of a scan is `ScanFacts.scanned_at`, everything else is passed in.
+The token's own refusals (signature, its event, its nbf/exp) come first, from
+`protocol.token.verify_ticket_token`; what needs the ticket (its version, its state) is decided
+here, so a hub and a door that know the same facts reach the same verdict.
 
 Order of checks (this order IS the specification; the first failing check names the reason):
 
   1. no ticket behind the code (unknown, unreadable or forged)   -> invalid
+     1b. a QR token's `ver` above the ticket's version            -> invalid (names no ticket
+         we know); below it: superseded by a reissue             -> revoked
   2. the ticket belongs to another event than the list           -> wrong_event
   3. the ticket is revoked (permanent)                           -> revoked
   4. the ticket is blocked (reversible hold)                     -> blocked
-  5. the list does not admit the ticket's type                   -> not_on_list
+  5. the list does not admit the ticket's type, or the list id
+     names no list of the event (`UnknownList`)                   -> not_on_list
   6. ENTRY only: before the ticket type's or the list's valid_from -> not_yet_valid
   7. ENTRY only: at or after either valid_until                  -> expired
   8. direction rules:
@@ -60,11 +66,13 @@ __all__ = [
     "RecordedScan",
     "ScanFacts",
     "TicketState",
+    "UnknownList",
     "Verdict",
     "apply",
     "decide",
     "fold_all",
     "is_reentry",
+    "version_refusal",
 ]
 
 
@@ -83,6 +91,14 @@ class ListRules(msgspec.Struct, frozen=True):
     allow_reentry: bool = False
     valid_from: datetime | None = None  # the list's own window, checked beside the type's
     valid_until: datetime | None = None
+
+
+class UnknownList(msgspec.Struct, frozen=True):
+    """A list id that names no list of the event `event_id` (mistyped, deleted, another
+    event's): it admits nothing, in either direction, once the ticket's own checks pass."""
+
+    id: str
+    event_id: str
 
 
 class TicketState(msgspec.Struct, frozen=True):
@@ -118,10 +134,12 @@ class Presence(msgspec.Struct, frozen=True):
 
 
 class ScanFacts(msgspec.Struct, frozen=True, kw_only=True):
-    """The facts of one scan the rules look at; `scanned_at` is the door's clock."""
+    """The facts of one scan the rules look at; `scanned_at` is the door's clock, and
+    `token_version` the `ver` of the QR token presented (None for a typed readable code)."""
 
     direction: Direction = Direction.ENTRY
     scanned_at: datetime
+    token_version: int | None = None
 
 
 class RecordedScan(ScanFacts, frozen=True, kw_only=True):
@@ -142,18 +160,32 @@ _REJECTED = {reason: Verdict(False, reason) for reason in Reason}
 
 
 def decide(
-    scan: ScanFacts, ticket: TicketState | None, presence: Presence, rules: ListRules
+    scan: ScanFacts,
+    ticket: TicketState | None,
+    presence: Presence,
+    rules: ListRules | UnknownList,
 ) -> Verdict:
     """The verdict on `scan` of `ticket` on the list `rules`, given its folded `presence`.
 
-    Checks run in the order of the module comment; the first that fails gives the reason.
+    Checks run in the order of the module comment; the first that fails gives the reason. An
+    `invalid` verdict means no ticket is behind the code: show and record none.
     """
     if ticket is None:
         return _REJECTED[Reason.INVALID]
-    reason = _ticket_refusal(ticket, rules)
-    if reason is None and scan.direction == Direction.ENTRY:
+    reason = version_refusal(scan.token_version, ticket.version)
+    reason = reason or _ticket_refusal(ticket, rules)
+    # An unknown list refused every ticket at check 5, so `rules` is a ListRules past it.
+    if reason is None and scan.direction == Direction.ENTRY and isinstance(rules, ListRules):
         reason = _window_refusal(scan.scanned_at, ticket, rules) or _entry_refusal(presence, rules)
     return _ACCEPTED if reason is None else _REJECTED[reason]
+
+
+def version_refusal(token_version: int | None, ticket_version: int) -> Reason | None:
+    """Check 1b: a token of an older version was superseded by a reissue (`revoked`); one of a
+    newer version names no ticket we know (`invalid`); None for the current one or no token."""
+    if token_version is None or token_version == ticket_version:
+        return None
+    return Reason.REVOKED if token_version < ticket_version else Reason.INVALID
 
 
 def is_reentry(presence: Presence, rules: ListRules) -> bool:
@@ -200,7 +232,7 @@ def fold_all(scans: Iterable[RecordedScan], rules: ListRules) -> Presence:
     return presence
 
 
-def _ticket_refusal(ticket: TicketState, rules: ListRules) -> Reason | None:
+def _ticket_refusal(ticket: TicketState, rules: ListRules | UnknownList) -> Reason | None:
     """Checks 2-5: whether this ticket may be scanned on this list at all, in either direction."""
     if ticket.event_id != rules.event_id:
         return Reason.WRONG_EVENT
@@ -208,6 +240,8 @@ def _ticket_refusal(ticket: TicketState, rules: ListRules) -> Reason | None:
         return Reason.REVOKED
     if ticket.blocked:
         return Reason.BLOCKED
+    if isinstance(rules, UnknownList):
+        return Reason.NOT_ON_LIST
     if rules.ticket_type_ids is not None and ticket.ticket_type_id not in rules.ticket_type_ids:
         return Reason.NOT_ON_LIST
     return None

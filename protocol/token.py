@@ -36,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from protocol.ids import new_id
 from protocol.reasons import Reason
+from protocol.rules import version_refusal
 
 __all__ = [
     "TicketClaims",
@@ -200,11 +201,8 @@ def verify_ticket_token(
         return Reason.NOT_YET_VALID
     if exp is not None and now >= exp + leeway:
         return Reason.EXPIRED
-    if current_version is not None:
-        if body.ver < current_version:
-            return Reason.REVOKED
-        if body.ver > current_version:
-            return Reason.INVALID
+    if current_version is not None and (refusal := version_refusal(body.ver, current_version)):
+        return refusal
     return TicketClaims(jti=body.jti, evt=body.evt, ver=body.ver, nbf=nbf, exp=exp)
 
 

@@ -18,6 +18,8 @@ Rules and invariants (ARCHITECTURE §5):
     A scan the door admitted takes effect; when the online rules would have refused it, it is
     `forced`, its `reason` says what they would have decided, and a Conflict naming the ticket's
     first entry is returned for the event's devices.
+  - The verdict is `protocol.rules.decide`, the door's own: the token's version against the
+    ticket's and an unknown list (`UnknownList`) are decided there, from the shared table.
   - The code is the QR token (verified against the non-retired public keys) or the readable code.
     Only a signed token can say `wrong_event`: a readable code of another event is `invalid`, so
     a device is no oracle for other events' codes.
@@ -38,7 +40,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from protocol.ids import normalize_code
 from protocol.messages import Conflict, EarlierScan, FirstScan, ResultItem, ScanItem, TicketInfo
 from protocol.reasons import Reason
-from protocol.rules import ListRules, Presence, ScanFacts, Verdict, apply, decide
+from protocol.rules import ListRules, Presence, ScanFacts, UnknownList, Verdict, apply, decide
 from protocol.sync import PresenceEntry, ScanEntry, to_wire, utc
 from protocol.token import verify_ticket_token
 from server.changes.publish import notify_after_commit
@@ -202,21 +204,26 @@ def _decide_one(
     if scan_key in batch.results:
         return batch.results[scan_key]
     ticket = _ticket_of(batch, parsed, device.event_id)
-    rules = batch.lists.get(item.list_id)
-    real_list = rules is not None and rules.event_id == device.event_id
-    if not real_list:
-        # An unknown list, or another event's, admits nothing: the rules say not_on_list after
-        # the ticket's own checks.
-        rules = ListRules(id=item.list_id, event_id=device.event_id, ticket_type_ids=frozenset())
-    assert rules is not None
-    ticket, refusal = _check_version(ticket, parsed)
+    found = batch.lists.get(item.list_id)
+    rules: ListRules | UnknownList = found or UnknownList(item.list_id, device.event_id)
+    if found is not None and found.event_id != device.event_id:
+        rules = UnknownList(item.list_id, device.event_id)  # another event's list is none here
     key = (ticket.state.id, item.list_id) if ticket else ("", "")
     before = batch.presence.get(key, _NO_PRESENCE)
-    facts = ScanFacts(direction=item.direction, scanned_at=utc(item.scanned_at or batch.now))
-    verdict, forced = _judge(item, refusal, facts, ticket, before, rules)
+    facts = ScanFacts(
+        direction=item.direction,
+        scanned_at=utc(item.scanned_at or batch.now),
+        token_version=parsed.version,
+    )
+    online = Verdict(False, parsed.refusal)  # the token's own refusal comes first
+    if parsed.refusal is None:
+        online = decide(facts, ticket.state if ticket else None, before, rules)
+    if online.reason is Reason.INVALID:  # no ticket behind the code (say, a token from the future)
+        ticket, key, before = None, ("", ""), _NO_PRESENCE
+    verdict, forced = _judge(item, online)
     takes_effect = (verdict.accepted or forced) and key in batch.presence
     after = before
-    if takes_effect:
+    if takes_effect and isinstance(rules, ListRules):  # only a real list has presence rows
         after = apply(
             before, facts, rules, gate=device.gate, device_id=device.device_id, scan_id=item.scan_id
         )
@@ -241,36 +248,13 @@ def _decide_one(
     return result
 
 
-def _check_version(
-    ticket: TicketRow | None, parsed: _Parsed
-) -> tuple[TicketRow | None, Reason | None]:
-    """The token's own refusal, or its `ver` against the ticket's: a superseded token is
-    `revoked`, one from the future names no ticket we know (`invalid`)."""
-    if ticket is None or parsed.version is None or parsed.refusal is not None:
-        return ticket, parsed.refusal
-    if parsed.version < ticket.state.version:
-        return ticket, Reason.REVOKED
-    if parsed.version > ticket.state.version:
-        return None, Reason.INVALID
-    return ticket, None
-
-
-def _judge(
-    item: ScanItem,
-    refusal: Reason | None,
-    facts: ScanFacts,
-    ticket: TicketRow | None,
-    presence: Presence,
-    rules: ListRules,
-) -> tuple[Verdict, bool]:
+def _judge(item: ScanItem, online: Verdict) -> tuple[Verdict, bool]:
     """The verdict to record and whether it is forced (admitted offline against the rules)."""
     if item.offline and item.verdict == "rejected":
         # The door refused the guest: that is what happened, whatever the rules say now.
         return Verdict(False, item.reason or Reason.INVALID), False
-    state = ticket.state if ticket else None
-    verdict = Verdict(False, refusal) if refusal else decide(facts, state, presence, rules)
     admitted = item.offline and item.verdict == "accepted"
-    return verdict, admitted and not verdict.accepted
+    return online, admitted and not online.accepted
 
 
 def _record(

@@ -22,6 +22,7 @@ from protocol.rules import (
     Presence,
     ScanFacts,
     TicketState,
+    UnknownList,
     Verdict,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "rules",
     "scan",
     "ticket",
+    "unknown_list",
 ]
 
 NOW = datetime(2031, 6, 14, 20, 0, tzinfo=UTC)
@@ -77,9 +79,17 @@ def presence(entries: int = 0, inside: bool = False, **overrides: Any) -> Presen
     return Presence(entries=entries, inside=inside, **overrides)
 
 
-def scan(direction: str = "entry", at: datetime = NOW) -> ScanFacts:
-    """The facts of a scan in `direction` ("entry" or "exit") at `at`."""
-    return ScanFacts(direction=Direction(direction), scanned_at=at)
+def scan(
+    direction: str = "entry", at: datetime = NOW, *, token_version: int | None = None
+) -> ScanFacts:
+    """The facts of a scan in `direction` ("entry" or "exit") at `at`; `token_version` is the
+    `ver` of the QR token presented (None: the readable code was typed)."""
+    return ScanFacts(direction=Direction(direction), scanned_at=at, token_version=token_version)
+
+
+def unknown_list(list_id: str = "LIST0000000NONE0") -> UnknownList:
+    """A list id of `EVENT` that names no list."""
+    return UnknownList(id=list_id, event_id=EVENT)
 
 
 def ok() -> Verdict:
@@ -105,7 +115,7 @@ def _case(
     s: ScanFacts = _FRESH_SCAN,
     t: TicketState | None = _VALID_TICKET,
     p: Presence = _NEVER_SCANNED,
-    r: ListRules = _SINGLE_ENTRY_LIST,
+    r: ListRules | UnknownList = _SINGLE_ENTRY_LIST,
 ) -> Any:
     """One row: defaults are a fresh entry of a valid ticket on a single-entry list at `NOW`."""
     return pytest.param(s, t, p, r, expected, id=case_id)
@@ -266,4 +276,25 @@ VERDICT_CASES = [
         t=ticket(persons=4),
         p=presence(entries=1, inside=True),
     ),
+    # The token's version against the ticket's (check 1b): a reissue supersedes the old token.
+    _case("current-token-of-a-reissued-ticket", ok(), s=scan(token_version=2), t=ticket(version=2)),
+    _case("superseded-token", no("revoked"), s=scan(token_version=1), t=ticket(version=2)),
+    _case(
+        "superseded-token-beats-blocked",
+        no("revoked"),
+        s=scan(token_version=1),
+        t=ticket(version=2, blocked=True),
+    ),
+    _case(
+        "superseded-token-on-exit",
+        no("revoked"),
+        s=scan("exit", token_version=1),
+        t=ticket(version=2),
+    ),
+    _case("token-from-the-future", no("invalid"), s=scan(token_version=2), t=ticket()),
+    # A list id that names no list of the event admits nothing, after the ticket's own checks.
+    _case("unknown-list", no("not_on_list"), r=unknown_list()),
+    _case("unknown-list-on-exit", no("not_on_list"), s=scan("exit"), r=unknown_list()),
+    _case("unknown-list-after-revoked", no("revoked"), t=ticket(revoked=True), r=unknown_list()),
+    _case("unknown-list-after-invalid", no("invalid"), t=None, r=unknown_list()),
 ]

@@ -74,11 +74,13 @@ def test_public_names_are_pinned() -> None:
         "RecordedScan",
         "ScanFacts",
         "TicketState",
+        "UnknownList",
         "Verdict",
         "apply",
         "decide",
         "fold_all",
         "is_reentry",
+        "version_refusal",
     ]
 
 

@@ -29,7 +29,7 @@ async def test_rest_redeem_gives_the_verdict_of_the_table(
     rules: ListRules,
     expected: Verdict,
 ) -> None:
-    case = await arrange_case(api, settings, ticket, presence, rules)
+    case = await arrange_case(api, settings, ticket, presence, rules, scan)
 
     response = await redeem(
         api,

@@ -14,16 +14,20 @@ against identical states. Representation notes (the table speaks of ids the data
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from protocol.messages import ScanItem
-from protocol.rules import Direction, ListRules, Presence, ScanFacts, TicketState
+from protocol.rules import Direction, ListRules, Presence, ScanFacts, TicketState, UnknownList
+from protocol.token import TicketClaims, sign_ticket_token
 from server.checkin import service
 from server.checkin.store import DeviceContext
 from server.db import Database
+from server.keys.service import Keystore
 from tests.factories import create_booking, create_event, create_ticket_type
 from tests.protocol.cases import EARLIER, OTHER_TYPE_ID, TYPE_ID
 from tests.server.checkin.helpers import Door, create_list, paired_door
@@ -39,17 +43,25 @@ class ArrangedCase:
 
 
 async def arrange_case(
-    api: Any, settings: Any, ticket: TicketState | None, presence: Presence, rules: ListRules
+    api: Any,
+    settings: Any,
+    ticket: TicketState | None,
+    presence: Presence,
+    rules: ListRules | UnknownList,
+    scan: ScanFacts | None = None,
 ) -> ArrangedCase:
-    """An event, a list with `rules`, a paired door at gate A, and `ticket` in `presence`."""
+    """An event, a list with `rules`, a paired door at gate A, and `ticket` in `presence`,
+    presented as the token of the scan's `token_version` when it has one."""
     event = await create_event(api)
     own_type = await _type(api, event["id"], ticket)
-    body = await _list_body(api, event["id"], rules, own_type["id"])
-    checkin_list = await create_list(api, event["id"], **body)
+    list_id = rules.id  # an unknown list: no list of the event has this id
+    if isinstance(rules, ListRules):
+        body = await _list_body(api, event["id"], rules, own_type["id"])
+        list_id = (await create_list(api, event["id"], **body))["id"]
     door = await paired_door(api, event["id"], gate="A")
     code = "ZZZZ-ZZZZ"  # no ticket here has it (one ticket of 40-bit codes: no collision)
     if ticket is None:
-        return ArrangedCase(door, checkin_list["id"], code)
+        return ArrangedCase(door, list_id, code)
     type_id = own_type["id"]
     if ticket.ticket_type_id != TYPE_ID:  # "TYPE0000000OTHER": a third type
         type_id = (await create_ticket_type(api, event["id"], name="Other"))["id"]
@@ -58,8 +70,14 @@ async def arrange_case(
         ticket_event = (await create_event(api, name="Another night"))["id"]
         type_id = (await _type(api, ticket_event, ticket))["id"]
     booking_id, issued = await _ticket_in(api, ticket_event, type_id)
+    tokens = {1: issued["token"]}
+    for version in range(2, ticket.version + 1):  # each reissue supersedes the token before
+        reissued = await api.post(f"/api/v1/tickets/{issued['id']}/reissue")
+        assert reissued.status_code == 200, reissued.text
+        issued = dict(reissued.json())
+        tokens[version] = issued["token"]
     device = DeviceContext(door.device_id, event["id"], "Door 1", "A")
-    await _build_presence(settings, device, issued["code"], checkin_list["id"], presence)
+    await _build_presence(settings, device, issued["code"], list_id, presence)
     # Blocked first: a revoked ticket can no longer be blocked.
     if ticket.blocked:
         block = await api.post(f"/api/v1/tickets/{issued['id']}/block")
@@ -70,7 +88,20 @@ async def arrange_case(
     # Only a signed token proves a ticket of another event genuine (a readable code of another
     # event is `invalid`), so those cases present the token.
     foreign = ticket.event_id != rules.event_id
-    return ArrangedCase(door, checkin_list["id"], issued["token"] if foreign else issued["code"])
+    version = scan.token_version if scan is not None else None
+    if version is not None:
+        token = tokens.get(version) or _future_token(settings, issued, ticket_event, version)
+        return ArrangedCase(door, list_id, token)
+    return ArrangedCase(door, list_id, issued["token"] if foreign else issued["code"])
+
+
+def _future_token(settings: Any, issued: dict[str, Any], event_id: str, version: int) -> str:
+    """A genuine token of the ticket at a `version` it never had, signed with the event's key."""
+    header = json.loads(base64.urlsafe_b64decode(issued["token"].split(".")[0] + "=="))
+    private_key = Keystore(settings.keys_path).read(header["kid"])
+    assert private_key is not None
+    claims = TicketClaims(jti=issued["id"], evt=event_id, ver=version)
+    return sign_ticket_token(claims, private_key, header["kid"])
 
 
 def _iso(value: datetime | None) -> str | None:
