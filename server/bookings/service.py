@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import func, or_, select, update
+from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +22,7 @@ from protocol.ids import booking_reference, new_id
 from server.bookings.models import Booking, BookingItem, BookingStatus
 from server.bookings.schemas import BookingCreate
 from server.campaigns.service import enqueue_ticket_mail
+from server.checkin.models import Presence
 from server.config import Settings
 from server.db import utcnow
 from server.errors import (
@@ -34,6 +35,7 @@ from server.errors import (
 )
 from server.events.models import Event, TicketType
 from server.events.service import get_event
+from server.tickets.models import Ticket
 from server.tickets.service import TicketIssuer, issue_tickets, revoke_booking_tickets
 
 __all__ = [
@@ -222,7 +224,14 @@ async def list_bookings(
     q: str | None,
     limit: int,
     offset: int,
+    ticket_type_id: str | None = None,
+    checked_in: bool | None = None,
 ) -> tuple[list[Booking], int]:
+    """One page of the event's bookings, oldest first, and how many match in all.
+
+    `ticket_type_id`: bookings holding that type (pending ones by their items);
+    `checked_in`: True, bookings a ticket of which entered on some list; False, none of whose
+    tickets did (the campaigns' audience rule). Both are conditions of the query itself."""
     await get_event(session, event_id)
     if q and "\x00" in q:
         # No reference, name or address holds NUL (they refuse control characters), and
@@ -241,6 +250,17 @@ async def list_bookings(
                 func.lower(Booking.external_ref).like(pattern, escape="\\"),
             )
         )
+    if ticket_type_id is not None:
+        where.append(
+            exists().where(
+                BookingItem.booking_id == Booking.id, BookingItem.ticket_type_id == ticket_type_id
+            )
+        )
+    if checked_in is not None:
+        entered = exists().where(
+            Ticket.booking_id == Booking.id, Presence.ticket_id == Ticket.id, Presence.entries > 0
+        )
+        where.append(entered if checked_in else ~entered)
     total = await session.scalar(select(func.count()).select_from(Booking).where(*where))
     rows = await session.scalars(
         select(Booking)

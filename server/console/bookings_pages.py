@@ -40,6 +40,7 @@ TICKETS = 50  # a page of the booking's tickets (a booking holds up to 500)
 OPEN_PANELS = 10  # up to this many tickets, each one's forms are on the page; past it, one's
 MESSAGES = 200  # a booking's mails shown (its resends and campaigns; far fewer in practice)
 STATUSES = ("pending", "confirmed", "cancelled")
+CHECKED_IN = {None: None, "yes": True, "no": False}  # the filter form's choice → the service's
 Search = Annotated[str | None, QueryParameter(max_length=200)]  # the API's limit
 Short = Annotated[str | None, QueryParameter(max_length=20)]
 
@@ -64,8 +65,17 @@ async def _list(
     status, errors, problem = shown(refused)
     event, viewer, event_id = page.event, page.viewer, page.event.id
     types = await events.list_ticket_types(session, event_id)
+    if query["ticket_type"] is not None and query["ticket_type"] not in {t.id for t in types}:
+        raise ConsolePageError(400, "bad_request", "bad_request")
     rows, total = await bookings.list_bookings(
-        session, event_id, status=query["status"], q=query["q"], limit=PAGE, offset=query["offset"]
+        session,
+        event_id,
+        status=query["status"],
+        q=query["q"],
+        limit=PAGE,
+        offset=query["offset"],
+        ticket_type_id=query["ticket_type"],
+        checked_in=CHECKED_IN[query["checked_in"]],
     )
     if query["q"] and not query["offset"]:
         by_code = await actions.booking_by_code(session, event_id, query["q"])
@@ -154,12 +164,25 @@ async def _detail(
     )
 
 
-def _query(q: str | None, status: str | None, offset: int) -> dict[str, Any]:
-    """The list's query, by the API's rules; an empty field of the filter form is no filter."""
-    status = status or None
-    if status is not None and status not in STATUSES:
+def _query(
+    q: str | None,
+    status: str | None,
+    offset: int,
+    ticket_type: str | None = None,
+    checked_in: str | None = None,
+) -> dict[str, Any]:
+    """The list's query, by the API's rules; an empty field of the filter form is no filter
+    (the ticket type is checked against the event's in `_list`)."""
+    status, checked_in = status or None, checked_in or None
+    if (status is not None and status not in STATUSES) or checked_in not in CHECKED_IN:
         raise ConsolePageError(400, "bad_request", "bad_request")
-    return {"q": (q or "").strip() or None, "status": status, "offset": offset}
+    return {
+        "q": (q or "").strip() or None,
+        "status": status,
+        "offset": offset,
+        "ticket_type": ticket_type or None,
+        "checked_in": checked_in,
+    }
 
 
 async def _issuer(state: State, db_session: AsyncSession) -> TicketIssuer:
@@ -183,8 +206,12 @@ class BookingPages(Controller):
         q: Search = None,
         status: Short = None,
         offset: Offset = 0,
+        ticket_type: Short = None,
+        checked_in: Short = None,
     ) -> Response[str]:
-        return await _list(db_session, page, _query(q, status, offset))
+        """Search (`q`) and filters: `status`, `ticket_type` (an id), `checked_in` (yes / no)."""
+        query = _query(q, status, offset, ticket_type, checked_in)
+        return await _list(db_session, page, query)
 
     @post("/", status_code=303)
     async def create(

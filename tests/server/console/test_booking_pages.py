@@ -77,6 +77,39 @@ async def test_search_by_name_email_reference_and_code_with_a_status_filter(api,
     assert '<option value="pending" selected>' in pending.text
 
 
+async def test_filter_by_ticket_type_and_by_checked_in_or_not(api, admin):
+    v = await venue(api, 1, name="Parterre")
+    balcony = await api.post(f"/api/v1/events/{v.event_id}/ticket-types", json={"name": "Balcon"})
+    other = await _booking(api, v.event_id, balcony.json()["id"], name="Marc Petit", n=1)
+    scanned = await redeem(api, v.door, v.tickets[0]["code"], v.list_id)
+    assert scanned.json()["verdict"] == "accepted"
+    listing = await api.get(_page(v.event_id))
+    entered = re.search(r">(TSR-[0-9A-Z]+)<", listing.text.split(other["reference"])[0])
+    assert entered, listing.text[:3000]
+    form = listing.text.split('role="search"', 1)[1].split("</form>", 1)[0]
+    assert 'name="ticket_type"' in form and 'name="checked_in"' in form
+    assert f'value="{v.type_id}"' in form and "Balcon" in form
+    for params, shown, hidden in [
+        ({"checked_in": "yes"}, entered.group(1), other["reference"]),
+        ({"checked_in": "no"}, other["reference"], entered.group(1)),
+        ({"ticket_type": balcony.json()["id"]}, other["reference"], entered.group(1)),
+        ({"ticket_type": v.type_id, "checked_in": "no"}, None, other["reference"]),
+    ]:
+        page = await api.get(_page(v.event_id), params={**params, "q": "", "status": ""})
+        assert page.status_code == 200, params
+        assert hidden not in page.text, params
+        if shown:
+            assert shown in page.text and "Bookings found: 1" in page.text, params
+        else:
+            assert "Bookings found: 0" in page.text
+    kept = await api.get(_page(v.event_id), params={"checked_in": "no"})
+    assert '<option value="no" selected>' in kept.text
+    for params in ({"checked_in": "maybe"}, {"ticket_type": "NOT-OF-THIS-EVENT"}):
+        refused = await api.get(_page(v.event_id), params=params)
+        assert refused.status_code == 400, params
+        assert refused.headers["content-type"].startswith("text/html")
+
+
 async def test_paging_the_bookings(api, admin):
     event_id, type_id = await _event(api, capacity=100)
     for i in range(51):
