@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types bench check chromium axe clean
+.PHONY: run test lint types bench check chromium axe nginx clean
 
 run: $(VENV)/.installed
 	$(BIN)/tessera migrate
@@ -14,7 +14,7 @@ run: $(VENV)/.installed
 
 # Three workers on two cores: most of a test's time is the app's start and the databases' reset,
 # partly spent waiting on PostgreSQL, sockets and child processes.
-test: $(VENV)/.installed-test chromium axe
+test: $(VENV)/.installed-test chromium axe nginx
 	$(BIN)/pytest -n 3
 
 lint: $(VENV)/.installed-test
@@ -45,6 +45,12 @@ chromium:
 	@command -v chromium >/dev/null 2>&1 || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null; }
+
+# The deployment test runs the compose topology from plain processes behind Debian's nginx.
+nginx:
+	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx >/dev/null; }
 
 # axe-core for the console's accessibility checks in the browser tests, from the npm registry into
 # build/ (test-only: no page ever loads it).
