@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     user_create.set_defaults(run=_async(_user_create))
     user.add_parser("list", help="list console users").set_defaults(run=_async(_user_list))
+    for verb, what in (("disable", "sign-ins and sessions end at once"), ("enable", "again")):
+        switch = user.add_parser(verb, help=f"{verb} a console user by address ({what})")
+        switch.add_argument("email")
+        switch.set_defaults(run=_async(_user_switch), disabled=verb == "disable")
 
     keys = sub.add_parser("keys", help="ticket signing keys").add_subparsers(title="keys")
     keys.add_parser("list", help="list keys and their state").set_defaults(run=_async(_keys_list))
@@ -336,6 +340,20 @@ async def _user_create(database: Any, settings: Settings, args: argparse.Namespa
             print(f"tessera: {error['field']}: {error['message']}", file=sys.stderr)
         return 1
     print(user.id)
+    return 0
+
+
+async def _user_switch(database: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from server.console.accounts import set_disabled
+    from server.db import utcnow
+
+    async with database.transaction() as session:
+        user = await set_disabled(session, args.email, disabled=args.disabled, now=utcnow())
+        shown = None if user is None else _shown(user.email)
+    if shown is None:
+        print(f"tessera: no user with the address {_shown(args.email)!r}", file=sys.stderr)
+        return 1
+    print(f"{'disabled' if args.disabled else 'enabled'} {shown}")
     return 0
 
 

@@ -49,6 +49,7 @@ __all__ = [
     "find_session",
     "find_user_by_email",
     "list_users",
+    "set_disabled",
     "set_language",
 ]
 
@@ -273,6 +274,31 @@ async def end_all_sessions(session: AsyncSession, user_id: str) -> int:
     """Sign `user_id` out everywhere; returns how many sessions ended."""
     result = await session.execute(delete(ConsoleSession).where(ConsoleSession.user_id == user_id))
     return int(result.rowcount or 0)
+
+
+async def set_disabled(
+    session: AsyncSession, email: str, *, disabled: bool, now: datetime
+) -> ConsoleUser | None:
+    """Disable (or enable again) the user of `email`, whatever its case; None if none has it.
+
+    Disabling ends the user's sessions and voids its unused sign-in links in the same
+    transaction (find_session and consume_link refuse a disabled user anyway), so enabling it
+    again revives neither: the user signs in anew. Both are idempotent."""
+    user = await session.scalar(
+        select(ConsoleUser).where(ConsoleUser.email_key == email_key(email))
+    )
+    if user is None:
+        return None
+    if not disabled:
+        user.disabled_at = None
+    else:
+        user.disabled_at = user.disabled_at or now
+        await end_all_sessions(session, user.id)
+        await session.execute(
+            delete(SignInLink).where(SignInLink.user_id == user.id, SignInLink.used_at.is_(None))
+        )
+    await session.flush()
+    return user
 
 
 async def set_language(session: AsyncSession, user_id: str, language: str | None) -> None:

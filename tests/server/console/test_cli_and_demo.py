@@ -11,7 +11,14 @@ from server.console import accounts
 from server.db import Database
 from server.db.migrate import migrate
 from server.demo import seed_demo
-from tests.server.console.helpers import csrf_of
+from tests.server.console.helpers import (
+    ask_link,
+    csrf_of,
+    mailed_links,
+    make_user,
+    sign_in,
+    use_link,
+)
 
 
 def _env(monkeypatch, settings):
@@ -77,3 +84,40 @@ async def test_the_demo_prints_a_console_link_that_signs_the_admin_in(
         assert used.status_code == 303
     events = await client.get("/console/events")
     assert "Tessera Demo Night" in events.text and "Demo Admin" in events.text
+
+
+async def test_a_disabled_user_is_signed_out_at_once_and_signs_in_nowhere_until_enabled(
+    client, settings, monkeypatch, capsys
+):
+    _env(monkeypatch, settings)
+    await make_user(settings, email="ada@example.org", password="a long passphrase")
+    await sign_in(client, settings, "ada@example.org")
+    assert (await client.get("/console/events")).status_code == 200
+    await ask_link(client, "ada@example.org")  # a link mailed before, not used yet
+    pending = mailed_links(settings.maildir)[-1]
+
+    assert await asyncio.to_thread(main, ["user", "disable", "ADA@example.org"]) == 0
+    assert "disabled ada@example.org" in capsys.readouterr().out
+    stopped = await client.get("/console/events")
+    assert stopped.status_code == 303 and stopped.headers["location"] == "/console/sign-in"
+    assert (await use_link(client, pending)).status_code == 400
+    assert (await _password(client, "ada@example.org")).status_code == 400
+    before = len(mailed_links(settings.maildir))
+    await ask_link(client, "ada@example.org")
+    assert len(mailed_links(settings.maildir)) == before  # no link for a disabled user
+    assert await asyncio.to_thread(main, ["user", "list"]) == 0
+    (row,) = [line for line in capsys.readouterr().out.splitlines() if "ada@example.org" in line]
+    assert re.search(r" 20[0-9]{2}-[0-9]{2}-[0-9]{2}", row), row  # when it was disabled
+
+    assert await asyncio.to_thread(main, ["user", "enable", "ada@example.org"]) == 0
+    assert (await use_link(client, pending)).status_code == 400  # its links went with it
+    assert (await _password(client, "ada@example.org")).status_code == 303
+    assert (await client.get("/console/events")).status_code == 200
+    assert await asyncio.to_thread(main, ["user", "disable", "nobody@example.org"]) == 1
+    assert "no user" in capsys.readouterr().err
+
+
+async def _password(client, email: str):
+    page = await client.get("/console/sign-in")
+    form = {"email": email, "password": "a long passphrase", "csrf": csrf_of(page.text)}
+    return await client.post("/console/sign-in/password", data=form)
