@@ -67,7 +67,7 @@ class BookingController(Controller):
         )
         body = await _out(db_session, booking, issuer)
         # A confirmation may have queued the e-ticket mail (the event's auto_send_tickets).
-        wake = wake_outbox(state) if data.confirm else None
+        wake = wake_outbox(state) if service.queued_mail(db_session) else None
         return created(body, request, f"/api/v1/bookings/{booking.id}", background=wake)
 
     @get("/events/{event_id:str}/bookings", summary="List an event's bookings")
@@ -103,7 +103,9 @@ class BookingController(Controller):
             db_session, booking_id, issuer, settings=state.settings
         )
         body = await _out(db_session, booking, issuer)
-        return Response(body, background=wake_outbox(state))  # the auto-sent e-tickets, if any
+        if not service.queued_mail(db_session):
+            return Response(body)
+        return Response(body, background=wake_outbox(state))  # the auto-sent e-tickets
 
     @post("/bookings/{booking_id:str}/cancel", status_code=200, summary="Cancel a booking")
     async def cancel_booking(

@@ -45,6 +45,7 @@ __all__ = [
     "get_booking",
     "issued_tickets",
     "list_bookings",
+    "queued_mail",
 ]
 
 
@@ -151,7 +152,15 @@ def issued_tickets(session: AsyncSession, booking_id: str) -> list[dict[str, Any
     return issued.get(booking_id)
 
 
+def queued_mail(session: AsyncSession) -> bool:
+    """Whether a confirmation in this session queued e-ticket mail (the event's
+    `auto_send_tickets`): only then is the outbox worth waking, since each wake costs it a look
+    at the database."""
+    return bool(session.info.get(_MAILED))
+
+
 _ISSUED = "tessera.issued_tickets"
+_MAILED = "tessera.queued_ticket_mail"
 
 
 async def _issue(
@@ -179,6 +188,7 @@ async def _issue(
         # The routes hand over the issuer, not the settings: its base URL is theirs.
         mail_settings = settings or Settings(base_url=issuer.base_url)
         await enqueue_ticket_mail(session, booking, mail_settings)
+        session.info[_MAILED] = True
 
 
 async def cancel_booking(session: AsyncSession, booking_id: str) -> Booking:

@@ -270,20 +270,47 @@ async def test_persons_per_ticket_admit_several_on_one_ticket(api):
     assert len(booking["tickets"]) == 1
 
 
-async def test_a_confirm_on_create_signs_its_tickets_before_its_first_statement(api, settings):
-    """Signing (~30 µs a ticket) happens before the transaction's first statement, so on SQLite
-    it is not done while holding the write lock that concurrent confirmations wait for."""
+async def _create_in_code(settings, event_id, ticket_type_id, issuer_class=None, *, listen=None):
+    """A booking of 3 confirmed on creation through the service, in its own transaction;
+    `(booking, whether the confirmation queued mail)`."""
     from sqlalchemy import event as sa_event
 
     from server.bookings.schemas import BookingCreate, BookingItemIn, Buyer
     from server.bookings.service import create_booking as create_in_code
+    from server.bookings.service import queued_mail
     from server.db import Database
     from server.keys.service import KeyRing, Keystore, ensure_signing_key
     from server.tickets.issuer import TicketIssuer
 
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction() as session:
+            keyring = KeyRing(Keystore(settings.keys_path))
+            await ensure_signing_key(session, keyring.keystore)
+            keys = await keyring.keys(session)
+        issuer = (issuer_class or TicketIssuer)(keys, settings.public_base_url)
+        data = BookingCreate(
+            buyer=Buyer(name="Ada", email="ada@example.org"),
+            items=[BookingItemIn(ticket_type_id, 3)],
+            confirm=True,
+        )
+        if listen is not None:
+            sa_event.listen(database.engine.sync_engine, "before_cursor_execute", listen)
+        async with database.transaction() as session:
+            booking = await create_in_code(session, event_id, data, issuer)
+            mailed = queued_mail(session)
+    finally:
+        await database.dispose()
+    return booking, mailed
+
+
+async def test_a_confirm_on_create_signs_its_tickets_before_its_first_statement(api, settings):
+    """Signing (~30 µs a ticket) happens before the transaction's first statement, so on SQLite
+    it is not done while holding the write lock that concurrent confirmations wait for."""
+    from server.tickets.issuer import TicketIssuer
+
     created = await create_event(api)
     ticket_type = await create_ticket_type(api, created["id"])
-    database = Database(settings.database_url)
     seen: list[str] = []
 
     class RecordingIssuer(TicketIssuer):
@@ -291,25 +318,22 @@ async def test_a_confirm_on_create_signs_its_tickets_before_its_first_statement(
             seen.append("sign")
             return super().sign(ticket_id, event_id, version)
 
-    def statement(*_args: object) -> None:
-        seen.append("sql")
-
-    try:
-        async with database.transaction() as session:
-            keyring = KeyRing(Keystore(settings.keys_path))
-            await ensure_signing_key(session, keyring.keystore)
-            keys = await keyring.keys(session)
-        issuer = RecordingIssuer(keys, settings.public_base_url)
-        data = BookingCreate(
-            buyer=Buyer(name="Ada", email="ada@example.org"),
-            items=[BookingItemIn(ticket_type["id"], 3)],
-            confirm=True,
-        )
-        sa_event.listen(database.engine.sync_engine, "before_cursor_execute", statement)
-        async with database.transaction() as session:
-            booking = await create_in_code(session, created["id"], data, issuer)
-    finally:
-        await database.dispose()
+    booking, _ = await _create_in_code(
+        settings,
+        created["id"],
+        ticket_type["id"],
+        RecordingIssuer,
+        listen=lambda *_args: seen.append("sql"),
+    )
     assert seen[:4] == ["sign", "sign", "sign", "sql"] and seen.count("sign") == 3
     answer = (await api.get(f"/api/v1/bookings/{booking.id}")).json()
     assert answer["status"] == "confirmed" and len(answer["tickets"]) == 3
+
+
+@pytest.mark.parametrize("auto_send", [False, True])
+async def test_a_confirmation_says_whether_it_queued_mail(api, settings, auto_send):
+    """The routes wake the outbox only then: a wake costs the outbox a look at the database."""
+    created = await create_event(api, auto_send_tickets=auto_send)
+    ticket_type = await create_ticket_type(api, created["id"])
+    _, mailed = await _create_in_code(settings, created["id"], ticket_type["id"])
+    assert mailed is auto_send
