@@ -20,8 +20,8 @@ from litestar.response import Stream
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.console.forms import FormValues, Refused, attempt, errors_by_field, shown, to_struct
-from server.console.pages import ListPageDep, provide_list_page
-from server.console.signin import Viewer, ViewerDep, provide_viewer
+from server.console.pages import ListPageDep, list_dependencies
+from server.console.signin import Viewer, ViewerDep
 from server.console.web import ConsolePageError, Form, html_page, read_form, redirect
 from server.contacts import service
 from server.contacts.export import attribute_names, export_filename, export_header, export_rows
@@ -203,10 +203,7 @@ async def _xlsx(database: Database, list_id: str, list_name: str) -> bytes:
 class ContactListPages(Controller):
     path = "/console/contact-lists"
     include_in_schema = False
-    dependencies: ClassVar[dict[str, Provide]] = {
-        "viewer": Provide(provide_viewer),
-        "page": Provide(provide_list_page),
-    }
+    dependencies: ClassVar[dict[str, Provide]] = list_dependencies()
 
     @get("/")
     async def lists_page(

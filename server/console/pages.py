@@ -5,8 +5,8 @@ a handler states only what differs.
 change makes, in this order: the form (same site, CSRF: web.read_form), an editor's role (403),
 then the event (404). `campaign`, `booking` and `device` are the object of the path under that
 event, found only under its own event (another event's is not found), after `page`: so a
-forged form or a read-only user is refused before anything is looked up. `list_page`
-(ListPage) is the same for a contact list.
+forged form or a read-only user is refused before anything is looked up. Under a contact
+list, `page` is a ListPage: the same for the list of the path (`list_dependencies`).
 
 Each provider depends on the one before it, and `viewer` on the session: Litestar resolves
 independent dependencies concurrently, and they share the request's one database session.
@@ -46,6 +46,7 @@ __all__ = [
     "ListPageDep",
     "campaign_of",
     "dependencies",
+    "list_dependencies",
 ]
 
 _SAFE = frozenset({"GET", "HEAD"})
@@ -136,7 +137,6 @@ DeviceDep = NamedDependency[Device]
 _PROVIDERS = {
     "viewer": provide_viewer,
     "page": provide_event_page,
-    "list_page": provide_list_page,
     "campaign": provide_campaign,
     "booking": provide_booking,
     "device": provide_device,
@@ -144,5 +144,10 @@ _PROVIDERS = {
 
 
 def dependencies(*names: str) -> dict[str, Provide]:
-    """A controller's `dependencies`: `viewer` and the named ones of this module."""
+    """An event's controller's `dependencies`: `viewer` and the named ones of this module."""
     return {name: Provide(_PROVIDERS[name]) for name in ("viewer", *names)}
+
+
+def list_dependencies() -> dict[str, Provide]:
+    """A contact list's controller's `dependencies`: `viewer`, and `page` as a ListPage."""
+    return {"viewer": Provide(provide_viewer), "page": Provide(provide_list_page)}
