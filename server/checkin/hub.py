@@ -24,7 +24,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -46,9 +45,10 @@ from protocol.messages import (
     Welcome,
     decode_client_frame,
 )
-from server.changes.feed import needs_snapshot, read_pages
+from server.changes.feed import needs_snapshot
 from server.changes.service import head
 from server.checkin import service
+from server.checkin.config import HubConfig
 from server.checkin.connection import Connection
 from server.checkin.fanout import Fanout
 from server.checkin.ratelimit import Admission, RateLimiter
@@ -67,20 +67,6 @@ CLOSE_POLICY = 1008
 CLOSE_TOO_LARGE = 1009
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL = 1011
-
-
-@dataclass(frozen=True)
-class HubConfig:
-    auth_timeout: float = 5.0  # seconds for the first `auth` frame without a header token
-    rate: float = 200.0  # frames per second per device
-    burst: float = 1000.0
-    close_after: float = 3.0  # seconds over the rate limit before closing with 1008
-    counters_interval: float = 0.2  # at most 5 `counters` frames per second
-    heal_interval: float = 5.0  # re-read the change log after this much fan-out silence
-    revocation_check_interval: float = 15.0
-    page_size: int = 500  # items per `changes` frame
-    pending_limit: int = 2000  # offered items a slow socket may queue before it catches up alone
-    rate_warning_interval: float = 1.0  # at most one `rate_limited` error per socket per second
 
 
 class ScannerHub:
@@ -119,7 +105,7 @@ class ScannerHub:
 
     async def serve(self, socket: WebSocket[Any, Any, Any]) -> None:
         """The whole life of one socket; returns when it is closed."""
-        connection = Connection(socket, self)
+        connection = Connection(socket, self.database, self.config, self.background)
         await socket.accept()
         try:
             device = await self._authenticate(connection)
@@ -142,7 +128,14 @@ class ScannerHub:
     async def _join(self, event_id: str, connection: Connection) -> EventRoom:
         room = self.rooms.get(event_id)
         if room is None or room.task.done():
-            room = self.rooms[event_id] = EventRoom(self, event_id)
+            room = self.rooms[event_id] = EventRoom(
+                event_id,
+                database=self.database,
+                fanout=self.fanout,
+                config=self.config,
+                forget_device=self.writer.forget_device,
+                clock=self.clock,
+            )
         room.connections.add(connection)  # before waiting, so a concurrent leave keeps the room
         async with asyncio.timeout(10):
             await room.ready.wait()
@@ -252,28 +245,14 @@ class ScannerHub:
                     snapshot_required=snapshot,
                 )
             )
-            connection.forget_offers()
             if snapshot or frame.cursor is None:
-                connection.sent_seq = None
+                connection.stream.restart(None)
                 return
-            connection.sent_seq = frame.cursor
-            await self.catch_up(connection, always_send=True)
+            connection.stream.restart(frame.cursor)
+            await connection.catch_up(always_send=True)
         async with self.database.transaction(read_only=True) as session:
             counters = await service.event_counters(session, device.event_id)
         await connection.send(counters)
-
-    async def catch_up(self, connection: Connection, *, always_send: bool) -> None:
-        """Send the change log after `sent_seq` in pages; the caller holds `sync_lock`."""
-        assert connection.device is not None and connection.sent_seq is not None
-        event_id, size = connection.device.event_id, self.config.page_size
-        async for page in read_pages(self.database, event_id, connection.sent_seq, size):
-            if connection.closed:
-                return
-            if page.items or always_send:
-                await connection.send(page)
-            always_send = False
-            if page.items:
-                connection.sent_seq = int(page.items[-1]["seq"])
 
     async def _redeem_one(self, connection: Connection, item: ScanItem) -> None:
         """A lone scan joins the group-committing writer (the REST redeem's): every scan of an

@@ -21,7 +21,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import TYPE_CHECKING, Any
+import time
+from collections.abc import Callable
+from typing import Any
 
 import msgspec
 
@@ -29,10 +31,10 @@ from protocol.messages import FrameError, decode_hub_frame, encode_frame
 from server.changes.feed import read_pages
 from server.changes.service import head
 from server.checkin import service
-
-if TYPE_CHECKING:
-    from server.checkin.connection import Connection
-    from server.checkin.hub import ScannerHub
+from server.checkin.config import HubConfig
+from server.checkin.connection import Connection
+from server.checkin.fanout import Fanout
+from server.db import Database
 
 __all__ = ["CLOSE_REVOKED", "EventRoom"]
 
@@ -43,9 +45,22 @@ _json = msgspec.json.Encoder()
 
 
 class EventRoom:
-    def __init__(self, hub: ScannerHub, event_id: str) -> None:
-        self.hub = hub
+    def __init__(
+        self,
+        event_id: str,
+        *,
+        database: Database,
+        fanout: Fanout,
+        config: HubConfig,
+        forget_device: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.event_id = event_id
+        self.database = database
+        self.fanout = fanout
+        self.config = config
+        self.forget_device = forget_device  # a revoked device's cached authentication goes
+        self.clock = clock
         self.connections: set[Connection] = set()
         self.ready = asyncio.Event()
         self.read_seq = 0
@@ -62,12 +77,12 @@ class EventRoom:
                     await task
 
     async def _run(self) -> None:
-        config = self.hub.config
-        async with self.hub.fanout.subscribe(self.event_id) as queue:
+        config = self.config
+        async with self.fanout.subscribe(self.event_id) as queue:
             # Subscribed first, read the head second: nothing committed in between is missed.
-            async with self.hub.database.transaction(read_only=True) as session:
+            async with self.database.transaction(read_only=True) as session:
                 self.read_seq = await head(session, self.event_id)
-            self._checked_devices_at = self.hub.clock()
+            self._checked_devices_at = self.clock()
             self.ready.set()
             while True:
                 try:
@@ -93,7 +108,7 @@ class EventRoom:
         for item in notices:
             kind = item.get("kind")
             if kind == "device_revoked":
-                self.hub.writer.forget_device(str(item.get("device_id")))
+                self.forget_device(str(item.get("device_id")))
                 self.close_device(str(item.get("device_id")))
             elif kind == "conflict":
                 self._forward_conflict(item.get("frame"))
@@ -131,8 +146,8 @@ class EventRoom:
 
     async def read_and_offer(self) -> None:
         """Read the change log after `read_seq` and offer it to every socket, page by page."""
-        page_size = self.hub.config.page_size
-        async for page in read_pages(self.hub.database, self.event_id, self.read_seq, page_size):
+        page_size = self.config.page_size
+        async for page in read_pages(self.database, self.event_id, self.read_seq, page_size):
             if not page.items:
                 return
             self.read_seq = int(page.items[-1]["seq"])
@@ -144,15 +159,15 @@ class EventRoom:
         """Push counters now, or once `counters_interval` after the last push (never more often)."""
         if self._counters_task is not None and not self._counters_task.done():
             return
-        delay = self._counters_at + self.hub.config.counters_interval - self.hub.clock()
+        delay = self._counters_at + self.config.counters_interval - self.clock()
         self._counters_task = asyncio.create_task(self._push_counters(max(0.0, delay)))
 
     async def _push_counters(self, delay: float) -> None:
         if delay:
             await asyncio.sleep(delay)
-        self._counters_at = self.hub.clock()
+        self._counters_at = self.clock()
         try:
-            async with self.hub.database.transaction(read_only=True) as session:
+            async with self.database.transaction(read_only=True) as session:
                 counters = await service.event_counters(session, self.event_id)
         except Exception:
             log.exception("room %s could not read counters", self.event_id)
@@ -163,12 +178,12 @@ class EventRoom:
 
     async def _check_devices(self) -> None:
         """Close sockets of devices revoked meanwhile (covers a revocation notice Redis lost)."""
-        now = self.hub.clock()
-        if now - self._checked_devices_at < self.hub.config.revocation_check_interval:
+        now = self.clock()
+        if now - self._checked_devices_at < self.config.revocation_check_interval:
             return
         self._checked_devices_at = now
         device_ids = {c.device.device_id for c in self.connections if c.device is not None}
-        async with self.hub.database.transaction(read_only=True) as session:
+        async with self.database.transaction(read_only=True) as session:
             active = await service.active_devices(session, device_ids)
         for device_id in device_ids - active:
             self.close_device(device_id)
