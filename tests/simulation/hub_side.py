@@ -1,0 +1,316 @@
+"""The hub as the simulation drives it: today's decision path and change log, no socket.
+
+This is the ONE place that knows how the hub is built (issue 17 will turn `server/checkin/` into
+a sans-I/O connection core; swapping it in changes this module only). The rest of the simulator
+sees `HubSide`: open a connection for a device token, hand it a client frame, hand it a fan-out
+notice, ask it to heal, restart it. Every call returns the frames to send as `(conn, bytes)`.
+
+What it calls, and from where (the same functions `server.checkin.hub` / `room` / `writer` use):
+  - authentication: `server.checkin.service.authenticate_devices` (what `RedeemWriter._authenticate`
+    calls; `authenticate_device` at connect);
+  - `scan` / `scan_batch`: `server.checkin.redeem.decide_and_record(session, [(device, item)],
+    now=hub time)` in `database.transaction()`, then `server.changes.publish.publish_committed`
+    into the simulated fan-out (what `RedeemWriter._process` does, minus the group commit and the
+    wall-clock `utcnow()` and item budget);
+  - `annul`: `server.checkin.service.annul_scan(session, scan_id, device=..., now=hub time)`, then
+    `publish_committed` (what `RedeemWriter.annul` does);
+  - `hello`: `server.changes.feed.needs_snapshot` and `server.changes.service.head`, then
+    `changes_after` page by page and `service.event_counters` (what `ScannerHub._hello` and
+    `catch_up` do);
+  - fan-out: a `head` (or heal) reads `changes_after` from each socket's `sent_seq` (the room's
+    `read_and_offer` + `Connection._push_changes`, without the per-room shared read); `conflict`
+    notices are forwarded whole to every socket of the event; `device_revoked` closes sockets;
+  - snapshot: `server.checkin.snapshot.build_snapshot` in `snapshot_session`, msgpack-encoded as
+    the REST route does (uncompressed: the door decodes the decompressed bytes anyway).
+
+The per-socket rules kept here are the hub's (hub.py / connection.py module comments): `sent_seq`
+is None until a `hello` needing no snapshot; `changes` leave gap-free and in seq order; a
+refusal is an `error` frame, never an exception.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar
+
+import msgspec
+
+from protocol.messages import (
+    Annul,
+    Error,
+    FrameError,
+    Hello,
+    Result,
+    ResultItem,
+    Results,
+    Scan,
+    ScanBatch,
+    ScanItem,
+    Welcome,
+    decode_client_frame,
+    encode_frame,
+)
+from server.changes.feed import changes_after, needs_snapshot
+from server.changes.publish import publish_committed
+from server.changes.service import head
+from server.checkin import service, store
+from server.checkin.redeem import decide_and_record
+from server.checkin.snapshot import build_snapshot, snapshot_session
+from server.checkin.store import DeviceContext
+from server.db import Database
+from server.errors import DomainError, Unauthenticated
+from tests.simulation import mutations
+
+__all__ = ["HubSide", "Outgoing"]
+
+T = TypeVar("T")
+Outgoing = list[tuple[int, bytes]]  # (connection id, frame) to deliver
+PAGE_SIZE = 500
+_json = msgspec.json.Encoder()
+
+
+class SimFanout:
+    """The fan-out the hub publishes into: the simulator carries the notices (and loses them)."""
+
+    def __init__(self) -> None:
+        self.published: list[tuple[str, dict[str, Any]]] = []
+
+    async def publish(self, event_id: str, notice: dict[str, Any]) -> None:
+        self.published.append((event_id, notice))
+
+
+@dataclass
+class _Conn:
+    device: DeviceContext
+    token: str
+    sent_seq: int | None = None
+
+
+class HubSide:
+    """One hub instance over a database URL; `run` executes its coroutines one at a time."""
+
+    def __init__(self, database_url: str, run: Callable[[Awaitable[Any]], Any]) -> None:
+        self.url = database_url
+        self._run = run
+        self.fanout = SimFanout()
+        self.database = Database(database_url)
+        self._conns: dict[int, _Conn] = {}
+        self._next = 0
+        self.recorded_twice = 0  # the `dedupe` mutation's count of repeats recorded again
+
+    # --- life -----------------------------------------------------------------------------------
+
+    def restart(self) -> list[int]:
+        """The process dies and starts again: every socket gone, nothing in memory kept."""
+        gone = list(self._conns)
+        self._conns.clear()
+        self.fanout.published.clear()  # not yet published: lost with the process
+        self._run(self.database.dispose())
+        self.database = Database(self.url)
+        return gone
+
+    def close(self) -> None:
+        self._run(self.database.dispose())
+
+    def connections(self) -> list[int]:
+        return list(self._conns)
+
+    def device_of(self, conn: int) -> str | None:
+        c = self._conns.get(conn)
+        return c.device.device_id if c else None
+
+    def open(self, token: str) -> int | None:
+        """A socket authenticated by header: its id, or None for an unknown or revoked token."""
+        device = self._tx(lambda s: service.authenticate_device(s, token), read_only=True)
+        if device is None:
+            return None
+        self._next += 1
+        self._conns[self._next] = _Conn(device, token)
+        return self._next
+
+    def drop(self, conn: int) -> None:
+        self._conns.pop(conn, None)
+
+    def take_published(self) -> list[tuple[str, dict[str, Any]]]:
+        out, self.fanout.published = self.fanout.published, []
+        return out
+
+    # --- frames ---------------------------------------------------------------------------------
+
+    def receive(self, conn: int, data: bytes, now: datetime) -> Outgoing:
+        """One client frame on `conn` at hub time `now`."""
+        c = self._conns.get(conn)
+        if c is None:
+            return []
+        try:
+            frame = decode_client_frame(data)
+        except FrameError as exc:
+            return [(conn, encode_frame(Error(code=exc.code, detail=exc.detail)))]
+        try:
+            if isinstance(frame, Hello):
+                return self._hello(conn, c, frame.cursor)
+            if isinstance(frame, Scan):
+                item = ScanItem(
+                    scan_id=frame.scan_id, code=frame.code, list_id=frame.list_id,
+                    direction=frame.direction, scanned_at=frame.scanned_at, offline=frame.offline,
+                )  # fmt: skip
+                results = self._redeem(c, [item], now)
+                return [(conn, encode_frame(Result(**msgspec.structs.asdict(results[0]))))]
+            if isinstance(frame, ScanBatch):
+                results = self._redeem(c, frame.items, now) if frame.items else []
+                return [(conn, encode_frame(Results(items=results)))]
+            if isinstance(frame, Annul):
+                result = self._annul(c, frame.scan_id, now)
+                return [(conn, encode_frame(Result(**msgspec.structs.asdict(result))))]
+            return [(conn, encode_frame(Error(code="invalid", detail="already authenticated")))]
+        except DomainError as exc:
+            return [(conn, encode_frame(Error(code=exc.code[:64], detail=exc.detail[:2048])))]
+
+    def _hello(self, conn: int, c: _Conn, cursor: int | None) -> Outgoing:
+        event_id = c.device.event_id
+
+        async def welcome(session: Any) -> tuple[bool, int]:
+            return await needs_snapshot(session, event_id, cursor), await head(session, event_id)
+
+        snapshot, current = self._tx(welcome, read_only=True)
+        out: Outgoing = [
+            (conn, encode_frame(Welcome(
+                device_id=c.device.device_id, event_id=event_id, head=current,
+                snapshot_required=snapshot,
+            )))
+        ]  # fmt: skip
+        if snapshot or cursor is None:
+            c.sent_seq = None
+            return out
+        c.sent_seq = cursor
+        out += self._catch_up(conn, c, always_send=True)
+        counters = self._tx(lambda s: service.event_counters(s, event_id), read_only=True)
+        out.append((conn, encode_frame(counters)))
+        return out
+
+    def _catch_up(self, conn: int, c: _Conn, *, always_send: bool) -> Outgoing:
+        out: Outgoing = []
+        while c.sent_seq is not None:
+            cursor = c.sent_seq
+            page = self._tx(
+                lambda s: changes_after(s, c.device.event_id, cursor, PAGE_SIZE), read_only=True
+            )
+            if page.items or always_send:
+                out.append((conn, encode_frame(page)))
+            always_send = False
+            if not page.items:
+                break
+            c.sent_seq = int(page.items[-1]["seq"])
+            if not page.has_more:
+                break
+        return out
+
+    def _redeem(self, c: _Conn, items: list[ScanItem], now: datetime) -> list[ResultItem]:
+        if mutations.active("dedupe"):
+            items = self._forget_stored(c, items)
+
+        async def record(session: Any) -> list[ResultItem]:
+            devices = await service.authenticate_devices(session, {c.token})
+            device = devices.get(c.token)
+            if device is None:
+                raise Unauthenticated("unknown, unpaired or revoked device token")
+            results, _, _ = await decide_and_record(session, [(device, i) for i in items], now=now)
+            return results
+
+        results, session = self._tx_session(record)
+        self._run(publish_committed(session, self.fanout))
+        if mutations.active("dedupe"):
+            results = [_original_id(r) for r in results]
+        return results
+
+    def _forget_stored(self, c: _Conn, items: list[ScanItem]) -> list[ScanItem]:
+        """The `dedupe` mutation: a repeat is recorded again, as if the hub had no scan_id key
+        (stored under a new id, since the table's key would refuse it)."""
+        keys = [(c.device.device_id, i.scan_id) for i in items]
+        stored = self._tx(lambda s: store.stored_scans(s, keys), read_only=True)
+        out = []
+        for item in items:
+            if (c.device.device_id, item.scan_id) in stored:
+                self.recorded_twice += 1
+                item = msgspec.structs.replace(
+                    item, scan_id=f"{item.scan_id}~{self.recorded_twice}"
+                )
+            out.append(item)
+        return out
+
+    def _annul(self, c: _Conn, scan_id: str, now: datetime) -> ResultItem:
+        async def annul(session: Any) -> ResultItem:
+            devices = await service.authenticate_devices(session, {c.token})
+            device = devices.get(c.token)
+            if device is None:
+                raise Unauthenticated("unknown, unpaired or revoked device token")
+            outcome = await service.annul_scan(session, scan_id, device=device, now=now)
+            return outcome.results[0]
+
+        result, session = self._tx_session(annul)
+        self._run(publish_committed(session, self.fanout))
+        return result
+
+    # --- fan-out and heal -----------------------------------------------------------------------
+
+    def notice(self, event_id: str, notice: dict[str, Any]) -> Outgoing:
+        """A fan-out notice reaching this instance's room of `event_id`."""
+        kind = notice.get("kind")
+        targets = [(k, c) for k, c in self._conns.items() if c.device.event_id == event_id]
+        if kind == "conflict":
+            data = _json.encode(notice.get("frame"))
+            return [(k, data) for k, _ in targets]
+        if kind == "device_revoked":
+            for k, c in targets:
+                if c.device.device_id == notice.get("device_id"):
+                    self._conns.pop(k, None)
+            return []
+        return self.heal(event_id)
+
+    def heal(self, event_id: str | None = None) -> Outgoing:
+        """Read the log after every following socket's `sent_seq` (a head notice or the 5 s heal)."""
+        out: Outgoing = []
+        for k, c in list(self._conns.items()):
+            if c.sent_seq is None or (event_id and c.device.event_id != event_id):
+                continue
+            before = len(out)
+            out += self._catch_up(k, c, always_send=False)
+            if len(out) > before:
+                counters = self._tx(
+                    lambda s, e=c.device.event_id: service.event_counters(s, e), read_only=True
+                )
+                out.append((k, encode_frame(counters)))
+        return out
+
+    def snapshot(self, event_id: str) -> bytes:
+        """The snapshot's msgpack bytes, as the REST route encodes them before compressing."""
+
+        async def build() -> dict[str, Any]:
+            async with snapshot_session(self.database) as session:
+                return await build_snapshot(session, event_id)
+
+        return msgspec.msgpack.encode(msgspec.to_builtins(self._run(build())))
+
+    # --- inside ---------------------------------------------------------------------------------
+
+    def _tx(self, work: Callable[[Any], Awaitable[T]], *, read_only: bool = False) -> T:
+        async def go() -> T:
+            async with self.database.transaction(read_only=read_only) as session:
+                return await work(session)
+
+        return self._run(go())  # type: ignore[no-any-return]
+
+    def _tx_session(self, work: Callable[[Any], Awaitable[T]]) -> tuple[T, Any]:
+        async def go() -> tuple[T, Any]:
+            async with self.database.transaction() as session:
+                result = await work(session)
+            return result, session
+
+        return self._run(go())  # type: ignore[no-any-return]
+
+
+def _original_id(result: ResultItem) -> ResultItem:
+    """Under the `dedupe` mutation: the answer names the id the door sent."""
+    return msgspec.structs.replace(result, scan_id=result.scan_id.split("~")[0])
