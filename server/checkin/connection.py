@@ -16,11 +16,10 @@ from typing import Any
 from litestar import WebSocket
 
 from protocol.messages import HubFrame, encode_frame
-from server.changes.feed import read_pages
 from server.checkin.config import HubConfig
+from server.checkin.feed import ChangeFeed
 from server.checkin.store import DeviceContext
 from server.checkin.stream import ChangeStream
-from server.db import Database
 
 __all__ = ["Connection"]
 
@@ -31,12 +30,12 @@ class Connection:
     def __init__(
         self,
         socket: WebSocket[Any, Any, Any],
-        database: Database,
+        feed: ChangeFeed,
         config: HubConfig,
         background: set[asyncio.Task[Any]],
     ) -> None:
         self.socket = socket
-        self.database = database
+        self.feed = feed
         self.background = background  # where close_soon keeps its task alive
         self.device: DeviceContext | None = None
         self.token: str | None = None  # the device token it authenticated with
@@ -97,7 +96,7 @@ class Connection:
         """Send the change log after `sent_seq` in pages; the caller holds `sync_lock`."""
         assert self.device is not None and self.stream.sent_seq is not None
         event_id, size = self.device.event_id, self.stream.page_size
-        async for page in read_pages(self.database, event_id, self.stream.sent_seq, size):
+        async for page in self.feed.pages(event_id, self.stream.sent_seq, size):
             if self.closed:
                 return
             if page.items or always_send:

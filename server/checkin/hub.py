@@ -7,7 +7,9 @@ authenticated.
 
 Invariants:
 - `Connection.sent_seq` is the last change-log seq sent on the socket; `changes` go out gap-free
-  and in seq order, and are always read from the database (notices only say when to look).
+  and in seq order, and are always read through the `ChangeFeed` (notices only say when to look).
+- The socket's cursor rules are `ChangeStream`'s (stream.py); the database is reached only through
+  the `ChangeFeed` (feed.py) and the redeem writer, which owns authentication, redeem and annul.
 - A `scan` or `scan_batch` frame is one job of the redeem writer (recorded all or none, in a
   transaction it may share with other callers' jobs); an `annul` is one transaction. The fan-out
   notices are published after commit.
@@ -45,12 +47,11 @@ from protocol.messages import (
     Welcome,
     decode_client_frame,
 )
-from server.changes.feed import needs_snapshot
-from server.changes.service import head
 from server.checkin import service
 from server.checkin.config import HubConfig
 from server.checkin.connection import Connection
 from server.checkin.fanout import Fanout
+from server.checkin.feed import ChangeFeed, DatabaseFeed
 from server.checkin.ratelimit import Admission, RateLimiter
 from server.checkin.room import EventRoom
 from server.checkin.writer import RedeemWriter
@@ -82,6 +83,7 @@ class ScannerHub:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.database = database
+        self.feed: ChangeFeed = DatabaseFeed(database)
         self.fanout = fanout
         self.writer = writer
         self.config = config or HubConfig()
@@ -105,7 +107,7 @@ class ScannerHub:
 
     async def serve(self, socket: WebSocket[Any, Any, Any]) -> None:
         """The whole life of one socket; returns when it is closed."""
-        connection = Connection(socket, self.database, self.config, self.background)
+        connection = Connection(socket, self.feed, self.config, self.background)
         await socket.accept()
         try:
             device = await self._authenticate(connection)
@@ -130,7 +132,7 @@ class ScannerHub:
         if room is None or room.task.done():
             room = self.rooms[event_id] = EventRoom(
                 event_id,
-                database=self.database,
+                feed=self.feed,
                 fanout=self.fanout,
                 config=self.config,
                 forget_device=self.writer.forget_device,
@@ -154,8 +156,7 @@ class ScannerHub:
             token = await self._auth_frame(connection)
             if token is None:
                 return None
-        async with self.database.transaction() as session:
-            device = await service.authenticate_device(session, token)
+        device = await self.writer.authenticate(token)
         if device is None:
             await _refuse(connection, "unauthenticated", "unknown, unpaired or revoked token")
         connection.token = token
@@ -234,9 +235,7 @@ class ScannerHub:
         device = connection.device
         assert device is not None
         async with connection.sync_lock:
-            async with self.database.transaction(read_only=True) as session:
-                snapshot = await needs_snapshot(session, device.event_id, frame.cursor)
-                current = await head(session, device.event_id)
+            current, snapshot = await self.feed.position(device.event_id, frame.cursor)
             await connection.send(
                 Welcome(
                     device_id=device.device_id,
@@ -250,9 +249,7 @@ class ScannerHub:
                 return
             connection.stream.restart(frame.cursor)
             await connection.catch_up(always_send=True)
-        async with self.database.transaction(read_only=True) as session:
-            counters = await service.event_counters(session, device.event_id)
-        await connection.send(counters)
+        await connection.send(await self.feed.counters(device.event_id))
 
     async def _redeem_one(self, connection: Connection, item: ScanItem) -> None:
         """A lone scan joins the group-committing writer (the REST redeem's): every scan of an

@@ -6,7 +6,7 @@ Rules:
   socket.
 - Notices only say "look": on `head` (or `resync`, or every `heal_interval` seconds of silence) the
   room reads the change log after `read_seq`, the last seq it read, and offers the items to every
-  socket; each socket sends what follows its own cursor and catches up from the database alone
+  socket; each socket sends what follows its own cursor and catches up from the change feed alone
   when the offer does not join its cursor. So a lost or forged notice never skips a change.
 - `device_revoked` closes that device's sockets here with 4403 at once; a periodic check of the
   devices in the room covers a revocation notice that Redis lost.
@@ -28,13 +28,10 @@ from typing import Any
 import msgspec
 
 from protocol.messages import FrameError, decode_hub_frame, encode_frame
-from server.changes.feed import read_pages
-from server.changes.service import head
-from server.checkin import service
 from server.checkin.config import HubConfig
 from server.checkin.connection import Connection
 from server.checkin.fanout import Fanout
-from server.db import Database
+from server.checkin.feed import ChangeFeed
 
 __all__ = ["CLOSE_REVOKED", "EventRoom"]
 
@@ -49,14 +46,14 @@ class EventRoom:
         self,
         event_id: str,
         *,
-        database: Database,
+        feed: ChangeFeed,
         fanout: Fanout,
         config: HubConfig,
         forget_device: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.event_id = event_id
-        self.database = database
+        self.feed = feed
         self.fanout = fanout
         self.config = config
         self.forget_device = forget_device  # a revoked device's cached authentication goes
@@ -80,8 +77,7 @@ class EventRoom:
         config = self.config
         async with self.fanout.subscribe(self.event_id) as queue:
             # Subscribed first, read the head second: nothing committed in between is missed.
-            async with self.database.transaction(read_only=True) as session:
-                self.read_seq = await head(session, self.event_id)
+            self.read_seq = await self.feed.head(self.event_id)
             self._checked_devices_at = self.clock()
             self.ready.set()
             while True:
@@ -147,7 +143,7 @@ class EventRoom:
     async def read_and_offer(self) -> None:
         """Read the change log after `read_seq` and offer it to every socket, page by page."""
         page_size = self.config.page_size
-        async for page in read_pages(self.database, self.event_id, self.read_seq, page_size):
+        async for page in self.feed.pages(self.event_id, self.read_seq, page_size):
             if not page.items:
                 return
             self.read_seq = int(page.items[-1]["seq"])
@@ -167,8 +163,7 @@ class EventRoom:
             await asyncio.sleep(delay)
         self._counters_at = self.clock()
         try:
-            async with self.database.transaction(read_only=True) as session:
-                counters = await service.event_counters(session, self.event_id)
+            counters = await self.feed.counters(self.event_id)
         except Exception:
             log.exception("room %s could not read counters", self.event_id)
             return
@@ -183,7 +178,6 @@ class EventRoom:
             return
         self._checked_devices_at = now
         device_ids = {c.device.device_id for c in self.connections if c.device is not None}
-        async with self.database.transaction(read_only=True) as session:
-            active = await service.active_devices(session, device_ids)
+        active = await self.feed.active_devices(device_ids)
         for device_id in device_ids - active:
             self.close_device(device_id)

@@ -204,6 +204,14 @@ class RedeemWriter:
             await self._settle(jobs[:middle])
             await self._settle(jobs[middle:])
 
+    async def authenticate(self, token: str) -> DeviceContext | None:
+        """The paired, unrevoked device holding `token`, read from the database (a socket's
+        first check is never a cached one) and cached for the scans that follow."""
+        async with self._database.transaction(read_only=True) as session:
+            fresh = await service.authenticate_devices(session, [token])
+        self.devices.put(fresh)
+        return fresh.get(token)
+
     async def _authenticate(self, session: Any, tokens: set[str]) -> dict[str, DeviceContext]:
         found = {t: d for t in tokens if (d := self.devices.get(t)) is not None}
         missing = tokens - found.keys()
