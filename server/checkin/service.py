@@ -11,6 +11,7 @@ import json
 import secrets
 from collections.abc import Collection, Mapping, Sequence
 from datetime import datetime, timedelta
+from typing import TypeVar
 from urllib.parse import urlencode
 
 import msgspec
@@ -184,10 +185,21 @@ async def list_lists(
     session: AsyncSession, event_id: str, *, limit: int, offset: int
 ) -> tuple[list[CheckinList], int]:
     """One page of the event's lists, oldest first, and how many it has in all."""
+    return await _event_page(session, CheckinList, event_id, limit=limit, offset=offset)
+
+
+_Row = TypeVar("_Row", CheckinList, Device)
+
+
+async def _event_page(
+    session: AsyncSession, model: type[_Row], event_id: str, *, limit: int, offset: int
+) -> tuple[list[_Row], int]:
+    """One page of an event's rows of `model`, oldest first, and how many there are in all;
+    raises NotFound for an unknown event."""
     await _require_event(session, event_id)
-    where = CheckinList.event_id == event_id
-    total = await session.scalar(select(func.count()).select_from(CheckinList).where(where))
-    query = select(CheckinList).where(where).order_by(CheckinList.created_at, CheckinList.id)
+    where = model.event_id == event_id
+    total = await session.scalar(select(func.count()).select_from(model).where(where))
+    query = select(model).where(where).order_by(model.created_at, model.id)
     rows = await session.scalars(query.limit(limit).offset(offset))
     return list(rows), int(total or 0)
 
@@ -256,12 +268,7 @@ async def list_devices(
     session: AsyncSession, event_id: str, *, limit: int, offset: int
 ) -> tuple[list[Device], int]:
     """One page of the event's devices, oldest first, and how many it has in all."""
-    await _require_event(session, event_id)
-    where = Device.event_id == event_id
-    total = await session.scalar(select(func.count()).select_from(Device).where(where))
-    query = select(Device).where(where).order_by(Device.created_at, Device.id)
-    rows = await session.scalars(query.limit(limit).offset(offset))
-    return list(rows), int(total or 0)
+    return await _event_page(session, Device, event_id, limit=limit, offset=offset)
 
 
 async def get_device(session: AsyncSession, device_id: str) -> Device:
