@@ -44,6 +44,8 @@ from server.imports.routes import EventImportController
 from server.keys.routes import jwks
 from server.keys.service import KeyRing, Keystore, ensure_signing_key
 from server.logs import AccessLogMiddleware, configure_logging
+from server.metrics import Metrics, MetricsListener, ObserveRequests
+from server.metrics.routes import metrics_endpoint
 from server.openapi import (
     SelfHostedSwaggerPlugin,
     StrictStructSchemaPlugin,
@@ -129,13 +131,14 @@ def build_state(settings: Settings) -> State:
         mailer = mailer_for(settings.smtp_url, settings.maildir)
         lease = timedelta(seconds=settings.outbox_lease)
         outbox = Outbox(database, settings, mailer, lease=lease)
+    hub = ScannerHub(database, fanout, redeem_writer)
     return State(
         {
             "settings": settings,
             "database": database,
             "keyring": KeyRing(Keystore(settings.keys_path)),
             "fanout": fanout,
-            "hub": ScannerHub(database, fanout, redeem_writer),
+            "hub": hub,
             # Failed guest-link lookups per client address: a burst of 20, then 20 a minute.
             "guest_limiter": TokenBuckets(rate=20 / 60, burst=20),
             # Failed pairing attempts per client address: a burst of 10, then 10 a minute
@@ -147,6 +150,8 @@ def build_state(settings: Settings) -> State:
             "console_limits": SignInLimits(),
             "redeem_writer": redeem_writer,
             "outbox": outbox,
+            # Request figures, the hub's sockets and database figures read at scrape time.
+            "metrics": Metrics(database, hub) if settings.metrics else None,
         }
     )
 
@@ -164,10 +169,19 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await state.redeem_writer.start()
     outbox_stop = asyncio.Event()
     outbox_task = asyncio.create_task(outbox.run(outbox_stop)) if outbox else None
+    listener = None
+    if state.metrics is not None and state.settings.metrics_address:
+        listener = MetricsListener(state.metrics, state.settings.metrics_address)
+        await listener.start()
+        state.metrics_listener = listener  # its port, when 0 was asked (tests)
     freeze_startup_heap()
     try:
         yield
     finally:
+        if listener is not None:
+            await listener.stop()
+        if state.metrics is not None:
+            await state.metrics.close()
         if outbox is not None and outbox_task is not None:
             outbox_stop.set()
             outbox.wake()
@@ -191,6 +205,7 @@ def create_app(settings: Settings) -> Litestar:
         route_handlers=[
             healthz,
             readyz,
+            metrics_endpoint,
             jwks,
             GuestController,
             resend_page,
@@ -232,6 +247,9 @@ def create_app(settings: Settings) -> Litestar:
         debug=False,
     )
     document_problems_lazily(app)
+    # Outermost, around routing and the error handlers: every answer gets its request id and
+    # is counted, 404s of unknown paths included (server/metrics/requests.py).
+    app.asgi_handler = ObserveRequests(app.asgi_handler, app)
     return app
 
 

@@ -15,7 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "async_database_url"]
+__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "async_database_url", "split_host_port"]
 
 ENV_PREFIX = "TESSERA_"
 # The door client's own variables (TESSERA_SCAN_HOME): a door and a server may share a shell.
@@ -59,6 +59,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     dkim_key_file: str | None = None
     dkim_selector: str | None = None
     dkim_domain: str | None = None
+    # Prometheus metrics (docs/metrics.md): on by default at /metrics on the app's port behind an
+    # organiser token; METRICS_ADDRESS=HOST:PORT serves them on that separate listener instead
+    # (no token: bind it where only Prometheus reaches); METRICS=false turns them off.
+    metrics: bool = True
+    metrics_address: str | None = None
+    metrics_token_required: bool = True
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
@@ -73,6 +79,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _check_dkim(self)
         if self.mail_domains:
             _check_mail_domains(self.mail_domains)
+        if self.metrics_address:  # empty means unset, as for the DKIM settings
+            _check_metrics_address(self)
 
     @property
     def public_base_url(self) -> str:
@@ -175,6 +183,24 @@ def _check_mail_domains(value: str) -> None:
             check_domain(name.strip().rstrip("."))
         except MailError as exc:
             raise ValueError(f"mail_domains: {exc.detail}") from None
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """`HOST:PORT` (`[::1]:9100` for IPv6) as its host and port; raises ValueError."""
+    host, sep, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ValueError(f"expected HOST:PORT, got {address!r}")
+    return host, int(port)
+
+
+def _check_metrics_address(settings: Settings) -> None:
+    if not settings.metrics:
+        raise ValueError("metrics_address: set while TESSERA_METRICS is false")
+    try:
+        split_host_port(settings.metrics_address or "")
+    except ValueError as exc:
+        raise ValueError(f"metrics_address: {exc}") from None
 
 
 def _check_database_url(url: str) -> None:

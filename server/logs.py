@@ -11,6 +11,8 @@ from typing import Any
 
 import msgspec
 
+from server.request_ids import current_request_id
+
 __all__ = [
     "AccessLogMiddleware",
     "JsonFormatter",
@@ -39,6 +41,8 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         entry.update({k: v for k, v in record.__dict__.items() if k not in _STANDARD})
+        if (request_id := current_request_id.get()) is not None:
+            entry.setdefault("request_id", request_id)  # a request's lines name it
         if record.exc_info:
             entry["exc"] = self.formatException(record.exc_info)
         return _ENCODER.encode(entry).decode()
@@ -159,6 +163,8 @@ class AccessLogMiddleware:
                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
                 "client": client[0] if client else None,
             }
+            if (request_id := current_request_id.get()) is not None:
+                fields["request_id"] = request_id  # set by server.metrics.ObserveRequests
             handler = _direct_handler(self.log)
             if handler is None:
                 self.log.info("request", extra=fields)

@@ -19,6 +19,7 @@ from server.errors import (
     Unauthenticated,
     UnsupportedMediaType,
 )
+from server.request_ids import current_request_id
 
 __all__ = ["EXCEPTION_HANDLERS", "problem"]
 
@@ -64,6 +65,10 @@ def problem(
         "detail": detail,
         "code": code,
     }
+    # The id of the request's log lines and X-Request-Id header (server/request_ids.py).
+    request_id = current_request_id.get()
+    if request_id is not None:
+        body["request_id"] = request_id
     # Extension members never shadow the standard ones.
     body.update({k: v for k, v in extra.items() if k not in body})
     headers = {"WWW-Authenticate": 'Bearer realm="tessera"'} if status == 401 else None
