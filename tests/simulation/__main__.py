@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
                 resolved = config.resolved()
                 print(
                     f"seed {seed}: ok ({resolved.doors} doors, {resolved.tickets} tickets, "
-                    f"{len(sim.scanned)} scans, {sim.steps} steps)"
+                    f"{len(sim.scanned)} scans, {sim.steps} steps, "
+                    f"trace {sim.digest.hexdigest()[:12]})"
                 )
         except Failure as failure:
             failures += 1

@@ -114,9 +114,9 @@ def _single_entry(sim: Sim, db: sqlite3.Connection, scans: dict[Any, dict[str, A
     single = {i for i, r in rules.items() if r.max_entries == 1 and not r.allow_reentry}
     counts: dict[tuple[str, str], int] = defaultdict(int)
     for s in scans.values():
-        if s["list_id"] in single and s["accepted"] and not s["offline"] and not s["annulled"]:
-            if s["direction"] == Direction.ENTRY and not s["forced"]:
-                counts[(s["ticket_id"], s["list_id"])] += 1
+        online = s["accepted"] and not s["offline"] and not s["annulled"] and not s["forced"]
+        if online and s["list_id"] in single and s["direction"] == Direction.ENTRY:
+            counts[(s["ticket_id"], s["list_id"])] += 1
     twice = {k: n for k, n in counts.items() if n > 1}
     if twice:
         raise sim.fail("single-entry-once-online", f"accepted more than once online: {twice}")
@@ -136,19 +136,19 @@ def _offline_verdicts(
     connected = [d for d in sim.doors if d.socket is not None and d.core is not None]
     for (device, scan_id), (door, entry) in _journals(sim).items():
         stored = scans[(device, scan_id)]
-        if entry.door_verdict == "rejected" and entry.state == "done" and stored["offline"]:
-            if stored["accepted"] or scan_id in logged:
-                raise sim.fail("refused-stays-refused", f"{scan_id} of door{door.index} counted")
+        refused = entry.door_verdict == "rejected" and stored["offline"]
+        if refused and (stored["accepted"] or scan_id in logged):
+            raise sim.fail("refused-stays-refused", f"{scan_id} of door{door.index} counted")
         if entry.door_verdict == "accepted" and stored["offline"] and not stored["accepted"]:
             raise sim.fail("door-admission-kept", f"{scan_id} of door{door.index} stored refused")
         if stored["forced"]:
             for other in connected:
-                if scan_id not in other.conflicts and scan_id not in other.forced_seen:
-                    if not _snapshot_after(other, stored):
-                        raise sim.fail(
-                            "conflict-reaches-doors",
-                            f"forced {scan_id} of door{door.index} never reached door{other.index}",
-                        )
+                told = scan_id in other.conflicts or scan_id in other.forced_seen
+                if not told and not _snapshot_after(other, stored):
+                    raise sim.fail(
+                        "conflict-reaches-doors",
+                        f"forced {scan_id} of door{door.index} never reached door{other.index}",
+                    )
 
 
 def _snapshot_after(door: Any, stored: dict[str, Any]) -> bool:
@@ -185,7 +185,7 @@ def _fold_and_counters(
                 gate=r["gate"],
                 device_id=r["device_id"],
                 scan_id=r["scan_id"],
-            )  # fmt: skip
+            )
             for r in rows
         ]
         p = fold_all(recorded, rules[key[1]])
@@ -208,7 +208,8 @@ def _fold_and_counters(
     counters = sim.run(_counters(sim))
     persons = dict(
         db.execute(
-            "SELECT t.id, tt.persons FROM ticket t JOIN ticket_type tt ON tt.id = t.ticket_type_id WHERE t.event_id = ?",
+            "SELECT t.id, tt.persons FROM ticket t JOIN ticket_type tt "
+            "ON tt.id = t.ticket_type_id WHERE t.event_id = ?",
             (event_id,),
         ).fetchall()
     )
@@ -220,7 +221,8 @@ def _fold_and_counters(
         if (entry.checked_in, entry.inside) != (checked, inside):
             raise sim.fail(
                 "counters-are-fold",
-                f"list {entry.list_id}: counters {entry.checked_in}/{entry.inside}, fold {checked}/{inside}",
+                f"list {entry.list_id}: counters {entry.checked_in}/{entry.inside}, "
+                f"fold {checked}/{inside}",
             )
     entered = {t for (t, _), v in folded.items() if v[0] > 0}
     if counters.checked_in != sum(persons[t] for t in entered):

@@ -60,7 +60,7 @@ def _template(workdir: Path, run: Any) -> Path:
     """A migrated empty database, built once per process and copied for every run."""
     global _TEMPLATE
     if _TEMPLATE is None or not _TEMPLATE.exists():
-        path = Path(tempfile.mkdtemp(prefix="tessera-sim-template-")) / "template.db"
+        path = Path(tempfile.mkdtemp(prefix="tessera-sim-template-", dir=workdir.parent)) / "t.db"
         database = Database(f"sqlite:///{path}")
         run(migrate(database))
         run(database.dispose())

@@ -14,6 +14,8 @@ from tests.simulation.venue import organiser
 
 __all__ = ["calm", "schedule_workload"]
 
+_ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ0123456789"  # Crockford base32, as the codes are
+
 
 def schedule_workload(sim: Sim) -> None:
     rng, end = sim.rng, sim.config.duration
@@ -22,6 +24,7 @@ def schedule_workload(sim: Sim) -> None:
             _guest(sim, ticket, rng.uniform(3, end * 0.9))
     for _ in range(int(end / 25)):
         code = rng.choice([_foreign_code(rng), "eyJhbGciOi.bad.token", "TICKET-NOPE"])
+        sim.labels.setdefault(code, f"foreign:{code[:14]}")
         sim.at(rng.uniform(3, end), lambda c=code: scan(sim, _entry_door(sim), c))
     faults = sim.config.faults
     plan: list[tuple[str, float]] = []
@@ -41,13 +44,10 @@ def _guest(sim: Sim, ticket: dict[str, Any], arrival: float) -> None:
     and in again, perhaps at several doors in the same millisecond."""
     rng = sim.rng
     roll = rng.random()
-    code = (
-        ticket["token"]
-        if roll < 0.75
-        else ticket["code"]
-        if roll < 0.95
-        else _typo(rng, ticket["code"])
-    )
+    code = ticket["token"] if roll < 0.75 else ticket["code"]
+    if roll >= 0.95:
+        code = _typo(rng, ticket["code"])
+        sim.labels[code] = f"typo:{ticket['id']}"
     door = _entry_door(sim)
     if "same_ms" in sim.config.faults and rng.random() < 0.03:
         for other in rng.sample(sim.doors, min(3, len(sim.doors))):
@@ -74,12 +74,15 @@ def _entry_door(sim: Sim) -> Door:
 
 
 def _typo(rng: Any, code: str) -> str:
+    """One character mistyped (never into itself, so the same seed mistypes the same way
+    whatever code the hub drew)."""
     i = rng.randrange(len(code))
-    return code[:i] + rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") + code[i + 1 :]
+    wrong = rng.choice([c for c in _ALPHABET if c != code[i].upper()])
+    return code[:i] + wrong + code[i + 1 :]
 
 
 def _foreign_code(rng: Any) -> str:
-    return "".join(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ23456789") for _ in range(12))
+    return "".join(rng.choice(_ALPHABET) for _ in range(12))
 
 
 def scan(sim: Sim, door: Door, code: str, tries: int = 3) -> None:
@@ -92,8 +95,19 @@ def scan(sim: Sim, door: Door, code: str, tries: int = 3) -> None:
     if scan_id is not None:
         door.scan_ids.add(scan_id)
         sim.scanned.append((door.index, scan_id))
-    sim.log(f"door{door.index} scan {code[:14]}… -> {scan_id}")
+    sim.log(f"door{door.index} scan {_label(sim, code)} -> {scan_id}")
     sim.after_core(door)
+
+
+def _label(sim: Sim, code: str) -> str:
+    """A code as the trace names it: the ticket's index and how it was shown (the hub draws the
+    readable codes in SQL, so the codes themselves differ between replays of a seed)."""
+    if "" not in sim.labels:
+        sim.labels[""] = ""
+        for n, ticket in enumerate(sim.venue.tickets):
+            sim.labels[ticket["token"]] = f"ticket{n}/qr"
+            sim.labels[ticket["code"]] = f"ticket{n}/code"
+    return sim.labels.get(code, f"other:{code[:14]}")
 
 
 def _fault(sim: Sim, kind: str) -> None:
