@@ -12,7 +12,7 @@ line, forge a header or fill the logs; anything else is replaced by a new id.
 
 from __future__ import annotations
 
-import os
+import random
 import re
 from collections.abc import Iterable
 from contextvars import ContextVar
@@ -27,9 +27,12 @@ current_request_id: ContextVar[str | None] = ContextVar("tessera_request_id", de
 """The id of the HTTP request this code serves; None outside a request (start-up, workers)."""
 
 
+_random = random.Random()  # seeded from the OS: ids need to be unique, not secret
+
+
 def new_request_id() -> str:
     """32 random hex digits (nginx's `$request_id` has the same shape)."""
-    return os.urandom(16).hex()
+    return f"{_random.getrandbits(128):032x}"
 
 
 def request_id_from_headers(headers: Iterable[tuple[bytes, bytes]]) -> str:

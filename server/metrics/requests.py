@@ -120,6 +120,8 @@ class ObserveRequests:
     def __init__(self, handler: Any, litestar: Any) -> None:
         self.handler = handler
         self.litestar = litestar
+        self._state: Any = None  # the app state `_metrics` was read from
+        self._metrics: Any = None
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -128,7 +130,10 @@ class ObserveRequests:
         request_id = request_id_from_headers(scope["headers"])
         header = (HEADER, request_id.encode("ascii"))
         token = current_request_id.set(request_id)
-        metrics = self.litestar.state.get("metrics")
+        state = self.litestar.state
+        if state is not self._state:  # a new state (tests): read its metrics once
+            self._state, self._metrics = state, state.get("metrics")
+        metrics = self._metrics
         figures = metrics.requests if metrics is not None else None
         started = time.perf_counter()
         status = 500  # an answer never started (the app raised past its handlers)
@@ -144,20 +149,16 @@ class ObserveRequests:
                     message["headers"] = [*(headers or ()), header]
             await send(message)
 
-        running = self._import_started(scope, figures)
+        # Routing happens inside the handler, so an import is known by its path before it.
+        running = figures is not None and scope["path"].endswith("/imports")
+        if running:
+            figures.imports_running += 1
         try:
             await self.handler(scope, receive, send_with_id)
         finally:
             current_request_id.reset(token)
             if figures is not None:
                 self._record(scope, figures, status, time.perf_counter() - started, running)
-
-    def _import_started(self, scope: Any, figures: RequestFigures | None) -> bool:
-        # Routing happens inside the handler, so an import is known by its path before it.
-        if figures is None or not scope["path"].endswith("/imports"):
-            return False
-        figures.imports_running += 1
-        return True
 
     def _record(
         self, scope: Any, figures: RequestFigures, status: int, seconds: float, running: bool
@@ -174,9 +175,8 @@ class ObserveRequests:
                     figures.imports[key] = figures.imports.get(key, 0) + 1
         except Exception:
             log.exception("request figures failed; metrics stop recording in this process")
-            metrics = self.litestar.state.get("metrics")
-            if metrics is not None:
-                metrics.requests = None
+            if self._metrics is not None:
+                self._metrics.requests = None
 
 
 def _import_mode(scope: Any) -> str:
