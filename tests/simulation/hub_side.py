@@ -14,11 +14,13 @@ What it calls, and from where (the same functions `server.checkin.hub` / `room` 
     wall-clock `utcnow()` and item budget);
   - `annul`: `server.checkin.service.annul_scan(session, scan_id, device=..., now=hub time)`, then
     `publish_committed` (what `RedeemWriter.annul` does);
-  - `hello`: `server.changes.feed.needs_snapshot` and `server.changes.service.head`, then
-    `changes_after` page by page and `service.event_counters` (what `ScannerHub._hello` and
-    `catch_up` do);
-  - fan-out: a `head` (or heal) reads `changes_after` from each socket's `sent_seq` (the room's
-    `read_and_offer` + `Connection._push_changes`, without the per-room shared read); `conflict`
+  - `hello`: `server.checkin.feed.DatabaseFeed.position` (head, snapshot_required), then
+    `DatabaseFeed.pages` after the cursor and `DatabaseFeed.counters` (what `ScannerHub._hello`
+    and `catch_up` do); the socket's cursor is the hub's own `server.checkin.stream.ChangeStream`
+    (`restart`, `offer`, `take`, `sent`);
+  - fan-out: a `head` notice (or the 5 s heal) reads `DatabaseFeed.pages` once after the room's
+    `read_seq` and offers the items to every socket's `ChangeStream`; a stream that answers None
+    catches up from the log alone (the room's `read_and_offer` + the socket's pusher); `conflict`
     notices are forwarded whole to every socket of the event; `device_revoked` closes sockets;
   - snapshot: `server.checkin.snapshot.build_snapshot` in `snapshot_session`, msgpack-encoded as
     the REST route does (uncompressed: the door decodes the decompressed bytes anyway).
@@ -30,7 +32,7 @@ refusal is an `error` frame, never an exception.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
@@ -53,13 +55,14 @@ from protocol.messages import (
     decode_client_frame,
     encode_frame,
 )
-from server.changes.feed import changes_after, needs_snapshot
 from server.changes.publish import publish_committed
-from server.changes.service import head
 from server.checkin import service, store
+from server.checkin.config import HubConfig
+from server.checkin.feed import DatabaseFeed
 from server.checkin.redeem import decide_and_record
 from server.checkin.snapshot import build_snapshot, snapshot_session
 from server.checkin.store import DeviceContext
+from server.checkin.stream import ChangeStream
 from server.db import Database
 from server.errors import DomainError, Unauthenticated
 from tests.simulation import mutations
@@ -86,7 +89,11 @@ class SimFanout:
 class _Conn:
     device: DeviceContext
     token: str
-    sent_seq: int | None = None
+    stream: ChangeStream
+
+    @property
+    def sent_seq(self) -> int | None:
+        return self.stream.sent_seq
 
 
 class HubSide:
@@ -97,10 +104,12 @@ class HubSide:
         self._run = run
         self.fanout = SimFanout()
         self.database = Database(database_url)
+        self.feed = DatabaseFeed(self.database)
         self._conns: dict[int, _Conn] = {}
         self._next = 0
         self.recorded_twice = 0  # the `dedupe` mutation's count of repeats recorded again
         self.skipped = 0  # the `skip_seq` mutation's count of changes left out
+        self._read_seq: dict[str, int] = {}  # the room's: the last seq it read of each event
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -108,9 +117,11 @@ class HubSide:
         """The process dies and starts again: every socket gone, nothing in memory kept."""
         gone = list(self._conns)
         self._conns.clear()
+        self._read_seq.clear()
         self.fanout.published.clear()  # not yet published: lost with the process
         self._run(self.database.dispose())
         self.database = Database(self.url)
+        self.feed = DatabaseFeed(self.database)
         return gone
 
     def close(self) -> None:
@@ -129,7 +140,7 @@ class HubSide:
         if device is None:
             return None
         self._next += 1
-        self._conns[self._next] = _Conn(device, token)
+        self._conns[self._next] = _Conn(device, token, _stream())
         return self._next
 
     def drop(self, conn: int) -> None:
@@ -171,42 +182,35 @@ class HubSide:
             return [(conn, encode_frame(Error(code=exc.code[:64], detail=exc.detail[:2048])))]
 
     def _hello(self, conn: int, c: _Conn, cursor: int | None) -> Outgoing:
+        """`ScannerHub._hello`: welcome with the head, then the log after the cursor, then the
+        counters; a cursor the log cannot follow gets `snapshot_required` and no stream."""
         event_id = c.device.event_id
-
-        async def welcome(session: Any) -> tuple[bool, int]:
-            return await needs_snapshot(session, event_id, cursor), await head(session, event_id)
-
-        snapshot, current = self._tx(welcome, read_only=True)
-        out: Outgoing = [
-            (conn, encode_frame(Welcome(
-                device_id=c.device.device_id, event_id=event_id, head=current,
-                snapshot_required=snapshot,
-            )))
-        ]  # fmt: skip
-        if snapshot or cursor is None:
-            c.sent_seq = None
+        current, snapshot = self._run(self.feed.position(event_id, cursor))
+        welcome = Welcome(
+            device_id=c.device.device_id,
+            event_id=event_id,
+            head=current,
+            snapshot_required=snapshot,
+        )
+        out: Outgoing = [(conn, encode_frame(welcome))]
+        c.stream.restart(None if snapshot else cursor)
+        if c.sent_seq is None:
             return out
-        c.sent_seq = cursor
         out += self._catch_up(conn, c, always_send=True)
-        counters = self._tx(lambda s: service.event_counters(s, event_id), read_only=True)
-        out.append((conn, encode_frame(counters)))
+        out.append((conn, encode_frame(self._run(self.feed.counters(event_id)))))
         return out
 
     def _catch_up(self, conn: int, c: _Conn, *, always_send: bool) -> Outgoing:
+        """`ScannerHub.catch_up`: the log after `sent_seq` page by page (the first page even
+        when empty if `always_send`)."""
+        assert c.sent_seq is not None
+        pages = self._run(_collect(self.feed.pages(c.device.event_id, c.sent_seq, PAGE_SIZE)))
         out: Outgoing = []
-        while c.sent_seq is not None:
-            page = self._tx(
-                lambda s, at=c.sent_seq: changes_after(s, c.device.event_id, at, PAGE_SIZE),
-                read_only=True,
-            )
+        for page in pages:
             if page.items or always_send:
                 out.append((conn, encode_frame(page)))
             always_send = False
-            if not page.items:
-                break
-            c.sent_seq = int(page.items[-1]["seq"])
-            if not page.has_more:
-                break
+            c.stream.sent(page)
         return out
 
     def _redeem(self, c: _Conn, items: list[ScanItem], now: datetime) -> list[ResultItem]:
@@ -272,51 +276,41 @@ class HubSide:
         return self.heal(event_id)
 
     def heal(self, event_id: str) -> Outgoing:
-        """The room's read after a `head` notice or 5 s of silence: the log is read once, from the
-        lowest cursor among the sockets behind the head, and each gets what follows its own
-        (the room's `read_and_offer` + `Connection._push_changes`); counters once if any moved."""
-        behind = {k: c for k, c in self._conns.items() if c.device.event_id == event_id}
-        behind = {k: c for k, c in behind.items() if c.sent_seq is not None}
-        if not behind:
+        """The room's `read_and_offer` after a `head` notice or 5 s of silence: the log is read
+        once, after the room's `read_seq`, and offered to every socket's `ChangeStream`; a
+        stream the offer does not join catches up from the log alone. Counters once if any
+        socket was sent changes."""
+        targets = {k: c for k, c in self._conns.items() if c.device.event_id == event_id}
+        if not any(c.sent_seq is not None for c in targets.values()):
             return []
-        current = self._tx(lambda s: head(s, event_id), read_only=True)
-        behind = {
-            k: c for k, c in behind.items() if c.sent_seq is not None and c.sent_seq < current
-        }
-        if not behind:
-            return []
-        items = self._read(event_id, min(c.sent_seq or 0 for c in behind.values()))
+        read_seq = self._read_seq.get(event_id)
+        if read_seq is None:  # a room starts at the head (subscribed first, then read)
+            read_seq = min(c.sent_seq for c in targets.values() if c.sent_seq is not None)
+        pages = self._run(_collect(self.feed.pages(event_id, read_seq, PAGE_SIZE)))
+        items = [item for page in pages for item in page.items]
+        if items:
+            self._read_seq[event_id] = int(items[-1]["seq"])
         out: Outgoing = []
-        for k, c in behind.items():
-            fresh = [i for i in items if i["seq"] > (c.sent_seq or 0)]
-            if mutations.active("skip_seq") and len(fresh) >= 2:
-                fresh = fresh[:1] + fresh[2:]  # the deliberate bug: one change left out
-                self.skipped += 1
-            for start in range(0, len(fresh), PAGE_SIZE):
-                chunk = fresh[start : start + PAGE_SIZE]
-                more = start + PAGE_SIZE < len(fresh)
-                out.append(
-                    (k, encode_frame(Changes(items=chunk, head=fresh[-1]["seq"], has_more=more)))
-                )
-            if fresh:
-                c.sent_seq = int(fresh[-1]["seq"])
-        if out:
-            counters = encode_frame(
-                self._tx(lambda s: service.event_counters(s, event_id), read_only=True)
-            )
-            out += [(k, counters) for k in behind]
+        moved = False
+        for k, c in targets.items():
+            if items:
+                c.stream.offer(items)
+            frames = c.stream.take()
+            if frames is None:
+                before = len(out)
+                out += self._catch_up(k, c, always_send=False)
+                moved = moved or len(out) > before
+                continue
+            for frame in frames:
+                if mutations.active("skip_seq") and len(frame.items) >= 2:
+                    frame = msgspec.structs.replace(frame, items=frame.items[:1] + frame.items[2:])
+                    self.skipped += 1  # the deliberate bug: one change left out
+                out.append((k, encode_frame(frame)))
+                moved = True
+        if moved:
+            counters = encode_frame(self._run(self.feed.counters(event_id)))
+            out += [(k, counters) for k, c in targets.items() if c.sent_seq is not None]
         return out
-
-    def _read(self, event_id: str, cursor: int) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        while True:
-            page = self._tx(
-                lambda s, at=cursor: changes_after(s, event_id, at, PAGE_SIZE), read_only=True
-            )
-            items += page.items
-            if not page.items or not page.has_more:
-                return items
-            cursor = int(page.items[-1]["seq"])
 
     def snapshot(self, event_id: str) -> bytes:
         """The snapshot's msgpack bytes, as the REST route encodes them before compressing."""
@@ -343,6 +337,15 @@ class HubSide:
             return result, session
 
         return self._run(go())  # type: ignore[no-any-return]
+
+
+def _stream() -> ChangeStream:
+    config = HubConfig()
+    return ChangeStream(page_size=config.page_size, pending_limit=config.pending_limit)
+
+
+async def _collect(pages: AsyncIterator[Changes]) -> list[Changes]:
+    return [page async for page in pages]
 
 
 def _original_id(result: ResultItem) -> ResultItem:
