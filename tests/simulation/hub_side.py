@@ -134,6 +134,10 @@ class HubSide:
         c = self._conns.get(conn)
         return c.device.device_id if c else None
 
+    def sent_seq(self, conn: int) -> int | None:
+        c = self._conns.get(conn)
+        return c.sent_seq if c else None
+
     def open(self, token: str) -> int | None:
         """A socket authenticated by header: its id, or None for an unknown or revoked token."""
         device = self._tx(lambda s: service.authenticate_device(s, token), read_only=True)

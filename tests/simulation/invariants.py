@@ -291,6 +291,17 @@ def _doors_converge(sim: Sim, db: sqlite3.Connection, event_id: str) -> None:
                 )
 
 
+def _state(sim: Sim, door: Any) -> str:
+    """What a door and the hub think of its socket: for the failure's detail."""
+    core, sock = door.core, door.socket
+    hub_seq = sim.hub.sent_seq(sock.conn) if sock else None
+    return (
+        f"connection {core.connection(door.clock(sim.t)).value}, wants_snapshot "
+        f"{core.wants_snapshot}, caught_up {core.is_caught_up}, conn{sock.conn if sock else None} "
+        f"hub sent_seq {hub_seq}, life {door.life}"
+    )
+
+
 def _door_presence(store: Any) -> list[tuple[str, str, int, bool, str | None]]:
     return store._db.execute(
         "SELECT ticket_id, list_id, entries, inside, first_scan_id FROM checkins"

@@ -14,6 +14,7 @@ from tests.simulation.venue import organiser
 
 __all__ = ["calm", "schedule_workload"]
 
+DOORS_CLOSE = 30.0  # seconds into the calm after which nobody scans any more
 _ALPHABET = "ABCDEFGHJKMNPQRSTVWXYZ0123456789"  # Crockford base32, as the codes are
 
 
@@ -86,7 +87,10 @@ def _foreign_code(rng: Any) -> str:
 
 
 def scan(sim: Sim, door: Door, code: str, tries: int = 3) -> None:
-    """A guest's code read at `door`; a door that is down makes the guest try again later."""
+    """A guest's code read at `door`; a door that is down makes the guest try again later.
+    Doors close 30 s into the calm: the rest of it is for the network to settle."""
+    if sim.t > sim.config.duration + DOORS_CLOSE:
+        return
     if door.core is None:
         if tries:
             sim.at(sim.t + sim.rng.uniform(2, 10), lambda: scan(sim, door, code, tries - 1))
