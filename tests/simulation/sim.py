@@ -485,6 +485,10 @@ def _run(config: Config, workdir: Path, *, keep: bool) -> Sim:
         sim.run_until(sim.config.duration + QUIESCE)
         check_end(sim)
         return sim
+    except Failure:
+        raise
+    except Exception as exc:  # the real code raised where it must answer: a failure like any
+        raise sim.fail("no-exception", f"{type(exc).__name__}: {exc}") from exc
     finally:
         sim.close()
         if not keep:
