@@ -46,7 +46,6 @@ class Connection:
         self._frames: list[bytes] = []
         self._counters: bytes | None = None
         self._wake = asyncio.Event()
-        self.rate_warned_at = -1e9
 
     @property
     def sent_seq(self) -> int | None:

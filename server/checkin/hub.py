@@ -13,6 +13,8 @@ Invariants:
 - A `scan` or `scan_batch` frame is one job of the redeem writer (recorded all or none, in a
   transaction it may share with other callers' jobs); an `annul` is one transaction. The fan-out
   notices are published after commit.
+- What a frame asks for (rate limit, strict decoding, dispatch) is decided by `FrameCore`
+  (core.py), fed bytes and the time; this module only moves bytes and runs what it dispatches.
 - Nothing a client sends can crash the hub: every failure is caught at its socket and answered
   with an `error` frame or a close code; other sockets never notice.
 
@@ -35,7 +37,6 @@ from litestar.exceptions import WebSocketDisconnect
 from protocol.messages import (
     Annul,
     Auth,
-    ClientFrame,
     Error,
     FrameError,
     Hello,
@@ -50,9 +51,10 @@ from protocol.messages import (
 from server.checkin import service
 from server.checkin.config import HubConfig
 from server.checkin.connection import Connection
+from server.checkin.core import Close, FrameCore, Reply
 from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed, DatabaseFeed
-from server.checkin.ratelimit import Admission, RateLimiter
+from server.checkin.ratelimit import RateLimiter
 from server.checkin.room import EventRoom
 from server.checkin.writer import RedeemWriter
 from server.db import Database
@@ -64,8 +66,6 @@ __all__ = ["HubConfig", "ScannerHub", "scanner_socket"]
 log = logging.getLogger("tessera.hub")
 
 CLOSE_UNAUTHENTICATED = 4401
-CLOSE_POLICY = 1008
-CLOSE_TOO_LARGE = 1009
 CLOSE_GOING_AWAY = 1001
 CLOSE_INTERNAL = 1011
 
@@ -183,36 +183,25 @@ class ScannerHub:
         return frame.token
 
     async def _read_frames(self, connection: Connection) -> None:
+        """Move bytes: each received frame goes to the socket's `FrameCore` with the time, and
+        its actions are carried out in order."""
         assert connection.device is not None
-        device_id = connection.device.device_id
+        core = FrameCore(connection.device.device_id, self.limiter, self.config)
         while not connection.closed:
             message = await connection.socket.receive()
             if message["type"] != "websocket.receive":
                 return
-            admission = self.limiter.admit(device_id, self.clock())
-            if admission is not Admission.ADMIT:
-                await self._over_limit(connection, admission)
-                continue
-            try:
-                frame = decode_client_frame(_payload(message))
-            except FrameError as exc:
-                await connection.send(Error(code=exc.code, detail=exc.detail))
-                if exc.code == "too_large":
-                    await connection.close(CLOSE_TOO_LARGE, "frame too large")
-                continue
-            await self._handle(connection, frame)
+            for action in core.receive(_payload(message), self.clock()):
+                if isinstance(action, Reply):
+                    await connection.send(action.frame)
+                elif isinstance(action, Close):
+                    await connection.close(action.code, action.reason)
+                else:
+                    await self._handle(connection, action.frame)
 
-    async def _over_limit(self, connection: Connection, admission: Admission) -> None:
-        now = self.clock()
-        detail = f"over {self.config.rate:g} frames/s (burst {self.config.burst:g}): frame dropped"
-        if admission is Admission.CLOSE:
-            await connection.send(Error(code="rate_limited", detail="rate limit exceeded: closing"))
-            await connection.close(CLOSE_POLICY, "rate limit exceeded")
-        elif now - connection.rate_warned_at >= self.config.rate_warning_interval:
-            connection.rate_warned_at = now
-            await connection.send(Error(code="rate_limited", detail=detail))
-
-    async def _handle(self, connection: Connection, frame: ClientFrame) -> None:
+    async def _handle(
+        self, connection: Connection, frame: Hello | Scan | ScanBatch | Annul
+    ) -> None:
         """Answer one decoded frame; a refusal becomes an `error` frame, never an exception."""
         try:
             if isinstance(frame, Hello):
@@ -221,10 +210,8 @@ class ScannerHub:
                 await self._redeem_one(connection, _scan_item(frame))
             elif isinstance(frame, ScanBatch):
                 await self._redeem_batch(connection, frame.items)
-            elif isinstance(frame, Annul):
-                await self._annul(connection, frame)
             else:
-                await connection.send(Error(code="invalid", detail="already authenticated"))
+                await self._annul(connection, frame)
         except DomainError as exc:
             await connection.send(Error(code=exc.code[:64], detail=exc.detail[:2048]))
         except Exception:
