@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 import time
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +18,17 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from prometheus_client.parser import text_string_to_metric_families
+from sqlalchemy import insert
 
 from server.app import create_app
 from server.campaigns.outbox import Outbox
 from server.campaigns.transport import MaildirMailer
+from server.checkin.models import Scan
 from server.config import Settings, SettingsError
-from server.db import Database
+from server.db import Database, utcnow
+from server.events.models import Event
 from server.logs import JsonFormatter
+from server.metrics.database import ScanTally
 from server.request_ids import request_id_from_headers
 from tests.conftest import problem_of
 from tests.factories import create_booking, create_event, create_ticket_type
@@ -370,3 +375,76 @@ def test_metrics_settings_are_read_from_the_environment():
     assert settings.metrics and settings.metrics_address == "[::1]:9100"
     assert not settings.metrics_token_required
     assert Settings.from_env({"TESSERA_METRICS_ADDRESS": ""}).metrics_address == ""
+
+
+# The scan tally
+
+
+async def test_the_scan_tally_counts_each_scan_once_as_time_moves(database_url):
+    """Scans counted by the first full read, by later increments and in the recent window
+    always add up to a full GROUP BY, however the marks fall; a scan committed later than
+    the lag is caught by the periodic recount."""
+    database = Database(database_url)
+    tally = ScanTally()
+    now = utcnow()
+    try:
+        await _insert_scans(database, now - timedelta(hours=1), accepted=3, refused=2)
+        assert await _count(database, tally, now) == {
+            ("EVTALLY001", True, "none"): 3,
+            ("EVTALLY001", False, "revoked"): 2,
+        }
+        await _insert_scans(database, now, accepted=4, refused=1, first=10)  # within the lag
+        assert await _count(database, tally, now) == await _full(database)
+        later = now + timedelta(minutes=1)  # those are now behind the mark: counted once
+        assert await _count(database, tally, later) == await _full(database)
+        assert await _count(database, tally, later) == await _full(database)
+        await _insert_scans(database, now - timedelta(minutes=5), accepted=1, first=20)  # late
+        assert await _count(database, tally, later) != await _full(database)
+        tally.recounted_at = -1e9  # RECOUNT_SECONDS have passed
+        assert await _count(database, tally, later) == await _full(database)
+    finally:
+        await database.dispose()
+
+
+async def _count(database: Database, tally: ScanTally, now: Any) -> dict[Any, int]:
+    async with database.transaction(read_only=True) as session:
+        return await tally.count(session, now)
+
+
+async def _full(database: Database) -> dict[Any, int]:
+    return await _count(database, ScanTally(), utcnow() + timedelta(days=1))
+
+
+async def _insert_scans(
+    database: Database, at: Any, *, accepted: int, refused: int = 0, first: int = 0
+) -> None:
+    async with database.transaction() as session:
+        if first == 0:
+            await session.execute(
+                insert(Event.__table__).values(
+                    id="EVTALLY001",
+                    slug="tally",
+                    name="Tally",
+                    starts_at=at,
+                    timezone="UTC",
+                    languages=[],
+                    branding={},
+                    change_seq=0,
+                )
+            )
+        rows = [
+            {
+                "device_id": "D1",
+                "scan_id": f"s{first + n}",
+                "event_id": "EVTALLY001",
+                "list_id": "L1",
+                "code": "c",
+                "direction": "entry",
+                "scanned_at": at,
+                "received_at": at,
+                "accepted": n < accepted,
+                "reason": None if n < accepted else "revoked",
+            }
+            for n in range(accepted + refused)
+        ]
+        await session.execute(insert(Scan.__table__), rows)
