@@ -125,10 +125,6 @@ def test_a_hub_skipping_a_seq_is_healed_by_the_doors() -> None:
         mutations.disable("skip_seq")
 
 
-def _known(reason: str) -> pytest.MarkDecorator:
-    return pytest.mark.xfail(strict=True, reason=reason, raises=Failure)
-
-
 def _run_or_report(config: Config) -> None:
     try:
         run_seed(config)
