@@ -30,9 +30,18 @@ class MetricsListener:
         self._server: asyncio.Server | None = None
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._serve, self.host, self.port, limit=_MAX_HEAD
-        )
+        """Listen; if the address cannot be bound, log it and serve without the listener.
+
+        Why not stop the start: with `tessera serve --workers N` every worker tries the same
+        address and only the first can have it; the others must still serve requests.
+        """
+        try:
+            self._server = await asyncio.start_server(
+                self._serve, self.host, self.port, limit=_MAX_HEAD
+            )
+        except OSError as exc:
+            log.error("metrics: cannot listen on %s:%d: %s", self.host, self.port, exc)
+            return
         self.port = self._server.sockets[0].getsockname()[1]  # the real one when 0 was asked
         log.info("metrics served on %s:%d", self.host, self.port)
 

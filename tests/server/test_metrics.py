@@ -448,3 +448,18 @@ async def _insert_scans(
             for n in range(accepted + refused)
         ]
         await session.execute(insert(Scan.__table__), rows)
+
+
+async def test_a_metrics_address_already_taken_leaves_the_app_serving(settings, caplog):
+    """As a second worker finds it: the error is logged and the app serves without it."""
+    taken = await asyncio.start_server(lambda r, w: None, "127.0.0.1", 0)
+    port = taken.sockets[0].getsockname()[1]
+    try:
+        app = create_app(settings.replace(metrics_address=f"127.0.0.1:{port}"))
+        with caplog.at_level(logging.ERROR, logger="tessera.metrics"):
+            async with AsyncTestClient(app) as client:
+                assert (await client.get("/healthz")).status_code == 200
+    finally:
+        taken.close()
+        await taken.wait_closed()
+    assert "cannot listen on 127.0.0.1" in caplog.text
