@@ -77,7 +77,7 @@ class Config:
     def command(self) -> str:
         extra = ""
         if self.doors or self.tickets or self.duration:
-            extra = f" --doors {self.doors} --tickets {self.tickets} --duration {self.duration:g}"
+            extra = f" --doors {self.doors} --tickets {self.tickets} --duration {self.duration!r}"
         if self.faults != Config(0).faults:
             extra += f" --faults {','.join(sorted(self.faults)) or 'none'}"
         return f".venv/bin/python -m tests.simulation {self.seed}{extra}"
