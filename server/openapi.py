@@ -63,6 +63,8 @@ PROBLEM_SCHEMA = Schema(
         "status": Schema(type=OpenAPIType.INTEGER),
         "detail": Schema(type=OpenAPIType.STRING),
         "code": Schema(type=OpenAPIType.STRING),
+        # The request's id, as in its X-Request-Id header and log lines (docs/metrics.md).
+        "request_id": Schema(type=OpenAPIType.STRING),
         "errors": Schema(
             type=OpenAPIType.ARRAY,
             items=Schema(
