@@ -32,6 +32,7 @@ from server.checkin.config import HubConfig
 from server.checkin.connection import Connection
 from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed
+from server.checkin.notices import plan_notices
 
 __all__ = ["CLOSE_REVOKED", "EventRoom"]
 
@@ -100,26 +101,17 @@ class EventRoom:
         notices = [notice]
         while not queue.empty():
             notices.append(queue.get_nowait())
-        must_read, heads = False, [self.read_seq]
-        for item in notices:
-            kind = item.get("kind")
-            if kind == "device_revoked":
-                self.forget_device(str(item.get("device_id")))
-                self.close_device(str(item.get("device_id")))
-            elif kind == "conflict":
-                self._forward_conflict(item.get("frame"))
-            else:  # head, resync, heal, or a kind from a newer instance: look at the log
-                must_read = True
-                if isinstance(item.get("head"), int):
-                    heads.append(item["head"])
-        if must_read and self._has_listeners():
+        plan = plan_notices(notices)
+        for device_id in plan.revoked:
+            self.forget_device(device_id)
+            self.close_device(device_id)
+        for frame in plan.conflicts:
+            self._forward_conflict(frame)
+        if plan.must_read and self._has_listeners():
             await self.read_and_offer()
-        elif must_read:
-            # Nobody here follows the log: skip the read. A socket that says hello later reads
-            # the log itself, and one whose cursor an offer does not join catches up alone, so
-            # a wrong head in a notice can never make anyone skip a change.
-            self.read_seq = max(heads)
-        if notice.get("kind") == "heal":
+        elif plan.must_read:  # nobody here follows the log: skip the read (notices.py)
+            self.read_seq = max(self.read_seq, plan.highest_head or 0)
+        if plan.heal:
             await self._check_devices()
 
     def _has_listeners(self) -> bool:

@@ -1,0 +1,45 @@
+"""What a burst of fan-out notices asks of an event's room (no I/O).
+
+Rules: notices only say "look". `device_revoked` closes that device's sockets here at once and
+`conflict` is forwarded as it came, both in the order received; every other kind (`head`,
+`resync`, `heal`, or a kind from a newer instance) asks for one read of the change log, however
+many of them came. When nobody here follows the log the read is skipped and the room's read
+position moves to the highest head named: a socket that says hello later reads the log itself,
+and one whose cursor an offer does not join catches up alone, so a wrong head never skips a
+change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = ["NoticePlan", "plan_notices"]
+
+
+@dataclass
+class NoticePlan:
+    revoked: list[str] = field(default_factory=list)  # devices to close here, in order
+    conflicts: list[Any] = field(default_factory=list)  # conflict frames to forward, in order
+    must_read: bool = False  # read the change log once
+    highest_head: int | None = None  # the highest head a notice named
+    heal: bool = False  # the room's silence timer fired: check its devices too
+
+
+def plan_notices(notices: Iterable[dict[str, Any]]) -> NoticePlan:
+    """The plan for `notices`, taken together."""
+    plan = NoticePlan()
+    for notice in notices:
+        kind = notice.get("kind")
+        if kind == "device_revoked":
+            plan.revoked.append(str(notice.get("device_id")))
+        elif kind == "conflict":
+            plan.conflicts.append(notice.get("frame"))
+        else:
+            plan.must_read = True
+            plan.heal = plan.heal or kind == "heal"
+            named = notice.get("head")
+            if isinstance(named, int) and not isinstance(named, bool):
+                plan.highest_head = max(named, plan.highest_head or named)
+    return plan
