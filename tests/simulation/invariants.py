@@ -152,9 +152,9 @@ def _offline_verdicts(
 
 
 def _snapshot_after(door: Any, stored: dict[str, Any]) -> bool:
-    """A door that loaded a snapshot taken after the forced scan cannot be told of it (the
-    snapshot holds presence, not scans): recorded as a known limit, not a failure."""
-    return bool(door.store and (door.store.cursor() or 0) >= (stored["seq"] or 0) and door.life > 1)
+    """Whether `door` loaded a snapshot taken after the forced scan's change: it cannot be told
+    of it then (a snapshot holds presence, not scans), a known limit rather than a failure."""
+    return stored["seq"] is not None and door.snapshot_seq >= stored["seq"]
 
 
 def _seq_gap_free(sim: Sim, db: sqlite3.Connection, event_id: str) -> None:

@@ -127,6 +127,7 @@ class Door:
     scan_ids: set[str] = field(default_factory=set)  # every id its engine ever returned
     conflicts: set[str] = field(default_factory=set)  # conflicts it was shown (this life)
     forced_seen: set[str] = field(default_factory=set)  # forced scans it read in `changes`
+    snapshot_seq: int = -1  # the seq of the newest snapshot it loaded
 
     def clock(self, t: float) -> float:
         return T0 + self.skew + t * (1 + self.drift)
@@ -356,7 +357,9 @@ class Sim:
             if door.partitioned:  # cut in the middle of the download: the shell tries later
                 self.at(self.t + 2, lambda: self._retry_snapshot(door, life))
                 return
-            door.core.snapshot_loaded(decode_snapshot(raw), door.clock(self.t))
+            snapshot = decode_snapshot(raw)
+            door.snapshot_seq = max(door.snapshot_seq, snapshot.seq)
+            door.core.snapshot_loaded(snapshot, door.clock(self.t))
             self.after_core(door)
 
         self.at(self.t + self.rng.uniform(0.05, 1.5), arrive)
