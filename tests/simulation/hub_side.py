@@ -14,6 +14,10 @@ What it calls, and from where (the same functions `server.checkin.hub` / `room` 
     wall-clock `utcnow()` and item budget);
   - `annul`: `server.checkin.service.annul_scan(session, scan_id, device=..., now=hub time)`, then
     `publish_committed` (what `RedeemWriter.annul` does);
+  - every frame: the socket's `server.checkin.core.FrameCore.receive(data, now)` (rate limit
+    with the hub's `RateLimiter` and `HubConfig`, strict decoding); its `Reply` and `Close`
+    actions are carried out here, its `Dispatch` goes to the handlers below;
+  - notices: the room's `server.checkin.notices.plan_notices`;
   - `hello`: `server.checkin.feed.DatabaseFeed.position` (head, snapshot_required), then
     `DatabaseFeed.pages` after the cursor and `DatabaseFeed.counters` (what `ScannerHub._hello`
     and `catch_up` do); the socket's cursor is the hub's own `server.checkin.stream.ChangeStream`
@@ -40,10 +44,8 @@ from typing import Any, TypeVar
 import msgspec
 
 from protocol.messages import (
-    Annul,
     Changes,
     Error,
-    FrameError,
     Hello,
     Result,
     ResultItem,
@@ -52,14 +54,17 @@ from protocol.messages import (
     ScanBatch,
     ScanItem,
     Welcome,
-    decode_client_frame,
     encode_frame,
 )
 from server.changes.publish import publish_committed
 from server.checkin import service, store
 from server.checkin.config import HubConfig
+from server.checkin.core import Close, Dispatched, FrameCore, Reply
 from server.checkin.feed import DatabaseFeed
+from server.checkin.notices import plan_notices
+from server.checkin.ratelimit import RateLimiter
 from server.checkin.redeem import decide_and_record
+from server.checkin.room import CLOSE_REVOKED
 from server.checkin.snapshot import build_snapshot, snapshot_session
 from server.checkin.store import DeviceContext
 from server.checkin.stream import ChangeStream
@@ -90,6 +95,7 @@ class _Conn:
     device: DeviceContext
     token: str
     stream: ChangeStream
+    frames: FrameCore
 
     @property
     def sent_seq(self) -> int | None:
@@ -110,6 +116,9 @@ class HubSide:
         self.recorded_twice = 0  # the `dedupe` mutation's count of repeats recorded again
         self.skipped = 0  # the `skip_seq` mutation's count of changes left out
         self._read_seq: dict[str, int] = {}  # the room's: the last seq it read of each event
+        self._config = HubConfig()
+        self._limiter = _limiter(self._config)
+        self.closed: list[tuple[int, int]] = []  # (conn, close code) the hub closed
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -118,6 +127,7 @@ class HubSide:
         gone = list(self._conns)
         self._conns.clear()
         self._read_seq.clear()
+        self._limiter = _limiter(self._config)
         self.fanout.published.clear()  # not yet published: lost with the process
         self._run(self.database.dispose())
         self.database = Database(self.url)
@@ -144,7 +154,8 @@ class HubSide:
         if device is None:
             return None
         self._next += 1
-        self._conns[self._next] = _Conn(device, token, _stream())
+        frames = FrameCore(device.device_id, self._limiter, self._config)
+        self._conns[self._next] = _Conn(device, token, _stream(), frames)
         return self._next
 
     def drop(self, conn: int) -> None:
@@ -157,14 +168,25 @@ class HubSide:
     # --- frames ---------------------------------------------------------------------------------
 
     def receive(self, conn: int, data: bytes, now: datetime) -> Outgoing:
-        """One client frame on `conn` at hub time `now`."""
+        """One client frame on `conn` at hub time `now`: the socket's `FrameCore` (rate limit,
+        strict decoding) says what to do, and a dispatched frame is carried out here."""
         c = self._conns.get(conn)
         if c is None:
             return []
-        try:
-            frame = decode_client_frame(data)
-        except FrameError as exc:
-            return [(conn, encode_frame(Error(code=exc.code, detail=exc.detail)))]
+        out: Outgoing = []
+        for action in c.frames.receive(data, now.timestamp()):
+            if isinstance(action, Reply):
+                out.append((conn, encode_frame(action.frame)))
+            elif isinstance(action, Close):
+                self._conns.pop(conn, None)
+                self.closed.append((conn, action.code))
+                break
+            else:
+                out += self._dispatch(conn, c, action.frame, now)
+        return out
+
+    def _dispatch(self, conn: int, c: _Conn, frame: Dispatched, now: datetime) -> Outgoing:
+        """`ScannerHub._handle`: a refusal is an `error` frame, never an exception."""
         try:
             if isinstance(frame, Hello):
                 return self._hello(conn, c, frame.cursor)
@@ -178,10 +200,8 @@ class HubSide:
             if isinstance(frame, ScanBatch):
                 results = self._redeem(c, frame.items, now) if frame.items else []
                 return [(conn, encode_frame(Results(items=results)))]
-            if isinstance(frame, Annul):
-                result = self._annul(c, frame.scan_id, now)
-                return [(conn, encode_frame(Result(**msgspec.structs.asdict(result))))]
-            return [(conn, encode_frame(Error(code="invalid", detail="already authenticated")))]
+            result = self._annul(c, frame.scan_id, now)
+            return [(conn, encode_frame(Result(**msgspec.structs.asdict(result))))]
         except DomainError as exc:
             return [(conn, encode_frame(Error(code=exc.code[:64], detail=exc.detail[:2048])))]
 
@@ -266,18 +286,26 @@ class HubSide:
     # --- fan-out and heal -----------------------------------------------------------------------
 
     def notice(self, event_id: str, notice: dict[str, Any]) -> Outgoing:
-        """A fan-out notice reaching this instance's room of `event_id`."""
-        kind = notice.get("kind")
+        """A fan-out notice reaching this instance's room of `event_id`, planned by the room's
+        own `plan_notices`: revocations close sockets, conflicts are forwarded whole, anything
+        else is one read of the log."""
+        plan = plan_notices([notice])
         targets = [(k, c) for k, c in self._conns.items() if c.device.event_id == event_id]
-        if kind == "conflict":
-            data = _json.encode(notice.get("frame"))
-            return [(k, data) for k, _ in targets]
-        if kind == "device_revoked":
+        for device_id in plan.revoked:
             for k, c in targets:
-                if c.device.device_id == notice.get("device_id"):
-                    self._conns.pop(k, None)
-            return []
-        return self.heal(event_id)
+                if c.device.device_id == device_id and self._conns.pop(k, None) is not None:
+                    self.closed.append((k, CLOSE_REVOKED))
+        out: Outgoing = []
+        for frame in plan.conflicts:
+            data = _json.encode(frame)
+            out += [(k, data) for k, c in targets if k in self._conns]
+        if plan.must_read:
+            out += self.heal(event_id)
+        return out
+
+    def take_closed(self) -> list[tuple[int, int]]:
+        out, self.closed = self.closed, []
+        return out
 
     def heal(self, event_id: str) -> Outgoing:
         """The room's `read_and_offer` after a `head` notice or 5 s of silence: the log is read
@@ -341,6 +369,10 @@ class HubSide:
             return result, session
 
         return self._run(go())  # type: ignore[no-any-return]
+
+
+def _limiter(config: HubConfig) -> RateLimiter:
+    return RateLimiter(config.rate, config.burst, config.close_after)
 
 
 def _stream() -> ChangeStream:

@@ -280,7 +280,14 @@ class Sim:
         door.core.connected(door.clock(self.t))
         self.after_core(door)
 
-    def disconnect(self, door: Door, why: str) -> None:
+    def hub_closed(self) -> None:
+        """Sockets the hub closed itself (rate limit, revoked device): the door hears the code."""
+        for conn, code in self.hub.take_closed():
+            for door in self.doors:
+                if door.socket is not None and door.socket.conn == conn:
+                    self.disconnect(door, f"closed by the hub with {code}", code)
+
+    def disconnect(self, door: Door, why: str, close_code: int | None = None) -> None:
         """The socket breaks: in-flight frames are lost; each side notices after its delay."""
         sock = door.socket
         if sock is None:
@@ -294,7 +301,7 @@ class Sim:
         def noticed() -> None:
             if door.core is not None and door.life == life:
                 door.unnoticed = False
-                door.core.disconnected(door.clock(self.t))
+                door.core.disconnected(door.clock(self.t), close_code)
                 self.after_core(door)
                 self.at(self.t + door.backoff, lambda: self.try_connect(door, life))
 
@@ -406,6 +413,7 @@ class Sim:
         kind = data[9:24].split(b'"')[0].decode()
         self.log(f"hub <- conn{sock.conn} {kind}{' (duplicate)' if duplicate else ''}")
         self.deliver(self.hub.receive(sock.conn, data, self.hub_now()))
+        self.hub_closed()
         self.publish()
 
     def deliver(self, outgoing: list[tuple[int, bytes]]) -> None:
@@ -448,6 +456,7 @@ class Sim:
             def arrive() -> None:
                 if self.hub_up and self.hub_life == life:
                     self.deliver(self.hub.notice(event_id, notice))
+                    self.hub_closed()
 
             self.at(when, arrive)
 

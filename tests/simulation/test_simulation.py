@@ -25,20 +25,29 @@ REGRESSIONS: list[tuple[int, dict[str, object], str]] = [
 
 # Real bugs found and not fixed yet (their fix is in server/checkin): each seed must still break
 # its invariant, so that the fix makes this test XPASS and someone moves the seed above.
+_TICKETLESS_CONFLICT = (
+    "a forced scan with no ticket behind it (a reissued ticket's old code, admitted offline "
+    "by a door that missed the reissue; the hub says invalid) has no scan.accepted change, "
+    "and its conflict frame goes only to the sockets connected at that moment: a door "
+    "partitioned then never hears of it"
+)
 KNOWN_BUGS: list[tuple[int, dict[str, object], str, str]] = [
+    (1, {}, "conflict-reaches-doors", _TICKETLESS_CONFLICT),
     (
         122,
         {},
         "conflict-reaches-doors",
-        "a forced scan with no ticket behind it (a reissued ticket's old code, admitted offline "
-        "by a door that missed the reissue; the hub says invalid) has no scan.accepted change, "
-        "and its conflict frame goes only to the sockets connected at that moment: a door "
-        "partitioned then never hears of it",
+        _TICKETLESS_CONFLICT,
     ),
 ]
 
 
-@pytest.mark.parametrize("seed", range(1, BOUNDED + 1))
+_KNOWN = {seed for seed, overrides, _, _ in KNOWN_BUGS if not overrides}
+
+
+@pytest.mark.parametrize(
+    "seed", [s for s in range(1, BOUNDED + 1 + len(_KNOWN)) if s not in _KNOWN][:BOUNDED]
+)
 def test_seed_keeps_every_invariant(seed: int) -> None:
     _run_or_report(Config(seed))
 
