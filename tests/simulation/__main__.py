@@ -12,8 +12,8 @@ import sys
 import time
 
 from tests.simulation import mutations
+from tests.simulation.run import Config, Failure, run_seed
 from tests.simulation.shrink import shrink
-from tests.simulation.sim import Config, Failure, run_seed
 
 
 def main(argv: list[str] | None = None) -> int:

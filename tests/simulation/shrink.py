@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from tests.simulation.sim import Config, Failure, run_seed
+from tests.simulation.run import Config, Failure, run_seed
 
 __all__ = ["fails", "shrink"]
 

@@ -18,15 +18,11 @@ The network (docs/simulation.md has the full list):
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import hashlib
 import heapq
-import os
 import random
-import shutil
 import sqlite3
 import sys
-import tempfile
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -36,61 +32,20 @@ from typing import Any
 
 import msgspec
 
-from protocol.messages import decode_hub_frame
 from protocol.rules import Direction
 from scanner_client.core import SyncCore
 from scanner_client.events import ConflictNotice, VerdictShown
 from scanner_client.store import LocalStore, decode_snapshot
 from tests.simulation import mutations
-from tests.simulation.determinism import seeded_secrets
+from tests.simulation.config import Config, Failure
 from tests.simulation.hub_side import HubSide
 from tests.simulation.venue import Venue, build_venue, close_venue
 
-__all__ = ["Config", "Failure", "Sim", "run_seed"]
+__all__ = ["Door", "Sim", "Socket"]
 
 T0 = datetime(2027, 3, 14, 18, 30, tzinfo=UTC).timestamp()
 HEAL_INTERVAL = 5.0
 QUIESCE = 150.0  # seconds of calm after the last fault, for the doors to converge
-
-
-@dataclass(frozen=True)
-class Config:
-    """What a run is made of; every field follows from the seed unless given."""
-
-    seed: int
-    doors: int = 0  # 0: from the seed (5-12; `big` runs 5-50)
-    tickets: int = 0
-    duration: float = 0.0  # seconds of scanning
-    faults: frozenset[str] = frozenset(
-        {"drop", "partition", "group", "crash", "upload_crash", "hub_restart", "lose_notice",
-         "duplicate", "organiser", "undo", "same_ms"}
-    )  # fmt: skip
-    big: bool = False
-
-    def resolved(self) -> Config:
-        rng = random.Random(self.seed * 7919 + 1)
-        doors = self.doors or rng.randint(5, 50 if self.big else 12)
-        tickets = self.tickets or (rng.randint(1000, 3000) if self.big else rng.randint(150, 400))
-        duration = self.duration or rng.uniform(120, 400)
-        return dataclasses.replace(self, doors=doors, tickets=tickets, duration=duration)
-
-    def command(self) -> str:
-        extra = ""
-        if self.doors or self.tickets or self.duration:
-            extra = f" --doors {self.doors} --tickets {self.tickets} --duration {self.duration!r}"
-        if self.faults != Config(0).faults:
-            extra += f" --faults {','.join(sorted(self.faults)) or 'none'}"
-        return f".venv/bin/python -m tests.simulation {self.seed}{extra}"
-
-
-class Failure(AssertionError):
-    """An invariant broken; carries the trace of the last steps."""
-
-    def __init__(self, invariant: str, detail: str, trace: list[str]) -> None:
-        super().__init__(f"{invariant}: {detail}")
-        self.invariant = invariant
-        self.detail = detail
-        self.trace = trace
 
 
 @dataclass
@@ -467,41 +422,3 @@ class Sim:
 
     def fail(self, invariant: str, detail: str) -> Failure:
         return Failure(invariant, detail, list(self.trace))
-
-
-def decode(data: bytes) -> Any:
-    return decode_hub_frame(data)
-
-
-def run_seed(config: Config, *, keep: bool = False) -> Sim:
-    """Run one seed to the end and check every invariant; raises Failure."""
-    # tmpfs when there is one: a run is a few thousand commits, and fsync is not what is tested
-    # (a crash here kills the process, it does not cut the power).
-    shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    workdir = Path(tempfile.mkdtemp(prefix=f"tessera-sim-{config.seed}-", dir=base))
-    with seeded_secrets(config.seed):
-        return _run(config, workdir, keep=keep)
-
-
-def _run(config: Config, workdir: Path, *, keep: bool) -> Sim:
-    from tests.simulation.invariants import check_end
-    from tests.simulation.workload import calm, schedule_workload
-
-    sim = Sim(config, workdir)
-    try:
-        schedule_workload(sim)
-        sim.at(HEAL_INTERVAL, sim.heal_tick)
-        sim.run_until(sim.config.duration)
-        calm(sim)
-        sim.run_until(sim.config.duration + QUIESCE)
-        check_end(sim)
-        return sim
-    except Failure:
-        raise
-    except Exception as exc:  # the real code raised where it must answer: a failure like any
-        raise sim.fail("no-exception", f"{type(exc).__name__}: {exc}") from exc
-    finally:
-        sim.close()
-        if not keep:
-            shutil.rmtree(workdir, ignore_errors=True)

@@ -12,8 +12,8 @@ import os
 import pytest
 
 from tests.simulation import mutations
+from tests.simulation.run import Config, Failure, run_seed
 from tests.simulation.shrink import shrink
-from tests.simulation.sim import Config, Failure, run_seed
 
 BOUNDED = int(os.environ.get("TESSERA_SIM_SEEDS", "6"))
 SMALL = {"doors": 5, "tickets": 80, "duration": 120.0}  # a few seconds a seed
