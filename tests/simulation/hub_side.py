@@ -1,13 +1,15 @@
 """The hub as the simulation drives it: today's decision path and change log, no socket.
 
-This is the ONE place that knows how the hub is built (issue 17 will turn `server/checkin/` into
-a sans-I/O connection core; swapping it in changes this module only). The rest of the simulator
+This is the ONE place that knows how the hub is built (issue 17 is turning `server/checkin/` into
+sans-I/O cores: those that landed are driven as they are, the rest is the glue below, and a swap
+changes this module only). The rest of the simulator
 sees `HubSide`: open a connection for a device token, hand it a client frame, hand it a fan-out
 notice, ask it to heal, restart it. Every call returns the frames to send as `(conn, bytes)`.
 
 What it calls, and from where (the same functions `server.checkin.hub` / `room` / `writer` use):
-  - authentication: `server.checkin.service.authenticate_devices` (what `RedeemWriter._authenticate`
-    calls; `authenticate_device` at connect);
+  - authentication: `server.checkin.service.authenticate_device` at connect and
+    `authenticate_devices` before every job (what `RedeemWriter.authenticate` reads, without its
+    cache), so a device revoked meanwhile is refused `unauthenticated`;
   - `scan` / `scan_batch`: `server.checkin.redeem.decide_and_record(session, [(device, item)],
     now=hub time)` in `database.transaction()`, then `server.changes.publish.publish_committed`
     into the simulated fan-out (what `RedeemWriter._process` does, minus the group commit and the
