@@ -10,6 +10,7 @@ simulated hub only through the notices the simulator sends for it (and may lose)
 
 from __future__ import annotations
 
+import atexit
 import random
 import shutil
 import tempfile
@@ -60,7 +61,9 @@ def _template(workdir: Path, run: Any) -> Path:
     """A migrated empty database, built once per process and copied for every run."""
     global _TEMPLATE
     if _TEMPLATE is None or not _TEMPLATE.exists():
-        path = Path(tempfile.mkdtemp(prefix="tessera-sim-template-", dir=workdir.parent)) / "t.db"
+        folder = Path(tempfile.mkdtemp(prefix="tessera-sim-template-", dir=workdir.parent))
+        atexit.register(shutil.rmtree, folder, True)
+        path = folder / "t.db"
         database = Database(f"sqlite:///{path}")
         run(migrate(database))
         run(database.dispose())
