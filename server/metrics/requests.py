@@ -142,11 +142,8 @@ class ObserveRequests:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = message.get("headers")
-                if isinstance(headers, list):
-                    headers.append(header)
-                else:
-                    message["headers"] = [*(headers or ()), header]
+                # A new list: the app's may be one it reuses for every answer.
+                message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         # Routing happens inside the handler, so an import is known by its path before it.

@@ -30,7 +30,13 @@ from server.events.models import Event
 from server.logs import JsonFormatter
 from server.metrics.database import ScanTally
 from server.request_ids import request_id_from_headers
-from tests.conftest import problem_of
+from tests.conftest import (
+    _create_pg_database,
+    _create_token,
+    _drop_pg_database,
+    _pg_url,
+    problem_of,
+)
 from tests.factories import create_booking, create_event, create_ticket_type
 from tests.live import serve_in_thread
 from tests.server.checkin.helpers import redeem, venue
@@ -463,3 +469,29 @@ async def test_a_metrics_address_already_taken_leaves_the_app_serving(settings, 
         taken.close()
         await taken.wait_closed()
     assert "cannot listen on 127.0.0.1" in caplog.text
+
+
+@pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+async def test_with_the_database_gone_a_scrape_says_so_and_never_fails(settings):
+    """A scratch PostgreSQL database dropped under a running app: with a token the scrape is a
+    clear 503 (the token cannot be checked); on the metrics address it still answers, with
+    `tessera_metrics_database_up 0`."""
+    name = await _create_pg_database()
+    scratch = settings.replace(database_url=_pg_url(name), metrics_address="127.0.0.1:0")
+    token = await _create_token(scratch)
+    by_token = create_app(scratch.replace(metrics_address=None))
+    by_address = create_app(scratch)
+    try:
+        async with AsyncTestClient(by_token) as client, AsyncTestClient(by_address):
+            port = by_address.state.metrics_listener.port
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}") as plain:
+                assert value(await scrape(client, token), "tessera_metrics_database_up") == 1
+                await _drop_pg_database(name)
+                refused = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+                served = await plain.get("/metrics")
+    finally:
+        await _drop_pg_database(name)
+    assert refused.status_code == 503
+    assert problem_of(refused)["code"] == "database_unreachable"
+    assert served.status_code == 200
+    assert value(samples(served.text), "tessera_metrics_database_up") == 0
