@@ -134,7 +134,7 @@ class ObserveRequests:
         if state is not self._state:  # a new state (tests): read its metrics once
             self._state, self._metrics = state, state.get("metrics")
         metrics = self._metrics
-        figures = metrics.requests if metrics is not None else None
+        figures: RequestFigures | None = metrics.requests if metrics is not None else None
         started = time.perf_counter()
         status = 500  # an answer never started (the app raised past its handlers)
 
@@ -147,9 +147,10 @@ class ObserveRequests:
             await send(message)
 
         # Routing happens inside the handler, so an import is known by its path before it.
-        running = figures is not None and scope["path"].endswith("/imports")
-        if running:
+        running = False
+        if figures is not None and scope["path"].endswith("/imports"):
             figures.imports_running += 1
+            running = True
         try:
             await self.handler(scope, receive, send_with_id)
         finally:
