@@ -144,6 +144,7 @@ def _offline_verdicts(
         if stored["forced"]:
             for other in connected:
                 told = scan_id in other.conflicts or scan_id in other.forced_seen
+                told = told or (other is door and entry.hub_forced)  # its own result said so
                 if not told and not _snapshot_after(other, stored):
                     raise sim.fail(
                         "conflict-reaches-doors",
