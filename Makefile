@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types bench check chromium axe nginx clean
+.PHONY: run test lint types bench sim check chromium axe nginx clean
 
 run: $(VENV)/.installed
 	$(BIN)/tessera migrate
@@ -26,6 +26,13 @@ types: $(VENV)/.installed-test
 
 bench: $(VENV)/.installed-test
 	@for script in bench/*.py; do echo "== $$script"; $(BIN)/python $$script || exit 1; done
+
+# The door simulation (docs/simulation.md): `make sim` runs SEEDS seeds from FIRST with a progress
+# line; `make sim SEED=n` replays one seed step for step (and shrinks it if it fails).
+SEEDS ?= 1000
+FIRST ?= 1
+sim: $(VENV)/.installed-test
+	$(BIN)/python -m tests.simulation $(if $(SEED),$(SEED),$(FIRST) --seeds $(SEEDS))
 
 check: lint test
 

@@ -589,7 +589,9 @@ import json, os, sys
 new, stop = sys.argv[1], sys.argv[2]
 first = {}
 print("ready", flush=True)
-while not os.path.exists(stop):
+done = False
+while not done:
+    done = os.path.exists(stop)  # one more look after the stop: a file the loop missed counts
     try:
         for entry in os.scandir(new):
             first.setdefault(entry.name, entry.stat().st_size)
