@@ -15,7 +15,7 @@ run: $(VENV)/.installed
 # Three workers on two cores: most of a test's time is the app's start and the databases' reset,
 # partly spent waiting on PostgreSQL, sockets and child processes.
 test: $(VENV)/.installed-test chromium axe nginx
-	$(BIN)/pytest -n 3
+	$(BIN)/pytest -n 3 --durations=25
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
