@@ -44,6 +44,7 @@ from server.campaigns.templates import (
 )
 from server.config import Settings
 from server.events.models import Event, TicketType
+from server.events.schemas import brand_colour
 from server.guests.service import GuestTicket, ticket_view
 from server.tickets.models import Ticket, TicketStatus
 from ticket_renderer import render_ics, render_ticket_pdf
@@ -137,6 +138,7 @@ async def compose(
         ticket=ticket_fields[0] if message.ticket_id and ticket_fields else None,
         unsubscribe_url=f"{base}/m/{message.token}/unsubscribe" if kind == "message" else None,
         tracking_pixel_url=f"{base}/m/{message.token}/o.gif",
+        brand_colour=brand_colour(event.branding),
     )
     words = content[language]
     template = MessageTemplate(subject=words["subject"], body=words["body"])

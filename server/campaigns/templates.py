@@ -111,6 +111,7 @@ class MergeFields(msgspec.Struct, frozen=True, kw_only=True):
     ticket: TicketFields | None = None  # per-ticket messages
     unsubscribe_url: str | None = None  # message campaigns
     tracking_pixel_url: str | None = None  # added to the HTML when set
+    brand_colour: str | None = None  # the event's `#RRGGBB` (validated): header and buttons
 
 
 class MessageTemplate(msgspec.Struct, frozen=True):
@@ -1275,6 +1276,14 @@ def _details(ticket: TicketFields, lang: str) -> str:
     return " · ".join(_clean(part) for part in parts if part)
 
 
+def _safe_colour(colour: str | None) -> str | None:
+    """`colour` if it is six hex digits (it goes into a style attribute), else None."""
+    return colour if colour and _HEX_COLOUR.fullmatch(colour) else None
+
+
+_HEX_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+
+
 @cache
 def _layout() -> Any:
     env = Environment(
@@ -1352,6 +1361,7 @@ def _assemble(
         unsubscribe_url=unsubscribe,
         unsubscribe_label=_UNSUBSCRIBE[lang],
         tracking_pixel_url=fields.tracking_pixel_url,
+        colour=_safe_colour(fields.brand_colour),
     )
     listed = "\n\n".join(
         f"{t(lang, 'ticket_link')}{_COLON[lang]}{_clean(ticket.link)}\n{_details(ticket, lang)}"

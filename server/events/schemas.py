@@ -1,7 +1,8 @@
 from __future__ import annotations
 
+import re
 from datetime import datetime
-from typing import Annotated, ClassVar
+from typing import Annotated, Any, ClassVar
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -29,11 +30,13 @@ __all__ = [
     "TicketTypeCreate",
     "TicketTypeOut",
     "TicketTypePatch",
+    "brand_colour",
 ]
 
 Persons = Annotated[int, msgspec.Meta(ge=1, le=100)]
 Capacity = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 TimeZone = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+ColourText = Annotated[str, msgspec.Meta(max_length=32)]  # checked by _check_colour
 Languages = Annotated[list[Language], msgspec.Meta(min_length=1, max_length=3)]
 
 
@@ -89,8 +92,47 @@ class Sender(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         apply_rules(self)
 
 
+_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
+_AA_CONTRAST = 4.5  # WCAG 2.1 AA for body text
+
+
+def _luminance(colour: str) -> float:
+    """WCAG's relative luminance of a `#RRGGBB` colour."""
+    channels = [int(colour[i : i + 2], 16) / 255 for i in (1, 3, 5)]
+    r, g, b = (c / 12.92 if c <= 0.04045 else ((c + 0.055) / 1.055) ** 2.4 for c in channels)
+    return 0.2126 * r + 0.7152 * g + 0.0722 * b
+
+
+def _check_colour(colour: str | None) -> None:
+    # The colour is the background of white text (the guest page's header and buttons, the
+    # mail's buttons) and is written into CSS: only six hex digits, and only a readable one.
+    if colour is None:
+        return
+    if not _COLOUR.fullmatch(colour):
+        raise ValueError("must be a colour written #RRGGBB")
+    contrast = 1.05 / (_luminance(colour) + 0.05)
+    if contrast < _AA_CONTRAST:
+        raise ValueError(
+            f"white text on this colour has a contrast of {contrast:.2f}:1, under the "
+            f"{_AA_CONTRAST}:1 of WCAG AA: choose a darker colour"
+        )
+
+
+def brand_colour(branding: dict[str, Any] | None) -> str | None:
+    """The stored branding's colour, for pages and mails to write into CSS; only a value that
+    is still six hex digits, so a row written by hand cannot inject into a style."""
+    colour = (branding or {}).get("colour")
+    return colour if isinstance(colour, str) and _COLOUR.fullmatch(colour) else None
+
+
 class Branding(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     sender: Sender | None = None  # none: mail is from the platform under the event's name
+    colour: ColourText | None = None  # none: Tessera's own colours
+
+    rules: ClassVar[tuple[Rule, ...]] = (Rule("colour", _check_colour),)
+
+    def __post_init__(self) -> None:
+        apply_rules(self)
 
 
 class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):

@@ -12,6 +12,7 @@ from functools import lru_cache
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from markupsafe import Markup, escape
 
+from server.events.schemas import brand_colour
 from server.guests.service import GuestState, GuestTicket
 from ticket_renderer import SUPPORTED_LANGUAGES, format_period, qr_svg, t
 
@@ -84,6 +85,7 @@ def render_ticket_page(guest: GuestTicket, lang: str, nonce: str) -> str:
         state_label=t(lang, f"state_{state.value}"),
         explanation=t(lang, f"explain_{state.value}"),
         icon=_ICONS[state],
+        colour=brand_colour(event.branding),
         qr=qr,
         details=details,
         languages=[(code, _LANGUAGE_NAMES[code]) for code in SUPPORTED_LANGUAGES],

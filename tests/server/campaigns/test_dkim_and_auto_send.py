@@ -556,18 +556,18 @@ async def test_the_sender_is_read_patched_and_cleared_with_the_event(
     api: AsyncTestClient[Litestar], settings: Settings
 ) -> None:
     event = await create_event(api)
-    assert event["branding"] == {"sender": None}
+    assert event["branding"] == {"sender": None, "colour": None}
     patched = await api.patch(
         f"/api/v1/events/{event['id']}", json={"branding": {"sender": ORGANISER}}
     )
     assert patched.status_code == 200, patched.text
-    assert patched.json()["branding"] == {"sender": ORGANISER}
+    assert patched.json()["branding"] == {"sender": ORGANISER, "colour": None}
     read = await api.get(f"/api/v1/events/{event['id']}")
-    assert read.json()["branding"] == {"sender": ORGANISER}
+    assert read.json()["branding"] == {"sender": ORGANISER, "colour": None}
     untouched = await api.patch(f"/api/v1/events/{event['id']}", json={"name": "Other"})
-    assert untouched.json()["branding"] == {"sender": ORGANISER}
+    assert untouched.json()["branding"] == {"sender": ORGANISER, "colour": None}
     cleared = await api.patch(f"/api/v1/events/{event['id']}", json={"branding": {}})
-    assert cleared.json()["branding"] == {"sender": None}
+    assert cleared.json()["branding"] == {"sender": None, "colour": None}
 
 
 @pytest.mark.parametrize(
