@@ -32,6 +32,7 @@ from server.console.i18n import LANGUAGES
 from server.console.pages import EventPageDep, dependencies
 from server.console.signin import Viewer, ViewerDep
 from server.console.web import Form, html_page, read_form, redirect
+from server.errors import FieldError
 from server.events import service as events
 from server.events.models import Event
 from server.events.schemas import EventCreate, EventPatch, TicketTypeCreate, TicketTypePatch
@@ -43,7 +44,7 @@ PAGE = 50
 Offset = FromQuery[int]
 
 
-def _event_values(form: Form) -> FormValues:
+def _event_values(form: Form, event: Event | None = None) -> FormValues:
     values = FormValues(form)
     values.text("name")
     values.text("timezone")
@@ -52,7 +53,18 @@ def _event_values(form: Form) -> FormValues:
     values.local_time("ends_at", zone, optional=True)
     values.text("venue", optional=True)
     values.choices("languages")
+    # A patch replaces the whole branding: the sender, set by the API only, is sent back as stored.
+    colour = form.get("colour").strip() or None
+    values.values["branding"] = {**((event.branding or {}) if event else {}), "colour": colour}
     return values
+
+
+def _shown_errors(errors: list[FieldError]) -> dict[str, str]:
+    """The errors by form field; the colour's ("branding.colour") under its input's name."""
+    shown = errors_by_field(errors)
+    if "branding" in shown:
+        shown["colour"] = shown.pop("branding")
+    return shown
 
 
 def _event_fields(event: Event | None, form: Form | None) -> dict[str, Any]:
@@ -65,6 +77,7 @@ def _event_fields(event: Event | None, form: Form | None) -> dict[str, Any]:
             "ends_at": form.get("ends_at"),
             "venue": form.get("venue"),
             "languages": form.all("languages"),
+            "colour": form.get("colour"),
         }
     if event is None:
         return {
@@ -74,6 +87,7 @@ def _event_fields(event: Event | None, form: Form | None) -> dict[str, Any]:
             "ends_at": "",
             "venue": "",
             "languages": ["fr", "en"],
+            "colour": "",
         }
     return {
         "name": event.name,
@@ -82,6 +96,7 @@ def _event_fields(event: Event | None, form: Form | None) -> dict[str, Any]:
         "ends_at": local_input(event.ends_at, event.timezone),
         "venue": event.venue or "",
         "languages": list(event.languages),
+        "colour": (event.branding or {}).get("colour") or "",
     }
 
 
@@ -102,7 +117,7 @@ def _event_form(
         here=f"/console/events/{event.id}/edit" if event else "/console/events/new",
         event=event,
         fields=_event_fields(event, form),
-        errors=errors_by_field(errors or []),
+        errors=_shown_errors(errors or []),
         problem=problem,
         all_languages=LANGUAGES,
     )
@@ -238,7 +253,9 @@ class EventPages(Controller):
             await attempt(
                 db_session,
                 lambda: events.update_event(
-                    db_session, page.event.id, to_struct(_event_values(page.form), EventPatch)
+                    db_session,
+                    page.event.id,
+                    to_struct(_event_values(page.form, page.event), EventPatch),
                 ),
             )
         except Refused as no:

@@ -107,6 +107,14 @@ _TABLE: dict[str, tuple[str, str, str]] = {
         "Ein IANA-Name wie Europe/Paris; Zeiten sind Ortszeiten des Veranstaltungsorts.",
     ),
     "venue": ("Venue", "Lieu", "Veranstaltungsort"),
+    "brand_colour": ("Brand colour", "Couleur de la marque", "Markenfarbe"),
+    "brand_colour_hint": (
+        "#RRGGBB, behind white text on the guest page and in mails: dark enough to read (4.5:1).",
+        "#RRGGBB, sous du texte blanc sur la page du billet et dans les mails : assez foncée "
+        "pour être lue (4,5:1).",
+        "#RRGGBB, hinter weißem Text auf der Ticketseite und in Mails: dunkel genug zum Lesen "
+        "(4,5:1).",
+    ),
     "languages": ("Languages", "Langues", "Sprachen"),
     "create": ("Create", "Créer", "Anlegen"),
     "edit": ("Edit", "Modifier", "Bearbeiten"),
