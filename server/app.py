@@ -19,6 +19,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.routes import BookingController
+from server.branding.routes import BrandImageController, BrandingController
 from server.campaigns.links import MailLinkController
 from server.campaigns.outbox import Outbox
 from server.campaigns.routes import CampaignController
@@ -201,6 +202,7 @@ def create_app(settings: Settings) -> Litestar:
     api += [ExportController]
     api += [ContactListController]
     api += [EventImportController]
+    api += [BrandingController]
     app = Litestar(
         route_handlers=[
             healthz,
@@ -208,6 +210,7 @@ def create_app(settings: Settings) -> Litestar:
             metrics_endpoint,
             jwks,
             GuestController,
+            BrandImageController,
             resend_page,
             resend_submit,
             MailLinkController,

@@ -2,6 +2,7 @@
 
 from server.auth.models import ApiToken
 from server.bookings.models import Booking, BookingItem
+from server.branding.models import EventImage
 from server.campaigns.models import Campaign, Message, Unsubscribe
 from server.changes.models import Change
 from server.checkin.models import CheckinList, Device, Presence, Scan
@@ -24,6 +25,7 @@ __all__ = [
     "ContactList",
     "Device",
     "Event",
+    "EventImage",
     "Message",
     "Presence",
     "Scan",

@@ -1,0 +1,1 @@
+"""The event's logo and banner: checked, re-encoded, stored in the database, served by hash."""
