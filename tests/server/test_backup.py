@@ -21,6 +21,7 @@ import asyncpg
 import pytest
 
 from server.backup import BackupError, backup_database, restore_database
+from server.backup.common import schema_head
 from server.cli import main
 from server.config import Settings
 from server.db import Database
@@ -28,7 +29,7 @@ from server.db.migrate import migrate
 from server.demo import seed_demo
 from tests.conftest import POSTGRES_ADMIN_URL, _create_pg_database, _drop_pg_database, _pg_url
 
-HEAD = "0007"
+HEAD = schema_head()  # the newest migration: what `tessera migrate` writes
 COUNTED = ("event", "booking", "ticket", "signing_key", "api_token", "device")
 
 
