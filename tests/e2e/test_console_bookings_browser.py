@@ -91,6 +91,7 @@ def test_find_a_guest_fix_a_ticket_and_resend_to_a_corrected_address(
     page.get_by_role("link", name=booking["reference"]).click()
     expect(page.get_by_role("heading", name=f"Booking {booking['reference']}")).to_be_visible()
     assert page.locator("img.bk-qr").count() == 2
+    page.wait_for_load_state("load")  # the heading shows before the QR images have loaded
     assert page.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
 
     actions = page.locator("details", has_text=f"Change ticket {ticket['code']}")
