@@ -24,6 +24,7 @@ from litestar import Request, Response
 from litestar.datastructures import Cookie
 
 from server.console.i18n import LANGUAGE_NAMES, LANGUAGES, Labels
+from server.console.labels.messages import translated
 
 __all__ = [
     "CSP",
@@ -209,7 +210,14 @@ def html_page(
     headers: Mapping[str, str] | None = None,
     **context: Any,
 ) -> Response[str]:
-    """The page `template` rendered in `lang`, with the console's security headers."""
+    """The page `template` rendered in `lang`, with the console's security headers. Its
+    `errors` (field: the API's message) are shown in `lang` (labels/messages.py)."""
+    errors = context.get("errors")
+    if isinstance(errors, Mapping) and lang != "en":
+        context["errors"] = {
+            field: translated(text, lang) if isinstance(text, str) else text
+            for field, text in errors.items()
+        }
     body = _env.get_template(template).render(
         lang=lang,
         L=Labels(lang),
