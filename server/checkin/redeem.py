@@ -48,7 +48,14 @@ from server.changes.service import ChangeKind, append_changes, head
 from server.checkin import store
 from server.checkin.store import DeviceContext, TicketRow
 
-__all__ = ["RedeemOutcome", "decide_and_record", "presence_entry", "scan_change", "stored_result"]
+__all__ = [
+    "RedeemOutcome",
+    "RepeatedScans",
+    "decide_and_record",
+    "presence_entry",
+    "scan_change",
+    "stored_result",
+]
 
 _NO_PRESENCE = Presence()
 
@@ -67,6 +74,11 @@ class StoredScan(Protocol):
     offline: bool
     annulled: bool
     entries: int
+
+
+class RepeatedScans(Exception):
+    """An optimistic batch met scan_ids already stored: roll its transaction back and decide it
+    again with `optimistic=False` (the stored results are then looked up first)."""
 
 
 @dataclass(frozen=True)
@@ -108,18 +120,25 @@ async def decide_and_record(
     *,
     now: datetime,
     keys: Mapping[str, Ed25519PublicKey] | None = None,
+    optimistic: bool = False,
 ) -> tuple[list[ResultItem], list[tuple[str, Conflict]], dict[str, int]]:
     """Decide and record scans from possibly several devices, in the caller's transaction.
 
     Returns the results (input order), the conflicts with their event id, and each event's head.
     The new heads and the conflicts are also left on the session for `publish_committed`.
+
+    `optimistic`: decide as if no scan_id were stored yet (a repeat is rare online) and find out
+    from the scan INSERT itself (ON CONFLICT DO NOTHING RETURNING); if any row was already there,
+    raise `RepeatedScans` before anything else is written, and the caller rolls back and decides
+    the batch again with `optimistic=False`. Saves the stored-scan lookup of every batch.
     """
     batch = _Batch(requests, now)
     if keys is None:
         keys = await store.verifying_keys(session)
     parsed = [_parse(item.code, keys, device.event_id, now) for device, item in requests]
     scan_ids = [(device.device_id, item.scan_id) for device, item in requests]
-    batch.stored = await store.stored_scans(session, scan_ids)
+    if not optimistic:
+        batch.stored = await store.stored_scans(session, scan_ids)
     ticket_ids = {p.ticket_id for p in parsed if p.ticket_id} | {
         s.ticket_id for s in batch.stored.values() if s.ticket_id
     }
@@ -139,13 +158,13 @@ async def decide_and_record(
     else:
         batch.presence = await store.lock_presence(session, pairs)
         fresh = [i for i in scan_ids if i not in batch.stored]
-        if pairs:
+        if pairs and not optimistic:  # optimistic: the INSERT finds a racing retry
             batch.stored |= await store.stored_scans(session, fresh)
     results = [
         _decide_one(batch, device, item, p)
         for (device, item), p in zip(requests, parsed, strict=True)
     ]
-    heads = await _write(session, batch)
+    heads = await _write(session, batch, optimistic=optimistic)
     for event_id, conflict in batch.conflicts:
         notify_after_commit(
             session, event_id, {"kind": "conflict", "frame": msgspec.to_builtins(conflict)}
@@ -324,8 +343,11 @@ def presence_entry(ticket_id: str, list_id: str, presence: Presence) -> Presence
     )
 
 
-async def _write(session: AsyncSession, batch: _Batch) -> dict[str, int]:
-    """Append the changes (which hands out each scan's seq), then store scans and presence."""
+async def _write(session: AsyncSession, batch: _Batch, *, optimistic: bool) -> dict[str, int]:
+    """Append the changes (which hands out each scan's seq), then store scans and presence.
+
+    Optimistic: raise `RepeatedScans` when a scan row was already stored (nothing is saved of
+    presence; the caller's rollback takes the appended changes back)."""
     heads: dict[str, int] = {}
     for event_id, entries in batch.changes.items():
         new_head = await append_changes(
@@ -334,7 +356,11 @@ async def _write(session: AsyncSession, batch: _Batch) -> dict[str, int]:
         for offset, (_, row) in enumerate(entries):
             row["seq"] = new_head - len(entries) + 1 + offset
         heads[event_id] = new_head
-    await store.insert_scans(session, batch.scan_rows)
+    if optimistic:
+        if await store.insert_new_scans(session, batch.scan_rows) < len(batch.scan_rows):
+            raise RepeatedScans
+    else:
+        await store.insert_scans(session, batch.scan_rows)
     await store.save_presence(session, {k: batch.presence[k] for k in batch.touched})
     return heads
 

@@ -33,6 +33,7 @@ __all__ = [
     "CACHE_TTL",
     "DeviceContext",
     "TicketRow",
+    "insert_new_scans",
     "insert_scans",
     "list_rules",
     "list_rules_of",
@@ -266,6 +267,21 @@ async def insert_scans(session: AsyncSession, rows: list[dict[str, Any]]) -> Non
     await connection.execute(
         dialect_insert(_SCAN).on_conflict_do_nothing(index_elements=["device_id", "scan_id"]), rows
     )
+
+
+async def insert_new_scans(session: AsyncSession, rows: list[dict[str, Any]]) -> int:
+    """Store new scans like `insert_scans`; returns how many rows were inserted (fewer than
+    `rows` when some (device, scan_id) was already stored)."""
+    if not rows:
+        return 0
+    connection = await session.connection()
+    dialect_insert = sqlite_insert if connection.dialect.name == "sqlite" else pg_insert
+    statement = (
+        dialect_insert(_SCAN)
+        .on_conflict_do_nothing(index_elements=["device_id", "scan_id"])
+        .returning(_SCAN.c.scan_id)
+    )
+    return len((await connection.execute(statement, rows)).all())
 
 
 async def save_presence(session: AsyncSession, rows: Mapping[tuple[str, str], Presence]) -> None:

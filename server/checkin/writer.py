@@ -31,7 +31,7 @@ from protocol.messages import ResultItem, ScanItem
 from server.changes.publish import publish_committed
 from server.checkin import service
 from server.checkin.fanout import Fanout
-from server.checkin.redeem import decide_and_record
+from server.checkin.redeem import RepeatedScans, decide_and_record
 from server.checkin.store import DeviceContext
 from server.db import Database, utcnow
 from server.errors import RateLimited, Unauthenticated
@@ -222,10 +222,10 @@ class RedeemWriter:
         return found
 
     async def _process(self, jobs: list[_Job]) -> None:
-        async with self._database.transaction() as session:
-            devices = await self._authenticate(session, {token for token, _, _ in jobs})
-            known = [(devices[t], item) for t, items, _ in jobs if t in devices for item in items]
-            results, _, _ = await decide_and_record(session, known, now=utcnow())
+        try:  # a retried scan_id is rare online: decide as if none were, look up only if one was
+            session, devices, results = await self._record(jobs, optimistic=True)
+        except RepeatedScans:
+            session, devices, results = await self._record(jobs, optimistic=False)
         by_item = iter(results)
         for token, items, future in jobs:
             if token not in devices:
@@ -235,6 +235,17 @@ class RedeemWriter:
             if not future.done():  # a caller that went away no longer waits
                 future.set_result(answer)
         await publish_committed(session, self._fanout)  # after the answers: they wait on nobody
+
+    async def _record(
+        self, jobs: list[_Job], *, optimistic: bool
+    ) -> tuple[Any, dict[str, DeviceContext], list[ResultItem]]:
+        async with self._database.transaction() as session:
+            devices = await self._authenticate(session, {token for token, _, _ in jobs})
+            known = [(devices[t], item) for t, items, _ in jobs if t in devices for item in items]
+            results, _, _ = await decide_and_record(
+                session, known, now=utcnow(), optimistic=optimistic
+            )
+        return session, devices, results
 
 
 def _fail(future: asyncio.Future[list[ResultItem]], exc: BaseException) -> None:

@@ -338,3 +338,63 @@ async def test_a_blocked_ticket_is_refused_then_admitted_once_unblocked(api):
     assert (await redeem(api, v.door, ticket["code"], v.list_id)).json()["reason"] == "blocked"
     await api.post(f"/api/v1/tickets/{ticket['id']}/unblock")
     assert (await redeem(api, v.door, ticket["code"], v.list_id)).json()["verdict"] == "accepted"
+
+
+async def test_an_optimistic_batch_meeting_a_stored_scan_id_writes_nothing_and_says_so(
+    api, settings
+):
+    """The writer decides without looking stored scans up; a repeat among them must roll the
+    whole batch back (RepeatedScans) so that it is decided again with the lookup."""
+    from server.checkin.redeem import RepeatedScans, decide_and_record
+
+    v = await venue(api, 2)
+    first = await redeem(api, v.door, v.tickets[0]["code"], v.list_id, scan_id="stored-1")
+    assert first.json()["verdict"] == "accepted"
+    device = DeviceContext(v.door.device_id, v.event_id, "Door 1", "A")
+    fresh = ScanItem(scan_id="fresh-1", code=v.tickets[1]["code"], list_id=v.list_id)
+    repeat = ScanItem(scan_id="stored-1", code=v.tickets[0]["code"], list_id=v.list_id)
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction(read_only=True) as session:
+            before = await head(session, v.event_id)
+        with pytest.raises(RepeatedScans):
+            async with database.transaction() as session:
+                await decide_and_record(
+                    session, [(device, fresh), (device, repeat)], now=utcnow(), optimistic=True
+                )
+        async with database.transaction(read_only=True) as session:
+            assert await head(session, v.event_id) == before
+        assert await _scan_rows(settings, "fresh-1") == 0
+        async with database.transaction() as session:
+            results, _, heads = await decide_and_record(
+                session, [(device, fresh), (device, repeat)], now=utcnow(), optimistic=False
+            )
+    finally:
+        await database.dispose()
+    assert [r.verdict for r in results] == ["accepted", "accepted"]
+    assert results[1].entries == 1 and heads[v.event_id] == before + 1
+    assert await _scan_rows(settings, "stored-1") == await _scan_rows(settings, "fresh-1") == 1
+    stats = await _stats(api, v.event_id)
+    assert stats["checked_in"] == 2
+
+
+async def test_an_optimistic_batch_of_new_scans_is_recorded_as_before(api, settings):
+    from server.checkin.redeem import decide_and_record
+
+    v = await venue(api, 2)
+    device = DeviceContext(v.door.device_id, v.event_id, "Door 1", "A")
+    items = [
+        ScanItem(scan_id=f"new-{i}", code=t["code"], list_id=v.list_id)
+        for i, t in enumerate(v.tickets)
+    ]
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction() as session:
+            results, _, _ = await decide_and_record(
+                session, [(device, i) for i in items + items], now=utcnow(), optimistic=True
+            )
+    finally:
+        await database.dispose()
+    assert [r.verdict for r in results] == ["accepted"] * 4
+    assert results[:2] == results[2:]
+    assert await _scan_rows(settings) == 2
