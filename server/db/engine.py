@@ -3,10 +3,21 @@
 SQLite runs in WAL mode with foreign keys on. Its transactions begin IMMEDIATE: a deferred
 transaction that reads, then writes, can fail at once with SQLITE_BUSY when another connection
 wrote in between, whereas IMMEDIATE takes the write lock up front and waits `busy_timeout`.
+
+Write transactions of one process on SQLite (`Database.transaction()`) also queue on an asyncio
+lock, first come first served: SQLite's busy handler sleeps 1, 2, 5 ... 100 ms between attempts,
+so writers waiting on each other inside the driver waited far longer than the lock was held
+(issuing p99 0.9-1.7 s with 4 concurrent bookings, ~0.1 s with the queue; docs/performance.md).
+The queue is per task: a task that opens a write transaction inside its own write transaction
+gets `NestedWriteTransaction` at once (the inner one could never get the lock its outer one
+holds), and a wait longer than `WRITE_LOCK_TIMEOUT` raises `WriteLockTimeout`, as
+`busy_timeout` did. Other processes (a CLI, another server on the same file) still meet the
+busy handler.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterator
@@ -24,7 +35,18 @@ from sqlalchemy.ext.asyncio import (
 
 from server.config import async_database_url
 
-__all__ = ["Database"]
+__all__ = ["WRITE_LOCK_TIMEOUT", "Database", "NestedWriteTransaction", "WriteLockTimeout"]
+
+WRITE_LOCK_TIMEOUT = 10.0  # seconds, as the driver's busy_timeout below
+
+
+class NestedWriteTransaction(RuntimeError):
+    """A task opened a SQLite write transaction while it already held one (a deadlock)."""
+
+
+class WriteLockTimeout(TimeoutError):
+    """The SQLite write queue did not reach this transaction within `WRITE_LOCK_TIMEOUT`."""
+
 
 SQLITE_PRAGMAS = (
     "PRAGMA journal_mode=WAL",
@@ -45,6 +67,8 @@ class Database:
         self.read_sessions = async_sessionmaker(
             self.engine.execution_options(sqlite_begin="DEFERRED"), expire_on_commit=False
         )
+        self._write_lock = asyncio.Lock() if self.is_sqlite else None
+        self._writer: asyncio.Task[Any] | None = None  # the task holding the write lock
 
     @property
     def is_sqlite(self) -> bool:
@@ -58,9 +82,37 @@ class Database:
     @asynccontextmanager
     async def transaction(self, *, read_only: bool = False) -> AsyncIterator[AsyncSession]:
         """A session inside one transaction: committed on success, rolled back on any error."""
-        factory = self.read_sessions if read_only else self.sessions
-        async with factory() as session, session.begin():
+        if read_only or self._write_lock is None:
+            factory = self.read_sessions if read_only else self.sessions
+            async with factory() as session, session.begin():
+                yield session
+            return
+        async with self._write_queue(), self.sessions() as session, session.begin():
             yield session
+
+    @asynccontextmanager
+    async def _write_queue(self) -> AsyncIterator[None]:
+        """Hold SQLite's in-process write lock (FIFO) for the transaction's whole length."""
+        assert self._write_lock is not None
+        task = asyncio.current_task()
+        if task is not None and self._writer is task:
+            raise NestedWriteTransaction(
+                "a write transaction was opened inside another of the same task: it would "
+                "wait forever for the lock its outer transaction holds"
+            )
+        try:
+            async with asyncio.timeout(WRITE_LOCK_TIMEOUT):
+                await self._write_lock.acquire()
+        except TimeoutError:
+            raise WriteLockTimeout(
+                f"the database's write lock was not free within {WRITE_LOCK_TIMEOUT:g} s"
+            ) from None
+        self._writer = task
+        try:
+            yield
+        finally:
+            self._writer = None
+            self._write_lock.release()
 
     async def dispose(self) -> None:
         await self.engine.dispose()
