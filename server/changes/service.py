@@ -21,7 +21,7 @@ from server.db import utcnow
 from server.db.fast_insert import FastInsert
 from server.events.models import Event
 
-__all__ = ["ChangeKind", "append_changes", "changed_events", "head"]
+__all__ = ["ChangeKind", "append_changes", "append_changes_on_driver", "changed_events", "head"]
 
 _CHANGED = "tessera.changed_events"
 
@@ -64,7 +64,7 @@ async def append_changes(
         {"event_id": event_id, "seq": first + i, "kind": kind, "payload": payload}
         for i, (kind, payload) in enumerate(changes)
     ]
-    if len(rows) >= _FAST_FROM:  # an import's thousands of `ticket.issued`
+    if len(rows) >= _FAST_FROM:
         fast = _fast_insert(session.get_bind().dialect)
         await fast.run(session, rows, {"event_id": event_id, "created_at": utcnow()})
     else:
@@ -72,7 +72,32 @@ async def append_changes(
     return int(new_head)
 
 
-_FAST_FROM = 100
+def append_changes_on_driver(
+    driver: Any, dialect: Dialect, event_id: str, changes: list[tuple[str, dict[str, Any]]]
+) -> int:
+    """`append_changes` for SQLite's driver connection, on its own thread (`on_driver_thread`):
+    the same statements, one hop for the caller's whole write. Returns the new head; the caller
+    records it in `changed_events` on the event loop."""
+    cursor = driver.cursor()
+    try:
+        cursor.execute(_RESERVE, (len(changes), event_id))
+        new_head = int(cursor.fetchone()[0])
+        if changes:
+            first = new_head - len(changes) + 1
+            rows = [
+                {"seq": first + i, "kind": kind, "payload": payload}
+                for i, (kind, payload) in enumerate(changes)
+            ]
+            fast = _fast_insert(dialect)
+            constants = {"event_id": event_id, "created_at": utcnow()}
+            cursor.executemany(fast.sql, fast.values(rows, constants))
+    finally:
+        cursor.close()
+    return new_head
+
+
+_RESERVE = "UPDATE event SET change_seq = change_seq + ? WHERE id = ? RETURNING change_seq"
+_FAST_FROM = 1  # every append: Core executemany processed a parameter dict per row
 
 
 @lru_cache(maxsize=4)
