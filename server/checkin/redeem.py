@@ -44,9 +44,16 @@ from protocol.rules import ListRules, Presence, ScanFacts, UnknownList, Verdict,
 from protocol.sync import PresenceEntry, ScanEntry, to_wire, utc
 from protocol.token import verify_ticket_token
 from server.changes.publish import notify_after_commit
-from server.changes.service import ChangeKind, append_changes, head
+from server.changes.service import (
+    ChangeKind,
+    append_changes,
+    append_changes_on_driver,
+    changed_events,
+    head,
+)
 from server.checkin import store
 from server.checkin.store import DeviceContext, TicketRow
+from server.db.fast_insert import on_driver_thread
 
 __all__ = [
     "RedeemOutcome",
@@ -348,6 +355,16 @@ async def _write(session: AsyncSession, batch: _Batch, *, optimistic: bool) -> d
 
     Optimistic: raise `RepeatedScans` when a scan row was already stored (nothing is saved of
     presence; the caller's rollback takes the appended changes back)."""
+    dialect = session.get_bind().dialect
+    if dialect.name == "sqlite":  # the same statements, in one hop to the driver's thread
+        heads = await on_driver_thread(
+            session, lambda driver: _write_on_driver(driver, dialect, batch, optimistic)
+        )
+        if heads is None:
+            raise RepeatedScans
+        for event_id, new_head in heads.items():
+            changed_events(session)[event_id] = new_head
+        return heads
     heads: dict[str, int] = {}
     for event_id, entries in batch.changes.items():
         new_head = await append_changes(
@@ -362,6 +379,25 @@ async def _write(session: AsyncSession, batch: _Batch, *, optimistic: bool) -> d
     else:
         await store.insert_scans(session, batch.scan_rows)
     await store.save_presence(session, {k: batch.presence[k] for k in batch.touched})
+    return heads
+
+
+def _write_on_driver(
+    driver: Any, dialect: Any, batch: _Batch, optimistic: bool
+) -> dict[str, int] | None:
+    """`_write` on SQLite's driver thread; None (and presence unwritten) when an optimistic
+    batch met a stored scan."""
+    heads: dict[str, int] = {}
+    for event_id, entries in batch.changes.items():
+        kinds = [(ChangeKind.SCAN_ACCEPTED, payload) for payload, _ in entries]
+        new_head = append_changes_on_driver(driver, dialect, event_id, kinds)
+        for offset, (_, row) in enumerate(entries):
+            row["seq"] = new_head - len(entries) + 1 + offset
+        heads[event_id] = new_head
+    inserted = store.insert_scans_on_driver(driver, dialect, batch.scan_rows)
+    if optimistic and inserted < len(batch.scan_rows):
+        return None
+    store.save_presence_on_driver(driver, dialect, {k: batch.presence[k] for k in batch.touched})
     return heads
 
 

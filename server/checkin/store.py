@@ -12,18 +12,21 @@ import time
 import weakref
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import Table, and_, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.messages import TicketInfo
 from protocol.rules import FirstEntry, ListRules, Presence, TicketState
 from server.checkin.models import CheckinList, Scan
 from server.checkin.models import Presence as PresenceModel
+from server.db.fast_insert import FastInsert
 from server.events.models import TicketType
 from server.keys.models import SigningKey
 from server.keys.service import decode_public_key
@@ -35,6 +38,7 @@ __all__ = [
     "TicketRow",
     "insert_new_scans",
     "insert_scans",
+    "insert_scans_on_driver",
     "list_rules",
     "list_rules_of",
     "load_tickets_and_presence",
@@ -42,6 +46,7 @@ __all__ = [
     "presence_row",
     "public_keys",
     "save_presence",
+    "save_presence_on_driver",
     "stored_scans",
     "verifying_keys",
 ]
@@ -300,6 +305,55 @@ async def save_presence(session: AsyncSession, rows: Mapping[tuple[str, str], Pr
         ),
         values,
     )
+
+
+# SQLite's write of a redeem batch in one driver hop (server.db.fast_insert.on_driver_thread):
+# the statements above, compiled once, their values converted by the columns' bind processors.
+_SCAN_COLUMNS = (
+    "scan_id", "event_id", "device_id", "list_id", "ticket_id", "code", "direction",
+    "scanned_at", "received_at", "accepted", "reason", "offline", "forced", "gate", "entries",
+    "seq", "annulled",
+)  # fmt: skip
+_PRESENCE_COLUMNS = (
+    "ticket_id", "list_id", "entries", "inside", "first_scan_id", "first_at", "first_gate",
+    "first_device",
+)  # fmt: skip
+
+
+@lru_cache(maxsize=2)
+def _sqlite_writes(dialect: Dialect) -> tuple[FastInsert, FastInsert]:
+    scans = sqlite_insert(_SCAN).on_conflict_do_nothing(index_elements=["device_id", "scan_id"])
+    presence = sqlite_insert(_PRESENCE)
+    presence = presence.on_conflict_do_update(
+        index_elements=["ticket_id", "list_id"],
+        set_={name: presence.excluded[name] for name in _PRESENCE_COLUMNS[2:]},
+    )
+    return (
+        FastInsert(_SCAN, _SCAN_COLUMNS, dialect, scans),
+        FastInsert(_PRESENCE, _PRESENCE_COLUMNS, dialect, presence),
+    )
+
+
+def insert_scans_on_driver(driver: Any, dialect: Dialect, rows: list[dict[str, Any]]) -> int:
+    """`insert_new_scans` on SQLite's driver connection (its thread): how many were new."""
+    if not rows:
+        return 0
+    scans, _ = _sqlite_writes(dialect)
+    cursor = driver.executemany(scans.sql, scans.values(rows))
+    inserted = int(cursor.rowcount)  # ignored conflicts change no row
+    cursor.close()
+    return inserted
+
+
+def save_presence_on_driver(
+    driver: Any, dialect: Dialect, rows: Mapping[tuple[str, str], Presence]
+) -> None:
+    """`save_presence` on SQLite's driver connection (its thread)."""
+    if not rows:
+        return
+    _, presence = _sqlite_writes(dialect)
+    values = [_presence_values(key, row) for key, row in rows.items()]
+    driver.executemany(presence.sql, presence.values(values)).close()
 
 
 def _presence_values(key: tuple[str, str], presence: Presence) -> dict[str, Any]:

@@ -77,11 +77,20 @@ async def test_the_decision_locks_the_presence_row_it_reads(api, settings, backe
     def _record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
         statements.append(" ".join(statement.split()))
 
+    driver_statements: list[str] = []  # SQLite's batch write runs on the driver's thread
     try:
         async with database.transaction() as session:
+            if backend == "sqlite":
+                raw = await (await session.connection()).get_raw_connection()
+                await raw.driver_connection.set_trace_callback(  # type: ignore[union-attr]
+                    lambda sql: driver_statements.append(" ".join(sql.split()))
+                )
             await service.redeem_scans(session, device, [item], now=utcnow())
+            if backend == "sqlite":
+                await raw.driver_connection.set_trace_callback(None)  # type: ignore[union-attr]
     finally:
         await database.dispose()
+    statements += [s for s in driver_statements if not s.startswith(("BEGIN", "SELECT"))]
     presence_reads = [s for s in statements if s.startswith("SELECT") and " presence" in s]
     assert len(presence_reads) == 1
     if backend == "postgresql":
