@@ -75,7 +75,7 @@ async def test_a_writer_waiting_longer_than_the_timeout_gets_a_clear_error(datab
 
     task = asyncio.create_task(holder())
     await held.wait()
-    with pytest.raises(WriteLockTimeout, match="not free within 0.05 s"):
+    with pytest.raises(WriteLockTimeout, match=r"not free within 0\.05 s"):
         async with database.transaction():
             pass
     release.set()
