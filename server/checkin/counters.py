@@ -12,6 +12,9 @@ can never make these numbers drift. Head counts multiply ticket state by the tic
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from typing import Any
+
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,7 +23,7 @@ from server.checkin.models import CheckinList, Presence
 from server.events.models import TicketType
 from server.tickets.models import Ticket, TicketStatus
 
-__all__ = ["event_counters"]
+__all__ = ["CounterTally", "event_counters", "persons_of", "tally_counters"]
 
 
 async def event_counters(session: AsyncSession, event_id: str) -> Counters:
@@ -121,3 +124,209 @@ async def _event_heads(session: AsyncSession, event_id: str) -> tuple[int, int]:
         )
     ).one()
     return int(row[0] or 0), int(row[1] or 0)
+
+
+# --- incremental counters (issue 17 item 4) ---------------------------------------------------
+#
+# The hub pushes counters to every socket of an event after each burst of changes; recomputing
+# them with the aggregate queries above reads the whole event each time. `CounterTally` keeps the
+# same numbers folded from the change log instead:
+#
+#   - loaded once from presence (the state of every ticket x list of the event with its ticket's
+#     persons), at a head read first;
+#   - then each `scan.accepted` / `scan.annulled` after that head *assigns* its ticket x list the
+#     presence the change carries (the presence after it), and the aggregates move by the
+#     difference between that pair's old and new state. An assignment, not an increment: a
+#     change already seen in the loaded rows (they may be newer than the head read before them)
+#     or folded twice leaves the same state, and a retry is never a change at all, so the tally
+#     cannot drift from `event_counters`;
+#   - any other change that can move a count (tickets issued, revoked, retyped; lists and ticket
+#     types created or changed; a kind it does not know) reloads the whole tally. Key and device
+#     changes move nothing.
+#
+# Cost per push: one read of the changes since the last push and, for tickets not seen before,
+# one query of their persons; nothing proportional to the event's size.
+
+_IGNORED = {"keys.changed", "device.revoked", "event.updated"}
+_FOLDED = {"scan.accepted", "scan.annulled"}
+_PairState = tuple[bool, bool, str | None]  # entered, inside, gate of the first entry
+_NOWHERE: _PairState = (False, False, None)
+
+
+class CounterTally:
+    """The counters of one event, folded change by change (see above)."""
+
+    def __init__(self, event_id: str, nulls_first: bool) -> None:
+        self.event_id = event_id
+        self.seq = 0  # the last change folded in
+        self._nulls_first = nulls_first  # ORDER BY first_gate puts NULL first (SQLite) or last
+        self.total = 0
+        self.lists: list[tuple[str, str, int]] = []  # id, name, admissions it admits (in order)
+        self.persons: dict[str, int] = {}
+        self.pairs: dict[tuple[str, str], _PairState] = {}
+        self.per_list: dict[str, list[int]] = {}  # list -> [checked_in, inside]
+        self.per_gate: dict[str | None, list[int]] = {}  # gate -> [rows, checked_in, inside]
+        self.per_ticket: dict[str, list[int]] = {}  # ticket -> [lists entered, lists inside]
+        self.checked_in = 0
+        self.inside = 0
+
+    @classmethod
+    async def load(cls, session: AsyncSession, event_id: str) -> CounterTally:
+        """The tally as of the head read first in `session` (rows read after it may be newer:
+        folding the changes after that head converges, see above)."""
+        from server.changes.service import head  # the change log's owner; no import cycle
+
+        tally = cls(event_id, session.get_bind().dialect.name == "sqlite")
+        tally.seq = await head(session, event_id)
+        admissions = await _admissions_by_type(session, event_id)
+        tally.total = sum(admissions.values())
+        for row in await session.scalars(
+            select(CheckinList)
+            .where(CheckinList.event_id == event_id)
+            .order_by(CheckinList.created_at, CheckinList.id)
+        ):
+            types = admissions if row.ticket_type_ids is None else set(row.ticket_type_ids)
+            admitted = sum(admissions.get(type_id, 0) for type_id in types)
+            tally.lists.append((row.id, row.name, admitted))
+        rows = await session.execute(
+            select(
+                Presence.ticket_id,
+                Presence.list_id,
+                Presence.entries,
+                Presence.inside,
+                Presence.first_gate,
+                TicketType.persons,
+            )
+            .join(Ticket, Ticket.id == Presence.ticket_id)
+            .join(TicketType, TicketType.id == Ticket.ticket_type_id)
+            .join(CheckinList, CheckinList.id == Presence.list_id)
+            .where(CheckinList.event_id == event_id)
+        )
+        for ticket_id, list_id, entries, inside, gate, persons in rows:
+            tally.persons[ticket_id] = int(persons)
+            tally.assign((ticket_id, list_id), (entries > 0, bool(inside), gate))
+        return tally
+
+    def assign(self, pair: tuple[str, str], state: _PairState) -> None:
+        """Give `pair` its new state (its ticket's persons must be known)."""
+        old = self.pairs.get(pair, _NOWHERE)
+        if old == state:
+            return
+        persons = self.persons[pair[0]]
+        self._count(pair, old, persons, -1)
+        self._count(pair, state, persons, +1)
+        if state == _NOWHERE:
+            self.pairs.pop(pair, None)
+        else:
+            self.pairs[pair] = state
+
+    def _count(self, pair: tuple[str, str], state: _PairState, persons: int, sign: int) -> None:
+        entered, inside, gate = state
+        if not entered and not inside:
+            return
+        ticket_id, list_id = pair
+        on_list = self.per_list.setdefault(list_id, [0, 0])
+        on_list[0] += sign * persons * entered
+        on_list[1] += sign * persons * inside
+        if entered:
+            at_gate = self.per_gate.setdefault(gate, [0, 0, 0])
+            at_gate[0] += sign
+            at_gate[1] += sign * persons
+            at_gate[2] += sign * persons * inside
+            if at_gate[0] == 0:
+                del self.per_gate[gate]
+        ticket = self.per_ticket.setdefault(ticket_id, [0, 0])
+        was_entered, was_inside = ticket[0] > 0, ticket[1] > 0
+        ticket[0] += sign * entered
+        ticket[1] += sign * inside
+        self.checked_in += persons * ((ticket[0] > 0) - was_entered)
+        self.inside += persons * ((ticket[1] > 0) - was_inside)
+        if ticket == [0, 0]:
+            del self.per_ticket[ticket_id]
+
+    def fold(self, items: list[dict[str, Any]]) -> tuple[bool, set[str]]:
+        """Fold change-log items (in seq order); returns (whether a reload is needed, tickets
+        whose persons must be read before `fold` is called again with the same items)."""
+        unknown = {
+            item["presence"]["ticket_id"]
+            for item in items
+            if item["kind"] in _FOLDED and item["presence"]["ticket_id"] not in self.persons
+        }
+        if unknown:
+            return False, unknown
+        for item in items:
+            seq = int(item["seq"])
+            if seq <= self.seq:
+                continue
+            kind = item["kind"]
+            if kind in _FOLDED:
+                presence = item["presence"]
+                entered = presence["entries"] > 0
+                state = (entered, bool(presence["inside"]), presence["first_gate"])
+                self.assign((presence["ticket_id"], presence["list_id"]), state)
+            elif kind not in _IGNORED:
+                return True, set()
+            self.seq = seq
+        return False, set()
+
+    def counters(self) -> Counters:
+        gates = sorted(self.per_gate, key=self._gate_order)
+        return Counters(
+            total=self.total,
+            checked_in=self.checked_in,
+            inside=self.inside,
+            remaining=max(0, self.total - self.checked_in),
+            lists=[
+                ListCounters(
+                    list_id=list_id,
+                    name=name,
+                    checked_in=self.per_list.get(list_id, [0, 0])[0],
+                    inside=self.per_list.get(list_id, [0, 0])[1],
+                    remaining=max(0, admitted - self.per_list.get(list_id, [0, 0])[0]),
+                )
+                for list_id, name, admitted in self.lists
+            ],
+            gates=[
+                GateCounters(gate=g, checked_in=self.per_gate[g][1], inside=self.per_gate[g][2])
+                for g in gates
+            ],
+        )
+
+    def _gate_order(self, gate: str | None) -> tuple[int, str]:
+        if gate is None:
+            return (0 if self._nulls_first else 2, "")
+        return (1, gate)
+
+
+async def persons_of(session: AsyncSession, ticket_ids: Collection[str]) -> dict[str, int]:
+    """The persons each of `ticket_ids` admits (its ticket type's)."""
+    rows = await session.execute(
+        select(Ticket.id, TicketType.persons)
+        .join(TicketType, TicketType.id == Ticket.ticket_type_id)
+        .where(Ticket.id.in_(list(ticket_ids)))
+    )
+    return {ticket_id: int(persons) for ticket_id, persons in rows}
+
+
+async def tally_counters(
+    session: AsyncSession, tally: CounterTally | None, event_id: str, *, max_changes: int = 5000
+) -> CounterTally:
+    """`tally` brought up to the head of `session` (loaded afresh when None, when a change needs
+    it, or when more than `max_changes` wait); its `counters()` are then `event_counters`."""
+    from server.changes.feed import changes_after  # the change log's one reader
+
+    if tally is None:
+        return await CounterTally.load(session, event_id)
+    page = await changes_after(session, event_id, tally.seq, max_changes)
+    if page.has_more:
+        return await CounterTally.load(session, event_id)
+    reload, unknown = tally.fold(page.items)
+    if unknown:
+        tally.persons |= await persons_of(session, unknown)
+        missing = unknown - tally.persons.keys()
+        if missing:  # a ticket gone from the event: count afresh
+            return await CounterTally.load(session, event_id)
+        reload, _ = tally.fold(page.items)
+    if reload:
+        return await CounterTally.load(session, event_id)
+    return tally
