@@ -64,8 +64,9 @@ async def append_changes(
         {"event_id": event_id, "seq": first + i, "kind": kind, "payload": payload}
         for i, (kind, payload) in enumerate(changes)
     ]
-    if len(rows) >= _FAST_FROM:
-        fast = _fast_insert(session.get_bind().dialect)
+    dialect = session.get_bind().dialect
+    if len(rows) >= (_FAST_FROM if dialect.name == "sqlite" else _FAST_FROM_POSTGRESQL):
+        fast = _fast_insert(dialect)
         await fast.run(session, rows, {"event_id": event_id, "created_at": utcnow()})
     else:
         await session.execute(insert(Change.__table__), rows)
@@ -97,7 +98,12 @@ def append_changes_on_driver(
 
 
 _RESERVE = "UPDATE event SET change_seq = change_seq + ? WHERE id = ? RETURNING change_seq"
-_FAST_FROM = 1  # every append: Core executemany processed a parameter dict per row
+# Core's executemany processes a parameter dictionary per row: on SQLite every append goes
+# through FastInsert instead. On PostgreSQL Core sends a few rows as one multi-VALUES INSERT,
+# where asyncpg's executemany runs the statement once per row: measured slower for a redeem
+# batch (1.02 against 0.89 ms of server CPU per scan), so only an import's hundreds go there.
+_FAST_FROM = 1
+_FAST_FROM_POSTGRESQL = 100
 
 
 @lru_cache(maxsize=4)
