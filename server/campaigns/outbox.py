@@ -81,6 +81,7 @@ class _Ready:
     attempt: int
     to: str
     composed: Composed
+    envelope_id: str  # the mail's Message-ID: delivery reports name it (ENVID)
 
 
 @dataclass(frozen=True)
@@ -313,13 +314,16 @@ class Outbox:
         if message.kind == "tickets" and composed.tickets == 0:
             reply = "no valid ticket left to send"
             return _Outcome(message.id, attempt, MessageStatus.FAILED, reply=reply)
-        return _Ready(message.id, attempt, message.to_email, composed)
+        return _Ready(message.id, attempt, message.to_email, composed, message.message_id)
 
     async def _send(self, item: _Ready) -> _Outcome:
         message_id, attempt = item.message_id, item.attempt
         try:
             result = await self.mailer.send(
-                item.composed.data, sender=self.settings.platform_sender, recipients=[item.to]
+                item.composed.data,
+                sender=self.settings.platform_sender,
+                recipients=[item.to],
+                envelope_id=item.envelope_id,
             )
         except Exception as exc:  # one bad row must not stall the others
             log.exception("message %s could not be sent", message_id)

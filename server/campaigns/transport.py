@@ -34,6 +34,13 @@ ValueError at construction, shown with its password masked):
   send tried once more on a fresh connection; a connection that cannot be opened is reported at
   once, as a second try would meet the same server. So a dead server costs one timeout, and a
   send waits at most about twice `timeout` (each SMTP command waits at most `timeout`).
+- Delivery reports (RFC 3461): a send that names an `envelope_id` (the outbox passes the row's
+  Message-ID) asks a server that advertises DSN for them: `RET=HDRS ENVID=<xtext of the id>` on
+  MAIL (ENVID left out when its xtext is over RFC 3461's 100 characters: the returned headers
+  still carry the Message-ID), `NOTIFY=SUCCESS,FAILURE,DELAY ORCPT=rfc822;<xtext of the address>`
+  on each RCPT (ORCPT only for an ASCII address). HDRS, not FULL: a report returns the headers,
+  never the guest's ticket links. A server without DSN gets none of these parameters (it would
+  refuse them), nor does a send without an envelope id (a sign-in link has no ledger row).
 - Certificates and host names are checked against the system's CAs (or the file named by
   `SSL_CERT_FILE`) unless a `tls_context` is given: an opportunistic STARTTLS that fails the
   check is a failed send, never a silent fall back to plain text.
@@ -57,14 +64,14 @@ import socket
 import ssl
 import stat
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.parser import BytesParser
 from email.utils import parsedate_to_datetime
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, Literal, Protocol
 from urllib.parse import parse_qsl, unquote, urlsplit
 
 import msgspec
@@ -75,9 +82,11 @@ from aiosmtplib import (
     SMTPException,
     SMTPNotSupported,
     SMTPRecipientsRefused,
+    SMTPResponse,
     SMTPResponseException,
     SMTPServerDisconnected,
 )
+from aiosmtplib.typing import Default
 
 __all__ = [
     "SHOWN_HEADERS",
@@ -92,6 +101,7 @@ __all__ = [
     "read_mail",
     "read_maildir",
     "view_mail",
+    "xtext",
 ]
 
 Mail = EmailMessage | bytes  # see the module docstring
@@ -100,6 +110,7 @@ _MAX_IDLE = 30.0  # seconds a pooled connection may sit unused and still be trus
 _MAX_CONNECTIONS = 64
 _MAX_TIMEOUT = 3600.0
 _MAX_REPLY = 500
+_MAX_ENVID = 100  # RFC 3461 §4.4
 _MAX_ADDRESS = 320  # RFC 3696's longest address; anything longer is garbage, not mail
 _QUIT_TIMEOUT = 5.0
 _MAX_HEAD = 1024 * 1024  # bytes of a stored message's header block that `mail list` reads
@@ -117,7 +128,12 @@ class Mailer(Protocol):
     """Where the outbox hands its mail (the contract is in the module docstring)."""
 
     async def send(
-        self, message: Mail, *, sender: str, recipients: Sequence[str]
+        self,
+        message: Mail,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        envelope_id: str | None = None,
     ) -> SendResult: ...
 
     async def close(self) -> None: ...
@@ -179,9 +195,19 @@ class SmtpMailer:
     def __repr__(self) -> str:
         return f"SmtpMailer({self._server.shown!r})"
 
-    async def send(self, message: Mail, *, sender: str, recipients: Sequence[str]) -> SendResult:
-        """Send `message` to `recipients` with `sender` as the envelope sender (MAIL FROM)."""
+    async def send(
+        self,
+        message: Mail,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        envelope_id: str | None = None,
+    ) -> SendResult:
+        """Send `message` to `recipients` with `sender` as the envelope sender (MAIL FROM),
+        asking for delivery reports on `envelope_id` when the server offers DSN."""
         envelope = _check_envelope(sender, recipients)
+        if envelope_id is not None:
+            _check_envelope_id(envelope_id)
         if self._closed:
             raise RuntimeError("SmtpMailer.send after close()")
         async with self._slots:
@@ -190,13 +216,13 @@ class SmtpMailer:
                 smtp, failure = await self._open()
                 if smtp is None:
                     return failure
-            result, broke = await self._deliver(smtp, message, sender, envelope)
+            result, broke = await self._deliver(smtp, message, sender, envelope, envelope_id)
             if not broke:
                 return result
             smtp, failure = await self._open()  # the one retry, on a fresh connection
             if smtp is None:
                 return failure
-            result, _ = await self._deliver(smtp, message, sender, envelope)
+            result, _ = await self._deliver(smtp, message, sender, envelope, envelope_id)
             return result
 
     async def close(self) -> None:
@@ -205,7 +231,7 @@ class SmtpMailer:
         idle, self._idle = self._idle, []
         await asyncio.gather(*(_quit(entry.smtp) for entry in idle))
 
-    def _take_idle(self) -> SMTP | None:
+    def _take_idle(self) -> _SMTP | None:
         now = asyncio.get_running_loop().time()
         while self._idle:
             entry = self._idle.pop()
@@ -214,17 +240,17 @@ class SmtpMailer:
             entry.smtp.close()
         return None
 
-    async def _put_back(self, smtp: SMTP) -> None:
+    async def _put_back(self, smtp: _SMTP) -> None:
         if self._closed:
             await _quit(smtp)
         elif smtp.is_connected:
             self._idle.append(_Idle(smtp, asyncio.get_running_loop().time()))
 
-    async def _open(self) -> tuple[SMTP | None, SendResult]:
+    async def _open(self) -> tuple[_SMTP | None, SendResult]:
         server = self._server
         if self._local_hostname is None:
             self._local_hostname = _ehlo_name(await asyncio.to_thread(socket.getfqdn))
-        smtp = SMTP(
+        smtp = _SMTP(
             hostname=server.hostname,
             port=server.port,
             username=server.username,
@@ -247,10 +273,16 @@ class SmtpMailer:
         return smtp, SendResult(ok=True)
 
     async def _deliver(
-        self, smtp: SMTP, message: Mail, sender: str, recipients: list[str]
+        self,
+        smtp: _SMTP,
+        message: Mail,
+        sender: str,
+        recipients: list[str],
+        envelope_id: str | None,
     ) -> tuple[SendResult, bool]:
         """The send on `smtp`, and whether the connection broke (so a fresh one may do)."""
         reusable = False
+        smtp.envelope_id = envelope_id  # one send at a time holds a connection
         try:
             if isinstance(message, bytes):
                 refused = await smtp.sendmail(sender, recipients, message)
@@ -278,6 +310,7 @@ class SmtpMailer:
         except (SMTPException, OSError) as exc:  # dropped, timed out, reset
             return SendResult(ok=False, reply=self._network_reply(exc)), True
         finally:
+            smtp.envelope_id = None
             if reusable:
                 await self._put_back(smtp)
             else:  # also on cancellation: the connection is mid-transaction, in no known state
@@ -305,6 +338,64 @@ class SmtpMailer:
         if isinstance(exc, SMTPException):
             return _one_line(f"{server.where}: {exc.message}")
         return _one_line(f"{server.where}: {exc}")
+
+
+class _SMTP(SMTP):
+    """aiosmtplib's client, asking for delivery reports (RFC 3461) while `envelope_id` is set
+    and the server advertised DSN (its EHLO answer is read before MAIL: sendmail greets first)."""
+
+    envelope_id: str | None = None
+
+    def _reports_wanted(self) -> bool:
+        return self.envelope_id is not None and self.supports_extension("dsn")
+
+    async def mail(
+        self,
+        sender: str,
+        /,
+        *,
+        options: Iterable[str] | None = None,
+        encoding: str = "ascii",
+        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109
+    ) -> SMTPResponse:
+        options = list(options or [])
+        if self.envelope_id is not None and self._reports_wanted():
+            options.append("RET=HDRS")
+            envid = xtext(self.envelope_id)
+            if len(envid) <= _MAX_ENVID:
+                options.append(f"ENVID={envid}")
+        return await super().mail(sender, options=options, encoding=encoding, timeout=timeout)
+
+    async def rcpt(
+        self,
+        recipient: str,
+        /,
+        *,
+        options: Iterable[str] | None = None,
+        encoding: str = "ascii",
+        timeout: float | Literal[Default.token] | None = Default.token,  # noqa: ASYNC109
+    ) -> SMTPResponse:
+        options = list(options or [])
+        if self._reports_wanted():
+            options.append("NOTIFY=SUCCESS,FAILURE,DELAY")
+            if recipient.isascii():  # a UTF-8 address needs RFC 6533's utf-8-addr-xtext
+                options.append(f"ORCPT=rfc822;{xtext(recipient)}")
+        return await super().rcpt(recipient, options=options, encoding=encoding, timeout=timeout)
+
+
+def xtext(text: str) -> str:
+    """`text` as RFC 3461 xtext: "+", "=" and anything outside "!".."~" as +HH (UTF-8 bytes)."""
+    return "".join(
+        chr(b) if 33 <= b <= 126 and b not in (0x2B, 0x3D) else f"+{b:02X}"
+        for b in text.encode("utf-8")
+    )
+
+
+def _check_envelope_id(envelope_id: str) -> None:
+    if not isinstance(envelope_id, str):
+        raise TypeError(f"envelope_id: expected a str, got {type(envelope_id).__name__}")
+    if not envelope_id or len(envelope_id) > 1000:
+        raise ValueError(f"envelope_id: expected 1 to 1000 characters, got {len(envelope_id)}")
 
 
 # RFC 4954's "authentication required / too weak / invalid / encryption required" replies say
@@ -483,8 +574,16 @@ class MaildirMailer:
     def __repr__(self) -> str:
         return f"MaildirMailer({str(self.path)!r})"
 
-    async def send(self, message: Mail, *, sender: str, recipients: Sequence[str]) -> SendResult:
-        """Store `message` with its envelope as Return-Path and Delivered-To, as an MTA would."""
+    async def send(
+        self,
+        message: Mail,
+        *,
+        sender: str,
+        recipients: Sequence[str],
+        envelope_id: str | None = None,
+    ) -> SendResult:
+        """Store `message` with its envelope as Return-Path and Delivered-To, as an MTA would
+        (a maildir sends no delivery reports: `envelope_id` is not stored)."""
         envelope = _check_envelope(sender, recipients)
         data = _with_envelope(message, sender, envelope)
         try:

@@ -6,6 +6,12 @@ connection dropped (no reply) at chosen messages, 421 and a close after N messag
 connection, DATA never answered at chosen messages, idle connections closed after
 `idle_timeout`, STARTTLS or implicit TLS with a self-signed certificate, AUTH with one user.
 
+aiosmtpd knows no DSN (RFC 3461): it refuses every MAIL or RCPT parameter it does not know with
+555, and upper-cases those it keeps. `dsn=True` makes the sink advertise DSN in its EHLO answer
+and take RET, ENVID, NOTIFY and ORCPT; every sink records the MAIL and RCPT parameters each
+message came with exactly as the client wrote them (`mail_params`, `rcpt_params`), so a test
+sees what a DSN-less server was sent too.
+
 Also here: `silent_server()` (accepts connections, never says a word), `closed_port()` (nothing
 listens: connections are refused) and `self_signed_tls()`. Run as a script
 (`python -m tests.server.campaigns.smtp_sink`) it serves on a port it prints, until its stdin
@@ -53,6 +59,8 @@ class Received:
     data: bytes
     tls: bool  # the connection was encrypted (STARTTLS or implicit TLS)
     login: str | None  # the AUTH user, when the client logged in
+    mail_params: tuple[str, ...] = ()  # MAIL FROM's parameters, as sent
+    rcpt_params: tuple[tuple[str, ...], ...] = ()  # each accepted RCPT TO's, as sent
 
     def message(self) -> EmailMessage:
         parsed = BytesParser(policy=default_policy).parsebytes(self.data)
@@ -79,6 +87,7 @@ class SmtpSink:
         smtputf8: bool = True,
         idle_timeout: float = 300,
         record: bool = True,
+        dsn: bool = False,
     ) -> None:
         self.rcpt_replies = dict(rcpt_replies or {})
         self.data_reply = data_reply
@@ -88,6 +97,7 @@ class SmtpSink:
         self.per_connection = per_connection
         self.auth = auth
         self.record = record
+        self.dsn = dsn
         self.messages: list[Received] = []
         self.connections = 0
         self.attempts = 0
@@ -172,7 +182,8 @@ class _Controller(Controller):
     def factory(self) -> SMTP:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            server = SMTP(self.handler, **self.SMTP_kwargs)
+            server = _SMTP(self.handler, **self.SMTP_kwargs)
+        server.dsn = self.sink.dsn
         server.number = self.sink._opened()  # type: ignore[attr-defined]
         server.count = 0  # type: ignore[attr-defined]
         return server
@@ -184,9 +195,54 @@ class _Controller(Controller):
         super()._trigger_server()
 
 
+_DSN_MAIL = frozenset({"RET", "ENVID"})
+_DSN_RCPT = frozenset({"NOTIFY", "ORCPT"})
+
+
+class _SMTP(SMTP):
+    """aiosmtpd's server, recording MAIL and RCPT parameters as sent, taking DSN's if `dsn`."""
+
+    dsn = False
+
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        kept, raw = self._params(arg, _DSN_MAIL)
+        await super().smtp_MAIL(kept)
+        if self.envelope is not None and self.envelope.mail_from:
+            self.envelope.raw_mail = raw  # type: ignore[attr-defined]
+
+    async def smtp_RCPT(self, arg: str | None) -> None:
+        before = len(self.envelope.rcpt_tos) if self.envelope is not None else 0
+        kept, raw = self._params(arg, _DSN_RCPT)
+        await super().smtp_RCPT(kept)
+        envelope = self.envelope
+        if envelope is not None and len(envelope.rcpt_tos) > before:
+            envelope.raw_rcpt = [*getattr(envelope, "raw_rcpt", []), raw]  # type: ignore[attr-defined]
+
+    def _params(self, arg: str | None, dsn: frozenset[str]) -> tuple[str | None, tuple[str, ...]]:
+        """`arg` without the DSN parameters this sink takes, and every parameter as sent."""
+        if arg is None:
+            return None, ()
+        path, *params = arg.split()
+        kept = [p for p in params if not (self.dsn and p.partition("=")[0].upper() in dsn)]
+        return " ".join([path, *kept]), tuple(params)
+
+
 class _Handler:
     def __init__(self, sink: SmtpSink) -> None:
         self.sink = sink
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves it to a handler that has this hook
+        if getattr(server, "dsn", False):
+            responses.insert(len(responses) - 1, "250-DSN")
+        return responses
 
     async def handle_MAIL(
         self, server: SMTP, session: Session, envelope: Envelope, address: str, options: list[str]
@@ -238,6 +294,8 @@ class _Handler:
             data=bytes(envelope.original_content or b""),
             tls=server.transport.get_extra_info("sslcontext") is not None,
             login=auth.login.decode() if isinstance(auth, LoginPassword) else None,
+            mail_params=getattr(envelope, "raw_mail", ()),
+            rcpt_params=tuple(getattr(envelope, "raw_rcpt", [])),
         )
         with sink._lock:
             sink.taken += 1

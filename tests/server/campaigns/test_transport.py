@@ -700,3 +700,88 @@ def test_read_mail_matches_keys_or_one_prefix_and_never_a_path(tmp_path):
         with pytest.raises(KeyError) as caught:
             read_mail(root, unknown)
         assert caught.value.args == (unknown, 0)
+
+
+# --- delivery status notifications (RFC 3461) ---
+
+
+async def test_a_server_advertising_dsn_is_asked_for_reports_on_the_message_id(sink):
+    s = sink(dsn=True)
+    mailer = SmtpMailer(s.url)
+    to = "guest+vip=1@example.test"
+    message = mail(7, to=to)
+    result = await mailer.send(
+        message, sender=SENDER, recipients=[to], envelope_id="<m7+x=y@tessera.test>"
+    )
+    await mailer.close()
+    assert result == SendResult(ok=True)
+    [received] = s.messages
+    # RET=HDRS: a report returns the headers (the Message-ID), never the guest's ticket links.
+    assert "RET=HDRS" in received.mail_params
+    assert "ENVID=<m7+2Bx+3Dy@tessera.test>" in received.mail_params  # xtext: + and = escaped
+    [rcpt] = received.rcpt_params
+    assert "NOTIFY=SUCCESS,FAILURE,DELAY" in rcpt
+    assert "ORCPT=rfc822;guest+2Bvip+3D1@example.test" in rcpt
+
+
+async def test_a_server_without_dsn_gets_no_dsn_parameters_and_takes_the_mail(sink):
+    s = sink()  # aiosmtpd as it is: it answers 555 to any DSN parameter
+    mailer = SmtpMailer(s.url)
+    message = mail(8)
+    result = await mailer.send(
+        message, sender=SENDER, recipients=["guest@example.test"], envelope_id="<m8@tessera.test>"
+    )
+    await mailer.close()
+    assert result == SendResult(ok=True)
+    [received] = s.messages
+    shown = " ".join(received.mail_params + received.rcpt_params[0])
+    for keyword in ("RET=", "ENVID=", "NOTIFY=", "ORCPT="):
+        assert keyword not in shown.upper()
+
+
+async def test_mail_without_an_envelope_id_asks_for_no_reports(sink):
+    s = sink(dsn=True)
+    mailer = SmtpMailer(s.url)
+    assert await send(mailer, 9) == SendResult(ok=True)  # a sign-in link: no row to report on
+    await mailer.close()
+    [received] = s.messages
+    assert not any(p.upper().startswith(("RET=", "ENVID=")) for p in received.mail_params)
+    assert received.rcpt_params == ((),)
+
+
+async def test_an_envelope_id_too_long_for_envid_is_left_out_and_reports_still_asked(sink):
+    s = sink(dsn=True)
+    mailer = SmtpMailer(s.url)
+    long_id = f"<{'a' * 32}@{'sub.' * 20}tessera.test>"  # over RFC 3461's 100 characters
+    result = await mailer.send(
+        mail(10), sender=SENDER, recipients=["guest@example.test"], envelope_id=long_id
+    )
+    await mailer.close()
+    assert result == SendResult(ok=True)
+    [received] = s.messages
+    assert "RET=HDRS" in received.mail_params  # the returned Message-ID still names it
+    assert not any(p.startswith("ENVID=") for p in received.mail_params)
+    assert "NOTIFY=SUCCESS,FAILURE,DELAY" in received.rcpt_params[0]
+
+
+async def test_several_recipients_each_get_notify_and_their_own_orcpt(sink):
+    s = sink(dsn=True)
+    mailer = SmtpMailer(s.url)
+    to = ["a@example.test", "b@example.test"]
+    result = await mailer.send(mail(11), sender=SENDER, recipients=to, envelope_id="<m11@t.test>")
+    await mailer.close()
+    assert result == SendResult(ok=True)
+    [received] = s.messages
+    assert [r for r in received.rcpt_params] == [
+        ("NOTIFY=SUCCESS,FAILURE,DELAY", "ORCPT=rfc822;a@example.test"),
+        ("NOTIFY=SUCCESS,FAILURE,DELAY", "ORCPT=rfc822;b@example.test"),
+    ]
+
+
+async def test_the_maildir_takes_an_envelope_id_and_stores_the_mail_as_before(tmp_path):
+    mailer = MaildirMailer(tmp_path / "mail")
+    result = await mailer.send(
+        mail(12), sender=SENDER, recipients=["guest@example.test"], envelope_id="<m12@t.test>"
+    )
+    assert result == SendResult(ok=True)
+    assert len(list((tmp_path / "mail" / "new").iterdir())) == 1
