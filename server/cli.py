@@ -101,6 +101,14 @@ def _parser() -> argparse.ArgumentParser:
     part.add_argument("--html", action="store_true", help="print the HTML part instead")
     part.add_argument("--raw", action="store_true", help="print the whole message as stored")
     show.set_defaults(run=_mail_show)
+    report = mail.add_parser(
+        "report",
+        help="record a delivery report (a DSN mail, as an MTA pipes it) in the message ledger;"
+        " exit 0 recorded, 65 not a report, 66 no such file, 67 about no message of ours,"
+        " 75 not sent yet (try again later)",
+    )
+    report.add_argument("file", help="the report mail, or - to read it from stdin")
+    report.set_defaults(run=_mail_report)
 
     campaign = sub.add_parser(
         "campaign", help="an event's campaigns and their sending progress"
@@ -453,6 +461,61 @@ def _mail_show(settings: Settings, args: argparse.Namespace) -> int:
         print(f"tessera: this message has no {kind} part", file=sys.stderr)
         return 1
     print(_shown(body, lines=True), end="" if body.endswith("\n") else "\n")
+    return 0
+
+
+# --- mail report ------------------------------------------------------------------------------
+# For a mail system's pipe (.forward, procmail, Postfix's pipe(8)): one line on stdout when
+# recorded, one on stderr when not, and a sysexits code the MTA understands: 75 makes it queue
+# the report and try again later; the others make it give up (a bounce of a report, whose sender
+# is <>, is dropped).
+
+_EX_DATAERR, _EX_NOINPUT, _EX_NOUSER, _EX_TEMPFAIL = 65, 66, 67, 75
+
+
+def _mail_report(settings: Settings, args: argparse.Namespace) -> int:
+    from server.campaigns.reports import MAX_REPORT_BYTES, ReportUnreadable, parse_report
+
+    try:
+        if args.file == "-":
+            raw = sys.stdin.buffer.read(MAX_REPORT_BYTES + 1)
+        else:
+            with open(args.file, "rb") as file:
+                raw = file.read(MAX_REPORT_BYTES + 1)
+    except OSError as exc:
+        print(f"tessera: {_shown(args.file)[:200]}: {exc.strerror or exc}", file=sys.stderr)
+        return _EX_NOINPUT
+    try:
+        report = parse_report(raw)
+    except ReportUnreadable as exc:
+        print(f"tessera: {exc.errors[0]['message']}", file=sys.stderr)
+        return _EX_DATAERR
+    try:
+        return _async(_record_report)(settings, argparse.Namespace(report=report))
+    except Exception as exc:  # the database is down or busy: the MTA keeps the report
+        print(f"tessera: could not record the report now: {exc}"[:300], file=sys.stderr)
+        return _EX_TEMPFAIL
+
+
+async def _record_report(database: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from server.campaigns.service import ReportUnmatched, record_report
+    from server.errors import InvalidState
+
+    try:
+        async with database.transaction() as session:
+            done = await record_report(session, args.report)
+    except ReportUnmatched as exc:
+        print(f"tessera: the report {exc.errors[0]['message']}", file=sys.stderr)
+        return _EX_NOUSER
+    except InvalidState as exc:
+        print(f"tessera: {exc.detail}", file=sys.stderr)
+        return _EX_TEMPFAIL
+    message = done.message
+    if done.changed:
+        reply = _shown(message.last_reply or "")
+        print(f"{message.id} {message.status} (was {done.was}): {reply}")
+    else:
+        print(f"{message.id} {message.status} (unchanged)")
     return 0
 
 

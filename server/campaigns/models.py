@@ -6,13 +6,34 @@ recipient (one per ticket in per-ticket campaigns), each with its own RFC 5322 M
 retry reuses; workers claim them, render them at send time and record what happened. Its state
 moves forward only:
 
-  queued   waiting for a worker (also after a temporary failure, until `next_attempt_at`)
-  sending  claimed by a worker until `claimed_until`; a worker that died leaves it to expire,
-           and it is sent again with the same Message-ID (a crash duplicates at most the
-           messages in flight, never loses one)
-  sent     accepted by the SMTP server (or written to the local maildir)
-  failed   refused for good (the server's reply in `last_reply`), or too many attempts
-  bounced  reported back by the receiving side after it was sent
+  queued     waiting for a worker (also after a temporary failure, until `next_attempt_at`)
+  sending    claimed by a worker until `claimed_until`; a worker that died leaves it to expire,
+             and it is sent again with the same Message-ID (a crash duplicates at most the
+             messages in flight, never loses one)
+  sent       accepted by the SMTP server (or written to the local maildir)
+  delivered  a delivery report (RFC 3464 DSN) said the receiving side delivered it, or relayed
+             it to a server that sends no reports, or expanded it to an alias's mailboxes
+  failed     refused for good (the server's reply in `last_reply`), or too many attempts
+  bounced    reported back by the receiving side after it was sent (a DSN with Action failed,
+             or `POST /api/v1/messages/bounces`)
+
+      queued -> sending -> sent -> delivered
+        ^          |        |         |
+        +----------+        +---------+--> bounced
+                   +--> failed
+
+Delivery reports (`after_report`, applied by `service.record_report`) move only sent messages
+forward, and never back (docs/decisions/0010-delivery-reports.md says why):
+  - delivered / relayed / expanded: sent -> delivered; on delivered or bounced it changes
+    nothing: a late or repeated success never undoes a bounce.
+  - failed: sent or delivered -> bounced, the diagnostic in `last_reply`: a receiving server may
+    accept a mail and bounce it later (a forward, a full mailbox behind a relay), and the guest
+    did not get it. On bounced it changes nothing (the first bounce's words stay).
+  - delayed: no state changes; on a sent message its diagnostic goes to `last_reply`, so the
+    organiser sees why the mail has not arrived yet.
+  - queued and sending messages are refused a report (the worker has not recorded the send
+    yet: the reporter tries again later); failed messages were never accepted and keep their
+    state. The same report twice changes nothing the second time.
 
 Opens and clicks are facts beside the status (`opened_at`, `clicked_at`), not states.
 """
@@ -28,12 +49,14 @@ from sqlalchemy.orm import Mapped, mapped_column
 from server.db import Base, UTCDateTime, utcnow
 
 __all__ = [
+    "REPORTABLE",
     "Campaign",
     "CampaignStatus",
     "Message",
     "MessageSource",
     "MessageStatus",
     "Unsubscribe",
+    "after_report",
 ]
 
 
@@ -50,8 +73,31 @@ class MessageStatus:
     QUEUED = "queued"
     SENDING = "sending"
     SENT = "sent"
+    DELIVERED = "delivered"
     FAILED = "failed"
     BOUNCED = "bounced"
+
+
+# The statuses a delivery report may be about (the mail left Tessera), and what each action of
+# one makes of them (the rules above). Missing: no state change.
+REPORTABLE = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.BOUNCED)
+_SUCCESS = ("delivered", "relayed", "expanded")
+
+
+def after_report(status: str, action: str) -> tuple[str, bool]:
+    """The status after a report's `action` on a message that is `status`, and whether the
+    report's words go to `last_reply`. ValueError for an unknown action."""
+    if action in _SUCCESS:
+        if status == MessageStatus.SENT:
+            return MessageStatus.DELIVERED, True
+        return status, False
+    if action == "failed":
+        if status in (MessageStatus.SENT, MessageStatus.DELIVERED):
+            return MessageStatus.BOUNCED, True
+        return status, False
+    if action == "delayed":
+        return status, status == MessageStatus.SENT
+    raise ValueError(f"unknown report action {action!r}")
 
 
 class MessageSource:

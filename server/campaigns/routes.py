@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, JSONBody
 
 from server.campaigns import service
 from server.campaigns.models import Campaign, Message
+from server.campaigns.reports import parse_report
 from server.campaigns.schemas import (
     BounceIn,
     CampaignCreate,
@@ -18,11 +19,14 @@ from server.campaigns.schemas import (
     MessageOut,
     PreviewIn,
     PreviewOut,
+    ReportOut,
+    ReportRecipientOut,
     ResendIn,
     SendIn,
     TestIn,
 )
 from server.db import utcnow
+from server.errors import UnsupportedMediaType
 from server.http import (
     Body,
     DbSession,
@@ -37,7 +41,10 @@ from server.http import (
 
 __all__ = ["CampaignController", "campaign_out", "message_out"]
 
-StatusFilter = Literal["queued", "sending", "sent", "failed", "bounced"]
+StatusFilter = Literal["queued", "sending", "sent", "delivered", "failed", "bounced"]
+# The bodies a delivery report may come as (docs/organiser-api.md): the whole mail, or the
+# report itself; `multipart/report` needs its boundary parameter.
+REPORT_TYPES = ("message/rfc822", "message/delivery-status", "multipart/report")
 
 
 class CampaignController(Controller):
@@ -169,6 +176,30 @@ class CampaignController(Controller):
     )
     async def bounce(self, data: JSONBody[BounceIn], db_session: DbSession) -> MessageOut:
         return message_out(await service.record_bounce(db_session, data.message_id, data.reply))
+
+    @post(
+        "/messages/reports",
+        status_code=200,
+        summary="Record a delivery status notification (RFC 3464) as received: the whole mail"
+        " (message/rfc822) or its message/delivery-status part",
+    )
+    async def report(self, request: Request[Any, Any, Any], db_session: DbSession) -> ReportOut:
+        content_type = request.headers.get("content-type", "")
+        if content_type.split(";", 1)[0].strip().lower() not in REPORT_TYPES:
+            raise UnsupportedMediaType(
+                "expected Content-Type " + ", ".join(REPORT_TYPES), content_type=content_type[:100]
+            )
+        parsed = parse_report(await request.body(), content_type=content_type)
+        recorded = await service.record_report(db_session, parsed)
+        return ReportOut(
+            message=message_out(recorded.message),
+            changed=recorded.changed,
+            found_by=recorded.found_by,  # type: ignore[arg-type]
+            recipients=[
+                ReportRecipientOut(r.action, r.status, r.diagnostic, r.final_recipient)
+                for r in parsed.recipients
+            ],
+        )
 
     @get("/bookings/{booking_id:str}/messages", summary="Every mail sent for a booking")
     async def booking_messages(

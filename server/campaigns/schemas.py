@@ -21,6 +21,8 @@ __all__ = [
     "PreviewIn",
     "PreviewOut",
     "ProblemOut",
+    "ReportOut",
+    "ReportRecipientOut",
     "ResendIn",
     "SendIn",
     "TestIn",
@@ -121,7 +123,8 @@ class Counts(msgspec.Struct, frozen=True):
     total: int
     queued: int
     sending: int
-    sent: int
+    sent: int  # accepted, and no delivery report about it yet
+    delivered: int  # reported delivered (RFC 3464 DSN), not bounced since
     failed: int
     bounced: int
     opened: int
@@ -170,3 +173,19 @@ class MessageOut(msgspec.Struct, frozen=True):
     opened_at: datetime | None
     opened_by_machine: bool
     clicked_at: datetime | None
+
+
+class ReportRecipientOut(msgspec.Struct, frozen=True):
+    action: str  # delivered | failed | delayed | relayed | expanded
+    status: str  # "5.1.1", or ""
+    diagnostic: str
+    final_recipient: str
+
+
+class ReportOut(msgspec.Struct, frozen=True):
+    """What a delivery report did: the message it is about, as it is now."""
+
+    message: MessageOut
+    changed: bool  # false for a repeat, or a report the state rules ignore
+    found_by: Literal["envelope_id", "message_id"]
+    recipients: list[ReportRecipientOut]

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import secrets
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -32,13 +33,16 @@ from server.campaigns.compose import choose_language, compose
 from server.campaigns.defaults import TICKET_MAIL
 from server.campaigns.mail import MailError, check_address, new_message_id
 from server.campaigns.models import (
+    REPORTABLE,
     Campaign,
     CampaignStatus,
     Message,
     MessageSource,
     MessageStatus,
+    after_report,
 )
 from server.campaigns.recipients import Audience, Recipient, resolve
+from server.campaigns.reports import DeliveryReport, RecipientReport
 from server.campaigns.schemas import (
     CampaignCreate,
     CampaignPatch,
@@ -58,6 +62,8 @@ from server.events.models import Event
 from server.tickets.models import Ticket, TicketStatus
 
 __all__ = [
+    "RecordedReport",
+    "ReportUnmatched",
     "booking_messages",
     "cancel",
     "counts",
@@ -73,6 +79,7 @@ __all__ = [
     "problems",
     "recipients_now",
     "record_bounce",
+    "record_report",
     "resend_booking",
     "resend_ticket",
     "send",
@@ -195,7 +202,7 @@ async def counts(session: AsyncSession, campaign_id: str) -> Counts:
             ).where(Message.campaign_id == campaign_id, Message.source == MessageSource.CAMPAIGN)
         )
     ).one()
-    total, queued, sending, sent, failed, bounced, opened, clicked, both, machine = (
+    total, queued, sending, sent, delivered, failed, bounced, opened, clicked, both, machine = (
         int(v or 0) for v in row
     )
     return Counts(
@@ -203,6 +210,7 @@ async def counts(session: AsyncSession, campaign_id: str) -> Counts:
         queued=queued,
         sending=sending,
         sent=sent,
+        delivered=delivered,
         failed=failed,
         bounced=bounced,
         opened=opened,
@@ -217,6 +225,7 @@ _STATUSES = (
     MessageStatus.QUEUED,
     MessageStatus.SENDING,
     MessageStatus.SENT,
+    MessageStatus.DELIVERED,
     MessageStatus.FAILED,
     MessageStatus.BOUNCED,
 )
@@ -335,12 +344,66 @@ async def record_bounce(session: AsyncSession, message_id: str, reply: str) -> M
     message = await session.scalar(select(Message).where(Message.message_id == wanted))
     if message is None:
         raise NotFound("message", message_id)
-    if message.status not in (MessageStatus.SENT, MessageStatus.BOUNCED):
+    if message.status not in REPORTABLE:
         raise InvalidState(f"a {message.status} message cannot bounce", id=message.id)
     message.status = MessageStatus.BOUNCED
     message.last_reply = reply[:1000] or "bounced"
     await session.flush()
     return message
+
+
+class ReportUnmatched(BodyInvalid):
+    """A delivery report about no message of the ledger (another sender's mail, or one pruned)."""
+
+    code = "unknown_message"
+    title = "Report about no message of ours"
+
+
+@dataclass(frozen=True)
+class RecordedReport:
+    message: Message
+    was: str  # its status before the report
+    changed: bool
+    found_by: str  # envelope_id | message_id
+
+
+async def record_report(session: AsyncSession, report: DeliveryReport) -> RecordedReport:
+    """Apply a delivery report to the message it names, by the state rules of models.py.
+
+    Looked up by its ids in order (the envelope id first). Raises ReportUnmatched when none is
+    a message of ours, InvalidState when the message is not sent yet (queued or sending: the
+    reporter should try again later). A report already applied changes nothing."""
+    rows = await session.scalars(select(Message).where(Message.message_id.in_(report.message_ids)))
+    by_id = {m.message_id: m for m in rows}
+    wanted = next((i for i in report.message_ids if i in by_id), None)
+    if wanted is None:
+        shown = ", ".join(report.message_ids)[:600]
+        raise ReportUnmatched([FieldError("report", f"names no message Tessera sent: {shown}")])
+    message = by_id[wanted]
+    if message.status in (MessageStatus.QUEUED, MessageStatus.SENDING):
+        raise InvalidState(
+            f"a {message.status} message is not sent yet: report it again later", id=message.id
+        )
+    was, reply = message.status, message.last_reply
+    if was in REPORTABLE:
+        for recipient in report.recipients:
+            status, record = after_report(message.status, recipient.action)
+            if status != message.status or record:
+                message.status = status
+                message.last_reply = _report_reply(recipient)
+    changed = (message.status, message.last_reply) != (was, reply)
+    await session.flush()
+    found_by = "envelope_id" if wanted == report.envelope_id else "message_id"
+    return RecordedReport(message=message, was=was, changed=changed, found_by=found_by)
+
+
+def _report_reply(recipient: RecipientReport) -> str:
+    """The report's words for `last_reply`: the enhanced status (unless the diagnostic
+    already says it) and the diagnostic, else the action."""
+    diagnostic, status = recipient.diagnostic, recipient.status
+    words = [status] if status and status not in diagnostic else []
+    words += [diagnostic] if diagnostic else []
+    return " ".join(words)[:1000] or recipient.action
 
 
 async def resend_booking(
