@@ -520,7 +520,8 @@ async def _record_report(database: Any, settings: Settings, args: argparse.Names
 
 
 # --- campaign list | watch ----------------------------------------------------------------------
-# Counts come from the ledger (`service.counts`), the one truth the API's `counts` also reads.
+# Counts come from the ledger (`service.counts`), the one truth the API's `counts` also reads;
+# "sent" includes the messages a delivery report has since marked delivered.
 # `watch` draws on stderr: redrawn in place with \r on a terminal, else one line per look (a log
 # or a CI job keeps every line). It ends when the campaign does: sent, cancelled or missed.
 
@@ -574,7 +575,7 @@ async def _campaign_list(database: Any, settings: Settings, args: argparse.Names
     )
     for c, counts in rows:
         print(
-            f"{c.id:<16} {c.status:<10} {counts.sent:>7} {counts.failed:>7} "
+            f"{c.id:<16} {c.status:<10} {counts.sent + counts.delivered:>7} {counts.failed:>7} "
             f"{counts.remaining:>9} {c.created_at.astimezone():%Y-%m-%d %H:%M} {_shown(c.name)}"
         )
 
@@ -621,7 +622,7 @@ def _progress(status: str, counts: Counts, send_at: datetime | None, recipients:
     done = total - counts.remaining
     filled = _BAR if total == 0 else _BAR * done // total
     line = (
-        f"[{'#' * filled}{'.' * (_BAR - filled)}] {counts.sent}/{total} sent, "
+        f"[{'#' * filled}{'.' * (_BAR - filled)}] {counts.sent + counts.delivered}/{total} sent, "
         f"{counts.failed} failed"
     )
     if status in _FINAL:

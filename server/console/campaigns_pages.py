@@ -45,7 +45,7 @@ from server.validation import decode_json_body
 __all__ = ["CampaignPages"]
 
 PAGE = 50
-STATUSES = ("queued", "sending", "sent", "failed", "bounced")
+STATUSES = ("queued", "sending", "sent", "delivered", "failed", "bounced")
 Query = FromQuery[str | None]
 
 

@@ -46,7 +46,8 @@ log = logging.getLogger("tessera.metrics")
 CURRENT_DAYS = 7
 LAG = timedelta(seconds=10)
 RECOUNT_SECONDS = 900.0
-_SENT = (MessageStatus.SENT, MessageStatus.BOUNCED)  # a bounce comes after the send
+# Delivered and bounced come after the send (delivery reports), so the sent counter keeps them.
+_SENT = (MessageStatus.SENT, MessageStatus.DELIVERED, MessageStatus.BOUNCED)
 
 
 @dataclass

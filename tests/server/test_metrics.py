@@ -161,6 +161,22 @@ async def test_a_queued_campaign_shows_in_the_outbox_depth(external_worker, orga
         queued = await scrape(api, organiser_token)
         await _send_the_outbox(external_worker)  # what `tessera worker` does
         delivered = await scrape(api, organiser_token)
+        # A delivery report moves one to delivered: still counted as sent, never going down.
+        messages = (await api.get(f"/api/v1/campaigns/{campaign['id']}/messages")).json()
+        report = (
+            "Original-Envelope-Id: " + messages["items"][0]["message_id"] + "\r\n\r\n"
+            "Final-Recipient: rfc822; guest0@example.org\r\nAction: delivered\r\n"
+        )
+        answer = await api.post(
+            "/api/v1/messages/reports",
+            content=report.encode(),
+            headers={"Content-Type": "message/delivery-status"},
+        )
+        assert answer.status_code == 200, answer.text
+        reported = await scrape(api, organiser_token)
+    assert value(reported, "tessera_outbox_messages", status="delivered") == 1
+    assert value(reported, "tessera_outbox_messages", status="sent") == 1
+    assert value(reported, "tessera_outbox_sent_total") == 2
     assert value(before, "tessera_outbox_messages", status="queued") == 0
     assert value(queued, "tessera_outbox_messages", status="queued") == 2
     assert value(queued, "tessera_outbox_sent_total") == 0

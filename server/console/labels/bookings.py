@@ -137,6 +137,7 @@ TABLE: dict[str, tuple[str, str, str]] = {
     "bk_mail_reply": ("Server reply", "Réponse du serveur", "Antwort des Servers"),
     "bk_mail_queued": ("Queued", "En file", "In Warteschlange"),
     "bk_mail_sending": ("Sending", "En cours d'envoi", "Wird gesendet"),
+    "bk_mail_delivered": ("Delivered", "Distribué", "Zugestellt"),
     "bk_mail_failed": ("Failed", "Échec", "Fehlgeschlagen"),
     "bk_mail_bounced": ("Bounced", "Rejeté", "Unzustellbar"),
     "bk_source_campaign": ("Campaign", "Campagne", "Kampagne"),

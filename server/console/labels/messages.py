@@ -219,6 +219,13 @@ _SHAPES: list[tuple[re.Pattern[str], Callable[[re.Match[str], int], str]]] = [
         )[c],
     ),
     (
+        re.compile(r"names no message Tessera sent: (?P<ids>.*)"),
+        lambda m, c: (
+            f"ne concerne aucun message envoyé par Tessera : {m['ids']}",
+            f"betrifft keine von Tessera gesendete Nachricht: {m['ids']}",
+        )[c],
+    ),
+    (
         re.compile(r"must be one of (?P<values>.+)"),
         lambda m, c: (
             f"doit être l'une des valeurs : {m['values']}",

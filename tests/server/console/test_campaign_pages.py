@@ -394,3 +394,50 @@ async def test_garbage_in_every_field_gets_a_page_never_a_5xx(client, venue, csr
     assert (
         await client.get(f"{venue['base']}/{cid}/preview", params={"language": "xx"})
     ).status_code == 400
+
+
+async def test_delivery_reports_show_delivered_in_the_table_counts_and_filter(client, venue, csrf):
+    """A DSN saying delivered (posted to the API as an MTA pipe would) is read in the table, the
+    counts and the status filter, in the viewer's language; a bounce beside it stays failed."""
+    from tests.server.campaigns.test_reports import sample
+
+    cid = await _draft(client, venue, csrf)
+    sent = await client.post(
+        f"{venue['base']}/{cid}/send",
+        data={"expected_recipients": "2", "when": "now", "csrf": csrf},
+    )
+    assert sent.status_code == 303
+
+    async def finished():
+        page = await client.get(f"{venue['base']}/{cid}")
+        return "refresh" not in page.headers and page
+
+    await _wait(finished)
+    listed = (await venue["api"].get(f"/api/v1/campaigns/{cid}/messages")).json()["items"]
+    by_to = {m["to"]: m["message_id"] for m in listed}
+    for name, to in (
+        ("postfix-delivered.eml", "guest1@example.org"),
+        ("postfix-failed.eml", "guest0@example.org"),
+    ):
+        raw = sample(name, envid=by_to[to], message_id=by_to[to])
+        api = venue["api"]
+        answer = await api.client.post(
+            "/api/v1/messages/reports",
+            content=raw,
+            headers={**api.headers, "Content-Type": "message/rfc822"},
+        )
+        assert answer.status_code == 200, answer.text
+    page = await client.get(f"{venue['base']}/{cid}")
+    assert page.text.count("cmp-ms-delivered") == 1 and ">delivered<" in page.text
+    assert "cmp-ms-bounced" in page.text and "550 5.1.1 &lt;nobody@example.com&gt;" in page.text
+    assert re.search(r"<dt>Delivered</dt><dd>1</dd>", page.text)
+    assert 'max="2" value="2"' in page.text  # delivered and bounced are both done
+    assert '<option value="delivered">delivered</option>' in page.text
+    only = await client.get(f"{venue['base']}/{cid}", params={"status": "delivered"})
+    assert "guest1@example.org" in only.text and "guest0@example.org" not in only.text
+    french = await client.get(f"{venue['base']}/{cid}", params={"lang": "fr"})
+    assert ">distribué<" in french.text and "<dt>Distribués</dt><dd>1</dd>" in french.text
+    german = await client.get(f"{venue['base']}/{cid}", params={"lang": "de"})
+    assert ">zugestellt<" in german.text
+    listing = await client.get(venue["base"])
+    assert "<td>1</td><td>1</td><td>2</td>" in listing.text  # sent (delivered too), failed, total
