@@ -48,6 +48,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     # outbox runs: in each `tessera serve` (embedded) or in `tessera worker` processes.
     mail_from: str | None = None
     mail_domains: str | None = None
+    # The envelope sender (MAIL FROM, Return-Path) of every mail: where delivery reports and
+    # bounces go, e.g. a mailbox piped to `tessera mail report -`. Unset or empty: MAIL_FROM.
+    bounce_address: str | None = None
     worker: Literal["embedded", "external"] = "embedded"
     mail_dir: str = "var/mail"  # the local maildir, when TESSERA_SMTP_URL is unset
     # How long a worker's claim on a message lasts: a worker that died (SIGKILL, power) leaves
@@ -79,6 +82,8 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
         _check_dkim(self)
         if self.mail_domains:
             _check_mail_domains(self.mail_domains)
+        if self.bounce_address:
+            _check_bounce_address(self.bounce_address)
         if self.metrics_address:  # empty means unset, as for the DKIM settings
             _check_metrics_address(self)
 
@@ -99,6 +104,12 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             return self.mail_from
         host = urlsplit(self.public_base_url).hostname or "localhost"
         return f"no-reply@{host}"
+
+    @property
+    def envelope_sender(self) -> str:
+        """MAIL FROM of every mail: where delivery reports go (BOUNCE_ADDRESS, else the
+        platform's sender)."""
+        return self.bounce_address or self.platform_sender
 
     @property
     def verified_mail_domains(self) -> frozenset[str]:
@@ -183,6 +194,15 @@ def _check_mail_domains(value: str) -> None:
             check_domain(name.strip().rstrip("."))
         except MailError as exc:
             raise ValueError(f"mail_domains: {exc.detail}") from None
+
+
+def _check_bounce_address(value: str) -> None:
+    from server.campaigns.mail import MailError, check_address
+
+    try:
+        check_address(value)
+    except MailError as exc:
+        raise ValueError(f"bounce_address: {exc.detail}") from None
 
 
 def split_host_port(address: str) -> tuple[str, int]:

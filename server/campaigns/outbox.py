@@ -321,7 +321,7 @@ class Outbox:
         try:
             result = await self.mailer.send(
                 item.composed.data,
-                sender=self.settings.platform_sender,
+                sender=self.settings.envelope_sender,  # where delivery reports go
                 recipients=[item.to],
                 envelope_id=item.envelope_id,
             )

@@ -53,7 +53,7 @@ async def send_signin_mail(settings: Settings, *, to: Address, link: str, lang: 
     data = signin_mail_bytes(settings, to=to, link=link, lang=lang)
     mailer = mailer_for(settings.smtp_url, settings.maildir)
     try:
-        return await mailer.send(data, sender=settings.platform_sender, recipients=[to.email])
+        return await mailer.send(data, sender=settings.envelope_sender, recipients=[to.email])
     finally:
         await mailer.close()
 

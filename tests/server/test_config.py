@@ -40,6 +40,9 @@ def test_trusted_proxies_are_none_by_default_and_read_as_a_list():
         ({"TESSERA_MAIL_DOMAINS": "festival.fr, not a domain"}, "TESSERA_MAIL_DOMAINS"),
         ({"TESSERA_MAIL_DOMAINS": "festival.fr;asso.org"}, "TESSERA_MAIL_DOMAINS"),
         ({"TESSERA_MAIL_DOMAINS": "x" * 300 + ".org"}, "TESSERA_MAIL_DOMAINS"),
+        ({"TESSERA_BOUNCE_ADDRESS": "bounces"}, "TESSERA_BOUNCE_ADDRESS"),
+        ({"TESSERA_BOUNCE_ADDRESS": "bounces @example.org"}, "TESSERA_BOUNCE_ADDRESS"),
+        ({"TESSERA_BOUNCE_ADDRESS": "b@" + "x" * 400 + ".org"}, "TESSERA_BOUNCE_ADDRESS"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_the_variable(env, named):
@@ -57,6 +60,22 @@ def test_verified_mail_domains_are_lowered_and_left_to_the_sender_check_for_the_
         "asso.org.",
         "münster.de",
     }
+
+
+def test_the_envelope_sender_is_the_bounce_address_else_the_platform_sender():
+    assert Settings(base_url="https://tickets.example.org").envelope_sender == (
+        "no-reply@tickets.example.org"
+    )
+    given = {
+        "TESSERA_BOUNCE_ADDRESS": "bounces@tickets.example.org",
+        "TESSERA_MAIL_FROM": "t@x.org",
+    }
+    settings = Settings.from_env(given)
+    assert (settings.envelope_sender, settings.platform_sender) == (
+        "bounces@tickets.example.org",
+        "t@x.org",
+    )
+    assert Settings.from_env({"TESSERA_BOUNCE_ADDRESS": ""}).envelope_sender == "no-reply@127.0.0.1"
 
 
 def test_the_door_clients_variables_are_not_the_servers():

@@ -241,6 +241,7 @@ async def test_the_json_bounce_report_still_works_and_bounces_a_delivered_messag
 
 
 async def test_mail_over_smtp_carries_the_message_id_as_envid_and_its_report_matches(api, settings):
+    settings = msgspec.structs.replace(settings, bounce_address="bounces@tickets.test")
     v = await venue(api, 1)
     campaign = await draft(api, v["event"]["id"])
     await api.post(f"/api/v1/campaigns/{campaign['id']}/send", json={"expected_recipients": 1})
@@ -251,6 +252,8 @@ async def test_mail_over_smtp_carries_the_message_id_as_envid_and_its_report_mat
         await box.mailer.close()
         await database.dispose()
     [received] = sink.messages
+    assert received.sender == "bounces@tickets.test"  # where the reports go
+    assert received.message()["From"].addresses[0].addr_spec == "no-reply@tickets.test"
     message_id = str(received.message()["Message-ID"])
     assert f"ENVID={message_id}" in received.mail_params
     # What the relay would send back: the ENVID as Original-Envelope-Id, no returned headers.
