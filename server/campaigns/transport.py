@@ -167,7 +167,7 @@ class _Server:
 
 @dataclass
 class _Idle:
-    smtp: SMTP
+    smtp: _SMTP
     since: float  # loop time it was put back
 
 
