@@ -396,7 +396,9 @@ async def test_garbage_in_every_field_gets_a_page_never_a_5xx(client, venue, csr
     ).status_code == 400
 
 
-async def test_delivery_reports_show_delivered_in_the_table_counts_and_filter(client, venue, csrf):
+async def test_delivery_reports_show_delivered_in_the_table_counts_and_filter(
+    client, venue, csrf, settings
+):
     """A DSN saying delivered (posted to the API as an MTA pipe would) is read in the table, the
     counts and the status filter, in the viewer's language; a bounce beside it stays failed."""
     from tests.server.campaigns.test_reports import sample
@@ -441,3 +443,16 @@ async def test_delivery_reports_show_delivered_in_the_table_counts_and_filter(cl
     assert ">zugestellt<" in german.text
     listing = await client.get(venue["base"])
     assert "<td>1</td><td>1</td><td>2</td>" in listing.text  # sent (delivered too), failed, total
+    # The guest then opened it: an open says more than delivered; a bounce is never "opened".
+    from sqlalchemy import update
+
+    from server.campaigns.models import Message
+    from server.db import Database, utcnow
+
+    database = Database(settings.database_url)
+    async with database.transaction() as session:
+        await session.execute(update(Message).values(opened_at=utcnow()))
+    await database.dispose()
+    page = await client.get(f"{venue['base']}/{cid}")
+    assert '<span class="cmp-ms cmp-ms-delivered">opened</span>' in page.text
+    assert '<span class="cmp-ms cmp-ms-bounced">bounced</span>' in page.text
