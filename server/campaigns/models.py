@@ -23,7 +23,7 @@ moves forward only:
                    +--> failed
 
 Delivery reports (`after_report`, applied by `service.record_report`) move only sent messages
-forward, and never back (docs/decisions/0010-delivery-reports.md says why):
+forward, and never back (docs/decisions/0011-delivery-reports.md says why):
   - delivered / relayed / expanded: sent -> delivered; on delivered or bounced it changes
     nothing: a late or repeated success never undoes a bounce.
   - failed: sent or delivered -> bounced, the diagnostic in `last_reply`: a receiving server may
