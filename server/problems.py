@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from server.errors import (
     BodyInvalid,
@@ -104,7 +105,45 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, A
     return response
 
 
+# Seconds a client is told to wait when the database is out of reach (PostgreSQL restarting).
+DATABASE_RETRY_AFTER = 5
+
+
+def is_database_unavailable(exc: BaseException) -> bool:
+    """Whether `exc` (or what caused it) says the database cannot be reached now: refused or
+    reset connections, a server shutting down, a pooled connection found dead."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OperationalError | InterfaceError | ConnectionError):
+            return True
+        if isinstance(current, DBAPIError) and current.connection_invalidated:
+            return True
+        if type(current).__module__.startswith("asyncpg") and type(current).__name__ in (
+            "ConnectionDoesNotExistError",
+            "CannotConnectNowError",
+            "AdminShutdownError",
+            "ConnectionFailureError",
+        ):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
+
+
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    if is_database_unavailable(exc):
+        log.warning(
+            "database unavailable: %s", type(exc).__name__, extra={"path": request.url.path}
+        )
+        response = problem(
+            503,
+            "database_unavailable",
+            "the database cannot be reached now: try again shortly (a redeem sent again with "
+            "its scan_id is recorded once)",
+        )
+        response.headers["Retry-After"] = str(DATABASE_RETRY_AFTER)
+        return response
     log.error("unhandled error", exc_info=exc, extra={"path": request.url.path})
     return problem(500, "internal_error", "an unexpected error occurred; it has been logged")
 
