@@ -28,6 +28,8 @@ Rules and invariants:
     shell for a snapshot (`wants_snapshot`). Scans keep working meanwhile. The hub answers each
     `hello` with a `welcome`, in order: a `snapshot_required` answering an earlier `hello` than the
     last one sent is stale (a snapshot was loaded in between) and asks for nothing.
+  - A conflict (a forced offline scan, any door's) is shown once, whether it comes as a live
+    `conflict` frame or as a `scan.conflict` change: the store notes each one it has shown.
   - Undo (`undo_last`) annuls this door's latest scan that took effect: at once when the hub
     already holds it, else once it is uploaded; the scan leaves the door's own view at once.
 """
@@ -63,7 +65,7 @@ from protocol.messages import (
     encode_frame,
 )
 from protocol.reasons import Reason
-from protocol.rules import Direction
+from protocol.rules import Direction, ListRules
 from protocol.sync import ListEntry
 from scanner_client.counters import local_counters
 from scanner_client.decide import LocalDecision, decide_locally
@@ -202,6 +204,8 @@ class SyncCore:
             self._notice("hub_error", f"snapshot of event {snapshot.event.id}, not ours")
             return
         self.store.replace_snapshot(snapshot, now=now)
+        for conflict in self.store.take_conflicts():
+            self._show_conflict(conflict)
         self.wants_snapshot = False
         if self.list_id is None or self.store.checkin_list(self.list_id) is None:
             self.list_id = self.list_id if self.list_id else self._first_list()
@@ -232,7 +236,8 @@ class SyncCore:
         elif isinstance(frame, Welcome):
             self._on_welcome(frame, now)
         elif isinstance(frame, Conflict):
-            self.events.append(ConflictNotice(frame, own=frame.device == self.device_id))
+            if self.store.note_conflict(frame):  # shown once, whichever way it comes
+                self._show_conflict(frame)
         elif isinstance(frame, Counters):
             self.events.append(CountersChanged(frame, "hub"))
         elif isinstance(frame, Error):
@@ -257,6 +262,9 @@ class SyncCore:
         else:
             self._catching_up = True
 
+    def _show_conflict(self, conflict: Conflict) -> None:
+        self.events.append(ConflictNotice(conflict, own=conflict.device == self.device_id))
+
     def _hello(self, cursor: int | None) -> None:
         self._hellos_unanswered += 1
         self._send(Hello(cursor=cursor))
@@ -273,6 +281,8 @@ class SyncCore:
                 self._notice("resync", str(exc))
                 self.wants_snapshot = True
             return
+        for conflict in self.store.take_conflicts():
+            self._show_conflict(conflict)
         if revoked:
             self._unpair("revoked", now)
         if not frame.has_more:
@@ -569,7 +579,7 @@ class SyncCore:
             source="door",
             ticket=view,
             entries=decision.after.entries,
-            max_entries=decision.rules.max_entries if decision.ticket else None,
+            max_entries=_max_entries(decision),
             first_at=first.at if first else None,
             first_gate=first.gate if first else None,
             first_here=first is not None and first.device_id == self.device_id,
@@ -662,6 +672,12 @@ def _is_utf8(code: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def _max_entries(decision: LocalDecision) -> int | None:
+    """The list's entry limit, to show beside the ticket (an unknown list has none)."""
+    rules = decision.rules
+    return rules.max_entries if decision.ticket and isinstance(rules, ListRules) else None
 
 
 def _reason_text(decision: LocalDecision) -> str | None:

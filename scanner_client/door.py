@@ -303,7 +303,7 @@ class Door:
 
     async def _take_snapshot(self) -> None:
         """Download, decode and load a snapshot; on failure the next session tries again."""
-        url = f"{self.credentials.server}/api/v1/checkin/snapshot"
+        url = f"{self.credentials.server}/api/v1/checkin/snapshot?conflicts=true"
         headers = {
             "Authorization": f"Bearer {self.credentials.token}",
             "Accept-Encoding": "zstd, gzip",

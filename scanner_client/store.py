@@ -39,7 +39,7 @@ from typing import Any, Literal, Protocol, TypeVar
 import msgspec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from protocol.messages import fits_in_utc
+from protocol.messages import Conflict, fits_in_utc
 from protocol.rules import Direction
 from protocol.sync import (
     EventEntry,
@@ -91,6 +91,8 @@ CREATE TABLE IF NOT EXISTS journal (
     hub_verdict TEXT, hub_reason TEXT, hub_forced INTEGER, hub_entries INTEGER,
     effect INTEGER NOT NULL DEFAULT 0, reflected INTEGER NOT NULL DEFAULT 0,
     annul TEXT CHECK (annul IN ('requested', 'done')), created_at REAL NOT NULL);
+CREATE TABLE IF NOT EXISTS conflicts (
+    device TEXT NOT NULL, scan_id TEXT NOT NULL, PRIMARY KEY (device, scan_id)) WITHOUT ROWID;
 """
 
 # Indexes are built after a snapshot's bulk insert (faster than maintaining them row by row).
@@ -136,6 +138,8 @@ class Snapshot(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     revoked: list[str]
     blocked: list[str]
     checkins: list[PresenceEntry]
+    # Only when asked for (`?conflicts=true`): the `conflict` of every `scan.conflict` change.
+    conflicts: list[dict[str, Any]] = []
 
 
 JournalState = Literal["pending", "queued", "done"]
@@ -207,6 +211,8 @@ class Store(Protocol):
 
     # the door's own choices
     def chosen_list(self) -> str | None: ...
+    def note_conflict(self, conflict: Conflict) -> bool: ...
+    def take_conflicts(self) -> list[Conflict]: ...
     def choose_list(self, list_id: str) -> None: ...
 
     # journal
@@ -261,6 +267,7 @@ class LocalStore:
         self.hub_version = 0
         self._writes = 0  # journal writes since the last WAL checkpoint
         self._touched: set[str] = set()  # see take_touched()
+        self._conflicts: list[Conflict] = []  # see take_conflicts()
 
     @classmethod
     def open(cls, path: Path | str) -> LocalStore:
@@ -544,7 +551,9 @@ class LocalStore:
             self._set_meta("cursor", str(snapshot.seq))
             self._set_meta("synced_at", repr(now))
             db.execute("UPDATE journal SET reflected = 1 WHERE state = 'done' AND reflected = 0")
+            fresh = [c for c in map(_conflict, snapshot.conflicts) if _note_conflict(db, c)]
             self._forget_caches()
+        self._conflicts.extend(fresh)
         self._db.execute("ANALYZE")
 
     def apply_changes(
@@ -557,6 +566,7 @@ class LocalStore:
         the page is applied.
         """
         revoked = applied = False
+        fresh: list[Conflict] = []
         cursor = self.cursor()
         if cursor is None:
             raise SyncError("changes before any snapshot")
@@ -570,19 +580,36 @@ class LocalStore:
                 if seq != cursor + 1:
                     raise SyncError(f"gap in the change log: {seq} after {cursor}", gap=True)
                 try:
-                    revoked |= self._apply(db, item, own_device)
+                    revoked |= self._apply(db, item, own_device, fresh)
                 except (ValueError, TypeError, KeyError) as exc:  # ValidationError is a ValueError
                     raise SyncError(f"bad change item {seq}: {exc}") from None
                 cursor = seq
                 applied = True
             self._set_meta("cursor", str(cursor))
             self._set_meta("synced_at", repr(now))
+        self._conflicts.extend(fresh)  # committed: they are noted as seen
         if applied:
             self._ticket_count = self._weights = None
             self.hub_version += 1
         return revoked
 
-    def _apply(self, db: sqlite3.Connection, item: Mapping[str, Any], own_device: str) -> bool:
+    def note_conflict(self, conflict: Conflict) -> bool:
+        """Note a conflict as seen (live frame); whether it is new, i.e. to be shown now."""
+        with self._transaction() as db:
+            return _note_conflict(db, conflict)
+
+    def take_conflicts(self) -> list[Conflict]:
+        """The conflicts `apply_changes` met for the first time, each once (then shown)."""
+        out, self._conflicts = self._conflicts, []
+        return out
+
+    def _apply(
+        self,
+        db: sqlite3.Connection,
+        item: Mapping[str, Any],
+        own_device: str,
+        fresh: list[Conflict],
+    ) -> bool:
         kind = item.get("kind")
         if kind == "event.updated":
             event = _checked(msgspec.convert(item["event"], EventEntry))
@@ -616,6 +643,10 @@ class LocalStore:
                 db.execute(_PRESENCE_UPSERT, _presence_row(presence))
             if scan.device_id == own_device:
                 db.execute("UPDATE journal SET reflected = 1 WHERE scan_id = ?", (scan.scan_id,))
+        elif kind == "scan.conflict":
+            conflict = _conflict(item["conflict"])
+            if _note_conflict(db, conflict):
+                fresh.append(conflict)
         elif kind == "keys.changed":
             keys = msgspec.convert(item["keys"], list[dict[str, Any]])
             self._set_meta("keys", msgspec.json.encode(keys).decode())
@@ -879,6 +910,23 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _MAX_TEXT = 1024
 
 
+def _conflict(fields: Any) -> Conflict:
+    """The conflict in a `scan.conflict` change or a snapshot: the `conflict` frame's fields
+    without `type`. ValueError (msgspec's ValidationError is one) for anything else."""
+    if not isinstance(fields, dict) or "type" in fields:
+        raise ValueError("conflict: not a map of the conflict frame's fields")
+    return _checked(msgspec.convert({**fields, "type": "conflict"}, Conflict))
+
+
+def _note_conflict(db: sqlite3.Connection, conflict: Conflict) -> bool:
+    """Record `conflict` as seen by this door; whether it was not seen before."""
+    cursor = db.execute(
+        "INSERT OR IGNORE INTO conflicts (device, scan_id) VALUES (?, ?)",
+        (conflict.device or "", conflict.scan_id),
+    )
+    return cursor.rowcount == 1
+
+
 def _checked(entity: _Entity) -> _Entity:
     """`entity` if the store can hold it as the hub meant it; ValueError otherwise.
 
@@ -923,6 +971,8 @@ def decode_snapshot(raw: bytes) -> Snapshot:
     try:
         for entity in entities:
             _checked(entity)
+        for fields in snapshot.conflicts:
+            _conflict(fields)
     except ValueError as exc:
         raise SyncError(f"not a snapshot: {exc}") from None
     return snapshot

@@ -40,6 +40,7 @@ class ChangeKind:
     LIST_UPDATED = "list.updated"
     SCAN_ACCEPTED = "scan.accepted"
     SCAN_ANNULLED = "scan.annulled"
+    SCAN_CONFLICT = "scan.conflict"  # a forced offline scan, with or without a ticket
     KEYS_CHANGED = "keys.changed"
     DEVICE_REVOKED = "device.revoked"
 

@@ -142,12 +142,14 @@ async def _event_heads(session: AsyncSession, event_id: str) -> tuple[int, int]:
 #     cannot drift from `event_counters`;
 #   - any other change that can move a count (tickets issued, revoked, retyped; lists and ticket
 #     types created or changed; a kind it does not know) reloads the whole tally. Key and device
-#     changes move nothing.
+#     changes and conflicts move nothing.
 #
 # Cost per push: one read of the changes since the last push and, for tickets not seen before,
 # one query of their persons; nothing proportional to the event's size.
 
-_IGNORED = {"keys.changed", "device.revoked", "event.updated"}
+# A `scan.conflict` changes no presence (decision 0012): a ticketless forced scan counts nowhere,
+# and a forced scan of a ticket is counted by its own `scan.accepted`.
+_IGNORED = {"keys.changed", "device.revoked", "event.updated", "scan.conflict"}
 _FOLDED = {"scan.accepted", "scan.annulled"}
 _PairState = tuple[bool, bool, str | None]  # entered, inside, gate of the first entry
 _NOWHERE: _PairState = (False, False, None)

@@ -58,6 +58,7 @@ from server.db.fast_insert import on_driver_thread
 __all__ = [
     "RedeemOutcome",
     "RepeatedScans",
+    "conflict_entry",
     "decide_and_record",
     "presence_entry",
     "scan_change",
@@ -108,7 +109,10 @@ class _Batch:
     presence: dict[tuple[str, str], Presence] = field(default_factory=dict)
     results: dict[tuple[str, str], ResultItem] = field(default_factory=dict)
     scan_rows: list[dict[str, Any]] = field(default_factory=list)
-    changes: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = field(default_factory=dict)
+    # per event, in order: (kind, payload, the scan row whose seq it gives, if any)
+    changes: dict[str, list[tuple[str, dict[str, Any], dict[str, Any] | None]]] = field(
+        default_factory=dict
+    )
     touched: set[tuple[str, str]] = field(default_factory=set)
     conflicts: list[tuple[str, Conflict]] = field(default_factory=list)
 
@@ -270,7 +274,13 @@ def _decide_one(
     batch.results[scan_key] = result
     _record(batch, device, item, facts, result, ticket, after if takes_effect else None)
     if forced:
-        batch.conflicts.append((device.event_id, _conflict(device, item, facts, result, before)))
+        conflict = _conflict(device, item, facts, result, before)
+        batch.conflicts.append((device.event_id, conflict))
+        # Logged too, ticket or not, so that catch-up carries it to every door (decision 0012).
+        payload = {"conflict": conflict_entry(conflict)}
+        batch.changes.setdefault(device.event_id, []).append(
+            (ChangeKind.SCAN_CONFLICT, payload, None)
+        )
     return result
 
 
@@ -315,7 +325,9 @@ def _record(
     batch.scan_rows.append(row)
     if effect is not None and ticket is not None:
         payload = scan_change(row, presence_entry(ticket.state.id, item.list_id, effect))
-        batch.changes.setdefault(device.event_id, []).append((payload, row))
+        batch.changes.setdefault(device.event_id, []).append(
+            (ChangeKind.SCAN_ACCEPTED, payload, row)
+        )
 
 
 def scan_change(row: Mapping[str, Any], presence: PresenceEntry) -> dict[str, Any]:
@@ -368,10 +380,11 @@ async def _write(session: AsyncSession, batch: _Batch, *, optimistic: bool) -> d
     heads: dict[str, int] = {}
     for event_id, entries in batch.changes.items():
         new_head = await append_changes(
-            session, event_id, [(ChangeKind.SCAN_ACCEPTED, payload) for payload, _ in entries]
+            session, event_id, [(kind, payload) for kind, payload, _ in entries]
         )
-        for offset, (_, row) in enumerate(entries):
-            row["seq"] = new_head - len(entries) + 1 + offset
+        for offset, (_, _, row) in enumerate(entries):
+            if row is not None:
+                row["seq"] = new_head - len(entries) + 1 + offset
         heads[event_id] = new_head
     if optimistic:
         if await store.insert_new_scans(session, batch.scan_rows) < len(batch.scan_rows):
@@ -389,16 +402,24 @@ def _write_on_driver(
     batch met a stored scan."""
     heads: dict[str, int] = {}
     for event_id, entries in batch.changes.items():
-        kinds = [(ChangeKind.SCAN_ACCEPTED, payload) for payload, _ in entries]
+        kinds = [(kind, payload) for kind, payload, _ in entries]
         new_head = append_changes_on_driver(driver, dialect, event_id, kinds)
-        for offset, (_, row) in enumerate(entries):
-            row["seq"] = new_head - len(entries) + 1 + offset
+        for offset, (_, _, row) in enumerate(entries):
+            if row is not None:
+                row["seq"] = new_head - len(entries) + 1 + offset
         heads[event_id] = new_head
     inserted = store.insert_scans_on_driver(driver, dialect, batch.scan_rows)
     if optimistic and inserted < len(batch.scan_rows):
         return None
     store.save_presence_on_driver(driver, dialect, {k: batch.presence[k] for k in batch.touched})
     return heads
+
+
+def conflict_entry(conflict: Conflict) -> dict[str, Any]:
+    """The `conflict` of a `scan.conflict` change: the conflict frame's fields without `type`."""
+    built: dict[str, Any] = msgspec.to_builtins(conflict)
+    del built["type"]
+    return built
 
 
 def _first_scan(presence: Presence) -> FirstScan | None:

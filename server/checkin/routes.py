@@ -57,6 +57,9 @@ __all__ = ["CheckinAdminController", "DeviceApiController", "pair_device"]
 Since = Annotated[
     int, QueryParameter(ge=0, le=2**62, description="the last seq the device applied")
 ]
+WithConflicts = Annotated[
+    bool, QueryParameter(description="add `conflicts`, every scan.conflict's (decision 0012)")
+]
 ChangesLimit = Annotated[int, QueryParameter(ge=1, le=1000, description="changes per page")]
 PairingCodeQuery = Annotated[str, QueryParameter(min_length=1, max_length=64)]
 # For answers carrying a pairing code or a device token: no cache may keep a copy.
@@ -280,10 +283,12 @@ class DeviceApiController(Controller):
         return await _annul(state, data.scan_id, device=_token(request))
 
     @get("/snapshot", summary="The event's snapshot (msgpack, gzip or zstd) and its seq")
-    async def snapshot(self, request: Request, state: State) -> Response[bytes]:
+    async def snapshot(
+        self, request: Request, state: State, conflicts: WithConflicts = False
+    ) -> Response[bytes]:
         async with snapshot_session(state.database) as session:
             device = await _device(session, _token(request))
-            snapshot = await build_snapshot(session, device.event_id)
+            snapshot = await build_snapshot(session, device.event_id, conflicts=conflicts)
         body, encoding = compress(snapshot, request.headers.get("accept-encoding", ""))
         headers = {"Content-Encoding": encoding, "X-Tessera-Seq": str(snapshot["seq"])}
         headers["Vary"] = "Accept-Encoding"

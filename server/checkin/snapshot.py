@@ -7,7 +7,10 @@ change log from there without gap or overlap.
 
 Format: a msgpack map `{event, seq, keys, ticket_types, lists, tickets, revoked, blocked,
 checkins}`, each entity in its `protocol.sync` shape (the shape the change log carries it in);
-times are RFC 3339 UTC strings; compressed with zstd or gzip (`Content-Encoding`).
+times are RFC 3339 UTC strings; compressed with zstd or gzip (`Content-Encoding`). Asked with
+`conflicts=True` (a door that shows them: `?conflicts=true`), it also holds `conflicts`, the
+`conflict` of every `scan.conflict` change up to `seq` (decision 0012); without, the map is
+exactly the one older doors decode strictly.
 """
 
 from __future__ import annotations
@@ -24,7 +27,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.sync import PresenceEntry, TicketEntry, is_empty
 from protocol.token import public_jwk
-from server.changes.service import head
+from server.changes.models import Change
+from server.changes.service import ChangeKind, head
 from server.checkin.models import CheckinList, Presence
 from server.checkin.redeem import presence_entry
 from server.checkin.service import list_entry
@@ -51,7 +55,9 @@ async def snapshot_session(database: Database) -> AsyncIterator[AsyncSession]:
         yield session
 
 
-async def build_snapshot(session: AsyncSession, event_id: str) -> dict[str, Any]:
+async def build_snapshot(
+    session: AsyncSession, event_id: str, *, conflicts: bool = False
+) -> dict[str, Any]:
     """The snapshot of `event_id` as a plain map (see the module docstring)."""
     seq = await head(session, event_id)
     event = (await session.execute(select(Event).where(Event.id == event_id))).scalar_one()
@@ -65,7 +71,7 @@ async def build_snapshot(session: AsyncSession, event_id: str) -> dict[str, Any]
         .order_by(CheckinList.created_at, CheckinList.id)
     )
     tickets = await _tickets(session, event_id)
-    return {
+    snapshot = {
         "event": event_entry(event),
         "seq": seq,
         "keys": [public_jwk(kid, key) for kid, key in keys.items()],
@@ -76,6 +82,19 @@ async def build_snapshot(session: AsyncSession, event_id: str) -> dict[str, Any]
         "blocked": [t.id for t in tickets if t.blocked],
         "checkins": await _checkins(session, event_id),
     }
+    if conflicts:
+        snapshot["conflicts"] = await _conflicts(session, event_id)
+    return snapshot
+
+
+async def _conflicts(session: AsyncSession, event_id: str) -> list[dict[str, Any]]:
+    """Every conflict of the event, in `seq` order, as its `scan.conflict` change holds it."""
+    payloads = await session.scalars(
+        select(Change.payload)
+        .where(Change.event_id == event_id, Change.kind == ChangeKind.SCAN_CONFLICT)
+        .order_by(Change.seq)
+    )
+    return [payload["conflict"] for payload in payloads]
 
 
 async def _tickets(session: AsyncSession, event_id: str) -> list[TicketEntry]:

@@ -351,7 +351,7 @@ class HubSide:
 
         async def build() -> dict[str, Any]:
             async with snapshot_session(self.database) as session:
-                return await build_snapshot(session, event_id)
+                return await build_snapshot(session, event_id, conflicts=True)
 
         return msgspec.msgpack.encode(msgspec.to_builtins(self._run(build())))
 

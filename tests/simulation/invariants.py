@@ -5,9 +5,10 @@ in the hub's reads cannot hide itself):
   1. every scan made at any door is stored at the hub exactly once by (device, scan_id), and the
      hub stores no scan no door made;
   2. among scans decided online, no single-entry ticket is accepted twice (annulled ones aside);
-  3. a door-admitted scan the hub calls forced reached every door connected at the end (as a
-     `conflict` frame or as a forced scan in its `changes`); a door-refused scan is stored
-     refused, never counted, never in the change log;
+  3. a door-admitted scan the hub calls forced has a `scan.conflict` change, and every door
+     connected at the end showed its conflict to staff, once (from the live `conflict` frame
+     or from `changes`: `conflict-shown-once` is checked as it happens); a door-refused scan
+     is stored refused, never counted, never in the change log;
   4. every door connected at the end has the hub's head as cursor, no scan queued, and the hub's
      presence, revocations and blocks;
   5. the hub's presence equals `protocol.rules.fold_all` of its stored scans, and its counters
@@ -133,6 +134,15 @@ def _offline_verdicts(
             (event_id,),
         )
     }
+    conflict_seqs = {
+        (row[0], row[1]): row[2]
+        for row in db.execute(
+            "SELECT json_extract(payload, '$.conflict.device'), "
+            "json_extract(payload, '$.conflict.scan_id'), seq FROM change "
+            "WHERE event_id = ? AND kind = 'scan.conflict'",
+            (event_id,),
+        )
+    }
     connected = [d for d in sim.doors if d.socket is not None and d.core is not None]
     for (device, scan_id), (door, entry) in _journals(sim).items():
         stored = scans[(device, scan_id)]
@@ -142,20 +152,15 @@ def _offline_verdicts(
         if entry.door_verdict == "accepted" and stored["offline"] and not stored["accepted"]:
             raise sim.fail("door-admission-kept", f"{scan_id} of door{door.index} stored refused")
         if stored["forced"]:
+            seq = conflict_seqs.get((device, scan_id))
+            if seq is None:
+                raise sim.fail("conflict-logged", f"forced {scan_id} of door{door.index}")
             for other in connected:
-                told = scan_id in other.conflicts or scan_id in other.forced_seen
-                told = told or (other is door and entry.hub_forced)  # its own result said so
-                if not told and not _snapshot_after(other, stored):
+                if scan_id not in other.conflicts:
                     raise sim.fail(
                         "conflict-reaches-doors",
                         f"forced {scan_id} of door{door.index} never reached door{other.index}",
                     )
-
-
-def _snapshot_after(door: Any, stored: dict[str, Any]) -> bool:
-    """Whether `door` loaded a snapshot taken after the forced scan's change: it cannot be told
-    of it then (a snapshot holds presence, not scans), a known limit rather than a failure."""
-    return stored["seq"] is not None and door.snapshot_seq >= stored["seq"]
 
 
 def _seq_gap_free(sim: Sim, db: sqlite3.Connection, event_id: str) -> None:

@@ -80,7 +80,7 @@ class Door:
     unnoticed: bool = False  # its socket broke and the engine has not been told yet
     snapshotting: bool = False
     scan_ids: set[str] = field(default_factory=set)  # every id its engine ever returned
-    conflicts: set[str] = field(default_factory=set)  # conflicts it was shown (this life)
+    conflicts: set[str] = field(default_factory=set)  # conflicts it showed (every life)
     forced_seen: set[str] = field(default_factory=set)  # forced scans it read in `changes`
     snapshot_seq: int = -1  # the seq of the newest snapshot it loaded
 
@@ -181,7 +181,6 @@ class Sim:
         door.store = LocalStore.open(door.path)
         door.store._db.execute("PRAGMA synchronous=OFF")  # a crash here is a process kill
         door.life += 1
-        door.conflicts = set()
         door.core = SyncCore(
             door.store,
             device_id=door.device_id,
@@ -279,6 +278,10 @@ class Sim:
                         "journaled-before-shown", f"{event.scan_id} at door{door.index}"
                     )
             elif isinstance(event, ConflictNotice):
+                if event.conflict.scan_id in door.conflicts:
+                    raise self.fail(
+                        "conflict-shown-once", f"{event.conflict.scan_id} again at door{door.index}"
+                    )
                 door.conflicts.add(event.conflict.scan_id)
         if core.wants_snapshot and not door.snapshotting and not core.unpaired:
             self.request_snapshot(door)
