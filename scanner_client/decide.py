@@ -13,7 +13,8 @@ The same checks as the hub, in the same order (docs/protocol.md section 6):
      ticket's presence on the list as the door sees it: the hub's presence (other doors'
      check-ins received before the cut) with this door's own unconfirmed scans folded on top.
 
-An unknown list admits nothing (`not_on_list` after the ticket's own checks), as at the hub.
+An unknown list is `protocol.rules.UnknownList`, decided by the shared `decide` as at the hub: it
+admits nothing (`not_on_list` after the ticket's own checks).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from protocol.rules import (
     ListRules,
     Presence,
     ScanFacts,
+    UnknownList,
     Verdict,
     apply,
     decide,
@@ -44,7 +46,7 @@ class LocalDecision:
     verdict: Verdict
     ticket: TicketEntry | None  # None when the code names no ticket of the event
     ticket_type: TicketTypeEntry | None
-    rules: ListRules
+    rules: ListRules | UnknownList
     before: Presence  # the presence the rules read
     after: Presence  # the presence once this scan took effect (`before` if refused)
 
@@ -88,22 +90,21 @@ def decide_locally(
 ) -> LocalDecision:
     """What the hub would decide on this scan, from the store alone."""
     entry = store.checkin_list(list_id)
-    if entry is None:
-        rules = ListRules(id=list_id, event_id=event_id, ticket_type_ids=frozenset())
-    else:
-        rules = list_rules(entry, event_id)
+    rules = UnknownList(list_id, event_id) if entry is None else list_rules(entry, event_id)
     ticket, refusal = find_ticket(store, code, event_id=event_id, now=scanned_at.timestamp())
     ticket_type = store.ticket_type(ticket.ticket_type_id) if ticket else None
     if ticket is None or ticket_type is None:
         verdict = Verdict(False, refusal or Reason.INVALID)
         return LocalDecision(verdict, None, None, rules, Presence(), Presence())
-    before = presence_seen(store, ticket.id, rules, own_device)
+    before = Presence()  # an unknown list holds no presence
+    if isinstance(rules, ListRules):
+        before = presence_seen(store, ticket.id, rules, own_device)
     facts = ScanFacts(direction=direction, scanned_at=scanned_at)
     if refusal is not None:
         verdict = Verdict(False, refusal)
     else:
         verdict = decide(facts, ticket_state(ticket, ticket_type, event_id), before, rules)
     after = before
-    if verdict.accepted:
+    if verdict.accepted and isinstance(rules, ListRules):
         after = apply(before, facts, rules, gate=None, device_id=own_device)
     return LocalDecision(verdict, ticket, ticket_type, rules, before, after)
