@@ -126,3 +126,19 @@ async def test_an_event_of_another_size_pushes_with_the_same_statements(api, set
         finally:
             await database.dispose()
     assert counts[0] == counts[1]
+
+
+def test_a_conflict_change_moves_no_counter_and_needs_no_reload():
+    """A `scan.conflict` (decision 0012) carries no presence: the tally steps over it, and a
+    kind it does not know still makes it reload."""
+    tally = CounterTally("event", nulls_first=True)
+    tally.seq = 4
+    before = tally.counters()
+    conflict = {
+        "seq": 5,
+        "kind": "scan.conflict",
+        "conflict": {"scan_id": "s", "reason": "invalid"},
+    }
+    assert tally.fold([conflict]) == (False, set())
+    assert tally.seq == 5 and tally.counters() == before
+    assert tally.fold([{"seq": 6, "kind": "something.new"}]) == (True, set())
