@@ -25,6 +25,7 @@ from server.campaigns.outbox import Outbox
 from server.campaigns.routes import CampaignController
 from server.campaigns.transport import mailer_for
 from server.changes.publish import publish_committed
+from server.changes.retention import Pruner
 from server.checkin.fanout import Fanout, MemoryFanout
 from server.checkin.hub import ScannerHub, scanner_socket
 from server.checkin.redis_fanout import RedisFanout
@@ -132,6 +133,8 @@ def build_state(settings: Settings) -> State:
         mailer = mailer_for(settings.smtp_url, settings.maildir)
         lease = timedelta(seconds=settings.outbox_lease)
         outbox = Outbox(database, settings, mailer, lease=lease)
+    retention = settings.change_retention_period
+    pruner = Pruner(database, retention) if outbox is not None and retention else None
     hub = ScannerHub(database, fanout, redeem_writer)
     return State(
         {
@@ -151,6 +154,7 @@ def build_state(settings: Settings) -> State:
             "console_limits": SignInLimits(),
             "redeem_writer": redeem_writer,
             "outbox": outbox,
+            "pruner": pruner,
             # Request figures, the hub's sockets and database figures read at scrape time.
             "metrics": Metrics(database, hub) if settings.metrics else None,
         }
@@ -170,6 +174,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await state.redeem_writer.start()
     outbox_stop = asyncio.Event()
     outbox_task = asyncio.create_task(outbox.run(outbox_stop)) if outbox else None
+    # The change log's retention runs where the outbox does (embedded here, else the worker).
+    pruner: Pruner | None = state.pruner
+    pruner_task = asyncio.create_task(pruner.run(outbox_stop)) if pruner else None
     listener = None
     if state.metrics is not None and state.settings.metrics_address:
         listener = MetricsListener(state.metrics, state.settings.metrics_address)
@@ -183,8 +190,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             await listener.stop()
         if state.metrics is not None:
             await state.metrics.close()
+        outbox_stop.set()
+        if pruner_task is not None:
+            await pruner_task
         if outbox is not None and outbox_task is not None:
-            outbox_stop.set()
             outbox.wake()
             await outbox_task
             await outbox.mailer.close()

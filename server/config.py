@@ -8,14 +8,23 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Mapping
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 import msgspec
 
-__all__ = ["ENV_PREFIX", "Settings", "SettingsError", "async_database_url", "split_host_port"]
+__all__ = [
+    "ENV_PREFIX",
+    "Settings",
+    "SettingsError",
+    "async_database_url",
+    "parse_retention",
+    "split_host_port",
+]
 
 ENV_PREFIX = "TESSERA_"
 # The door client's own variables (TESSERA_SCAN_HOME): a door and a server may share a shell.
@@ -68,6 +77,9 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     metrics: bool = True
     metrics_address: str | None = None
     metrics_token_required: bool = True
+    # How long the change log of a finished event is kept (server/changes/retention.py): a
+    # number and a unit (s, m, h, d, w), at least 1h, at most 3650d; `never` keeps it forever.
+    change_retention: str = "7d"
 
     def __post_init__(self) -> None:
         _check_database_url(self.database_url)
@@ -86,6 +98,15 @@ class Settings(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
             _check_bounce_address(self.bounce_address)
         if self.metrics_address:  # empty means unset, as for the DKIM settings
             _check_metrics_address(self)
+        try:
+            parse_retention(self.change_retention)
+        except ValueError as exc:
+            raise ValueError(f"change_retention: {exc}") from None
+
+    @property
+    def change_retention_period(self) -> timedelta | None:
+        """The change log's retention; None when it is kept forever."""
+        return parse_retention(self.change_retention)
 
     @property
     def public_base_url(self) -> str:
@@ -203,6 +224,28 @@ def _check_bounce_address(value: str) -> None:
         check_address(value)
     except MailError as exc:
         raise ValueError(f"bounce_address: {exc.detail}") from None
+
+
+_DURATION = re.compile(r"([0-9]{1,7})([smhdw])")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+_RETENTION_MIN = timedelta(hours=1)
+_RETENTION_MAX = timedelta(days=3650)
+
+
+def parse_retention(text: str) -> timedelta | None:
+    """`7d`, `36h`, `2w` ... as a duration between 1h and 3650d; `never` is None. Raises
+    ValueError saying what is expected."""
+    value = text.strip().lower()
+    if value == "never":
+        return None
+    match = _DURATION.fullmatch(value)
+    if match is None:
+        expected = "a number and a unit (s, m, h, d, w) or never"
+        raise ValueError(f"expected {expected}, got {text[:40]!r}")
+    period = timedelta(seconds=int(match[1]) * _UNITS[match[2]])
+    if not _RETENTION_MIN <= period <= _RETENTION_MAX:
+        raise ValueError(f"expected between 1h and 3650d, got {text[:40]!r}")
+    return period
 
 
 def split_host_port(address: str) -> tuple[str, int]:

@@ -6,6 +6,10 @@ Rules:
   order, see `server.changes.service`), so a page has no holes and a cursor never skips.
 - `read_pages` follows the log to the head one page per read-only transaction, so a long
   catch-up never holds one transaction open while frames go out.
+- Retention prunes the oldest changes (server/changes/retention.py): `event.change_floor` is the
+  highest seq no longer kept, raised before the rows go. A cursor below the floor cannot be
+  followed; a page that would not start right after its cursor (the floor rose between two
+  reads) raises `SnapshotRequired` instead of skipping, so a reader never sees a hole.
 """
 
 from __future__ import annotations
@@ -13,14 +17,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.messages import Changes
 from server.changes.models import Change
-from server.changes.service import head
+from server.errors import SnapshotRequired
+from server.events.models import Event
 
-__all__ = ["PAGE_SIZE", "changes_after", "needs_snapshot", "read_pages"]
+__all__ = ["PAGE_SIZE", "changes_after", "log_position", "needs_snapshot", "read_pages"]
 
 PAGE_SIZE = 500  # items per page (and per `changes` frame) unless the caller says otherwise
 
@@ -32,8 +37,12 @@ class _ReadTransactions(Protocol):
 async def changes_after(
     session: AsyncSession, event_id: str, cursor: int, limit: int = PAGE_SIZE
 ) -> Changes:
-    """The changes after `cursor`, gap-free and in seq order, at most `limit` of them."""
-    current = await head(session, event_id)
+    """The changes after `cursor`, gap-free and in seq order, at most `limit` of them.
+
+    Raises SnapshotRequired when the changes right after `cursor` are no longer kept."""
+    current, floor = await log_position(session, event_id)
+    if cursor < floor:
+        raise _pruned(cursor, current)
     rows = await session.execute(
         select(Change.seq, Change.kind, Change.payload)
         .where(Change.event_id == event_id, Change.seq > cursor, Change.seq <= current)
@@ -41,6 +50,9 @@ async def changes_after(
         .limit(limit)
     )
     items = [{"seq": seq, "kind": kind, **payload} for seq, kind, payload in rows]
+    first = items[0]["seq"] if items else current + 1
+    if cursor < current and first != cursor + 1:  # pruned since the floor was read
+        raise _pruned(cursor, current)
     last = items[-1]["seq"] if items else cursor
     return Changes(items=items, head=current, has_more=last < current)
 
@@ -62,16 +74,30 @@ async def read_pages(
         cursor = int(page.items[-1]["seq"])
 
 
+async def log_position(session: AsyncSession, event_id: str) -> tuple[int, int]:
+    """The event's head and its change floor (the highest seq no longer kept); (0, 0) for an
+    event that does not exist."""
+    row = (
+        await session.execute(
+            select(Event.change_seq, Event.change_floor).where(Event.id == event_id)
+        )
+    ).first()
+    return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
+
+
 async def needs_snapshot(session: AsyncSession, event_id: str, cursor: int | None) -> bool:
     """Whether a device at `cursor` must load a snapshot instead of following the change log:
-    no cursor, a cursor beyond the head (another database, or a restore), or one older than the
-    oldest change still kept."""
+    no cursor, a cursor beyond the head (another database, or a restore), or one below the
+    change floor (older than the oldest change still kept)."""
     if cursor is None:
         return True
-    current = await head(session, event_id)
-    if cursor > current:
-        return True
-    oldest = await session.scalar(select(func.min(Change.seq)).where(Change.event_id == event_id))
-    if oldest is None:
-        return cursor != current
-    return cursor < oldest - 1
+    current, floor = await log_position(session, event_id)
+    return cursor > current or cursor < floor
+
+
+def _pruned(cursor: int, current: int) -> SnapshotRequired:
+    return SnapshotRequired(
+        f"cursor {cursor} is older than the change log kept: "
+        "load the snapshot, then follow its seq",
+        head=current,
+    )

@@ -5,6 +5,9 @@ Rules: what is sent of the change log and when the socket must read the log itse
 socket's own pusher task sends, so a slow client only delays itself. One writer of `changes` at a
 time (`sync_lock`: the pusher, or a `hello`'s catch-up); every send goes through one lock (ASGI
 sends must not interleave); a send to a socket that went away marks it closed and never raises.
+When the changes after the socket's cursor were pruned under it (retention, archive), the socket
+stops following the log and is sent an unprompted `welcome {snapshot_required: true}`: the door
+loads a snapshot and says `hello` again, as after any `snapshot_required`.
 """
 
 from __future__ import annotations
@@ -15,11 +18,12 @@ from typing import Any
 
 from litestar import WebSocket
 
-from protocol.messages import HubFrame, encode_frame
+from protocol.messages import HubFrame, Welcome, encode_frame
 from server.checkin.config import HubConfig
 from server.checkin.feed import ChangeFeed
 from server.checkin.store import DeviceContext
 from server.checkin.stream import ChangeStream
+from server.errors import SnapshotRequired
 
 __all__ = ["Connection"]
 
@@ -83,6 +87,13 @@ class Connection:
         self.stream.offer(items)
         self._wake.set()
 
+    def offer_resync(self) -> None:
+        """Read the log after `sent_seq` alone at the next push (the room's read was pruned)."""
+        if self.closed:
+            return
+        self.stream.mark_stale()
+        self._wake.set()
+
     def offer_frame(self, data: bytes) -> None:
         self._frames.append(data)
         self._wake.set()
@@ -95,13 +106,25 @@ class Connection:
         """Send the change log after `sent_seq` in pages; the caller holds `sync_lock`."""
         assert self.device is not None and self.stream.sent_seq is not None
         event_id, size = self.device.event_id, self.stream.page_size
-        async for page in self.feed.pages(event_id, self.stream.sent_seq, size):
-            if self.closed:
-                return
-            if page.items or always_send:
-                await self.send(page)
-            always_send = False
-            self.stream.sent(page)
+        try:
+            async for page in self.feed.pages(event_id, self.stream.sent_seq, size):
+                if self.closed:
+                    return
+                if page.items or always_send:
+                    await self.send(page)
+                always_send = False
+                self.stream.sent(page)
+        except SnapshotRequired as exc:
+            self.stream.restart(None)
+            head = int(exc.extra.get("head", 0))
+            await self.send(
+                Welcome(
+                    device_id=self.device.device_id,
+                    event_id=event_id,
+                    head=head,
+                    snapshot_required=True,
+                )
+            )
 
     async def run_pusher(self) -> None:
         """Send what the room offered, in order: changes after `sent_seq`, frames, counters."""

@@ -12,6 +12,8 @@ Rules:
   devices in the room covers a revocation notice that Redis lost.
 - `conflict` notices are forwarded as `conflict` frames to every socket of the event.
 - Counters are read once per room and pushed at most every `counters_interval` seconds.
+- When the log after `read_seq` was pruned (an idle room, retention), the room moves `read_seq`
+  to the head: the sockets behind it learn so when they catch up alone (connection.py).
 - Offers never block the room: each socket has its own pusher task, so a slow socket only delays
   itself.
 """
@@ -33,6 +35,7 @@ from server.checkin.connection import Connection
 from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed
 from server.checkin.notices import plan_notices
+from server.errors import SnapshotRequired
 
 __all__ = ["CLOSE_REVOKED", "EventRoom"]
 
@@ -135,13 +138,18 @@ class EventRoom:
     async def read_and_offer(self) -> None:
         """Read the change log after `read_seq` and offer it to every socket, page by page."""
         page_size = self.config.page_size
-        async for page in self.feed.pages(self.event_id, self.read_seq, page_size):
-            if not page.items:
-                return
-            self.read_seq = int(page.items[-1]["seq"])
+        try:
+            async for page in self.feed.pages(self.event_id, self.read_seq, page_size):
+                if not page.items:
+                    return
+                self.read_seq = int(page.items[-1]["seq"])
+                for connection in list(self.connections):
+                    connection.offer_changes(page.items)
+                self.schedule_counters()
+        except SnapshotRequired as exc:
+            self.read_seq = max(self.read_seq, int(exc.extra.get("head", 0)))
             for connection in list(self.connections):
-                connection.offer_changes(page.items)
-            self.schedule_counters()
+                connection.offer_resync()
 
     def schedule_counters(self) -> None:
         """Push counters now, or once `counters_interval` after the last push (never more often)."""

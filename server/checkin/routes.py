@@ -319,7 +319,7 @@ def _token(request: Request[Any, Any, Any]) -> str:
 async def _device(session: Any, token: str) -> DeviceContext:
     device = await service.authenticate_device(session, token)
     if device is None:
-        raise Unauthenticated("unknown, unpaired or revoked device token")
+        raise await service.refusal(session, token)
     return device
 
 

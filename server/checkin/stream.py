@@ -47,6 +47,12 @@ class ChangeStream:
         else:
             self._pending.extend(items)
 
+    def mark_stale(self) -> None:
+        """The room's offers no longer join anything (the log was pruned): read it alone."""
+        if self.sent_seq is not None:
+            self._pending.clear()
+            self._stale = True
+
     def take(self) -> list[Changes] | None:
         """The `changes` frames to send now (maybe none), with `sent_seq` moved past them; or
         None when the socket must catch up from the log after `sent_seq`."""

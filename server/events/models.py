@@ -28,6 +28,12 @@ class Event(Base):
     # Head of the event's change log: the last `seq` handed out. Bumping it row-locks the event,
     # which is what keeps `seq` gap-free and commits in `seq` order (server/changes).
     change_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+    # The highest seq the change log no longer keeps (retention, archive, restore): a cursor
+    # below it cannot be followed, the door loads a snapshot (server/changes/retention.py).
+    change_floor: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    # Set when the event was archived: its doors are refused (`event_archived`), its change log
+    # is gone (server/events/archive.py).
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 

@@ -1,0 +1,193 @@
+"""Retention of the change log: the changes of finished events are pruned after a while.
+
+Rules:
+- A change is pruned once it is older than the retention (`TESSERA_CHANGE_RETENTION`, default
+  a week) *and* its event ended (or, with no end, started) more than the retention ago: during an
+  event and for a week after it nothing is pruned, so a door that was switched off for the night
+  still follows the log.
+- Pruning keeps `seq` gap-free among the kept changes: it removes a prefix of the event's log,
+  every seq up to the highest one old enough (the floor), never a change in between. A seq is
+  never handed out again: the head (`event.change_seq`) does not move.
+- The floor (`event.change_floor`) is raised first, in one short transaction, and only then are
+  the rows deleted, in batches of `batch` seqs, each its own short transaction: a reader checks
+  the floor (server/changes/feed.py), so it never reads a half-deleted log, and scans (which
+  take the event row's lock to append) wait at most for one UPDATE, never for the deletes.
+- Idempotent and safe to run from several processes at once: the floor only rises, and deleting
+  rows another process deleted deletes nothing. An interrupted run leaves rows below the floor,
+  which the next run deletes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from server.changes.models import Change
+from server.db import Database, utcnow
+from server.events.models import Event
+
+__all__ = ["BATCH", "FIRST_DELAY", "INTERVAL", "Pruned", "Pruner", "drop_log", "prune"]
+
+log = logging.getLogger("tessera.retention")
+
+BATCH = 5000  # seqs deleted per transaction
+INTERVAL = 3600.0  # seconds between two runs of the periodic pruner
+FIRST_DELAY = 60.0  # seconds after start before its first run (a restart is no prune storm)
+
+
+@dataclass(frozen=True)
+class Pruned:
+    """What pruning did (or, dry, would do) to one event's change log."""
+
+    event_id: str
+    name: str
+    floor: int  # the highest seq no longer kept, after this run
+    removed: int  # change rows deleted (dry: that would be deleted)
+    kept: int  # change rows left
+    seconds: float = 0.0
+
+
+async def prune(
+    database: Database,
+    *,
+    retention: timedelta,
+    now: datetime | None = None,
+    batch: int = BATCH,
+    dry_run: bool = False,
+) -> list[Pruned]:
+    """Prune every event's changes past `retention` (see the module's rules); one entry per
+    event that had something to prune, in event id order."""
+    now = now or utcnow()
+    cutoff = now - retention
+    async with database.transaction(read_only=True) as session:
+        targets = await _targets(session, cutoff)
+    done = []
+    for event_id, name, floor, total in targets:
+        started = time.perf_counter()
+        removed = await _count(database, event_id, floor)
+        if not dry_run:
+            removed = await _remove(database, event_id, floor, batch)
+        seconds = time.perf_counter() - started
+        done.append(Pruned(event_id, name, floor, removed, total - removed, seconds))
+    return done
+
+
+async def _targets(session: AsyncSession, cutoff: datetime) -> list[tuple[str, str, int, int]]:
+    """(event id, name, new floor, rows in its log) of each event with changes to prune."""
+    ended = func.coalesce(Event.ends_at, Event.starts_at)
+    old = (
+        select(Change.event_id, func.max(Change.seq).label("floor"))
+        .join(Event, Event.id == Change.event_id)
+        .where(ended <= cutoff, Change.created_at <= cutoff)
+        .group_by(Change.event_id)
+        .subquery()
+    )
+    total = (
+        select(func.count())
+        .where(Change.event_id == old.c.event_id)
+        .correlate(old)
+        .scalar_subquery()
+    )
+    rows = await session.execute(
+        select(old.c.event_id, Event.name, old.c.floor, total)
+        .join(Event, Event.id == old.c.event_id)
+        .order_by(old.c.event_id)
+    )
+    return [(e, n, int(f), int(t)) for e, n, f, t in rows]
+
+
+async def _count(database: Database, event_id: str, floor: int) -> int:
+    async with database.transaction(read_only=True) as session:
+        query = select(func.count()).where(Change.event_id == event_id, Change.seq <= floor)
+        return int(await session.scalar(query) or 0)
+
+
+async def _remove(database: Database, event_id: str, floor: int, batch: int) -> int:
+    """Raise the event's floor to `floor`, then delete its rows up to it, `batch` seqs a time."""
+    async with database.transaction() as session:
+        await session.execute(
+            update(Event)
+            .where(Event.id == event_id, Event.change_floor < floor)
+            .values(change_floor=floor)
+        )
+    async with database.transaction(read_only=True) as session:
+        query = select(func.min(Change.seq)).where(Change.event_id == event_id)
+        lowest = await session.scalar(query)
+    removed = 0
+    low = int(lowest or floor + 1) - 1
+    while low < floor:
+        high = min(low + batch, floor)
+        async with database.transaction() as session:
+            result = await session.execute(
+                delete(Change).where(
+                    Change.event_id == event_id, Change.seq > low, Change.seq <= high
+                )
+            )
+        removed += int(getattr(result, "rowcount", 0) or 0)
+        low = high
+        await asyncio.sleep(0)  # let the scans of this process run between batches
+    return removed
+
+
+async def drop_log(database: Database, event_id: str, *, batch: int = BATCH) -> int:
+    """Remove the whole change log of one event (archive): the floor becomes its head."""
+    async with database.transaction(read_only=True) as session:
+        current = await session.scalar(select(Event.change_seq).where(Event.id == event_id))
+    return await _remove(database, event_id, int(current or 0), batch)
+
+
+class Pruner:
+    """Prunes every `interval` seconds until stopped (in `tessera serve` with the embedded
+    worker, and in `tessera worker`); a failed run is logged and tried at the next one."""
+
+    def __init__(
+        self,
+        database: Database,
+        retention: timedelta,
+        *,
+        interval: float = INTERVAL,
+        first_delay: float = FIRST_DELAY,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.database = database
+        self.retention = retention
+        self.interval = interval
+        self.first_delay = first_delay
+        self.clock = clock
+        self.runs = 0  # completed runs (tests wait on it)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        wait = self.first_delay
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), wait)
+            if stop.is_set():
+                return
+            await self.run_once()
+            wait = self.interval
+
+    async def run_once(self) -> list[Pruned]:
+        try:
+            done = await prune(self.database, retention=self.retention, now=self.clock())
+        except Exception:  # a database hiccup must not end the worker
+            log.exception("change log pruning failed")
+            return []
+        finally:
+            self.runs += 1
+        for item in done:
+            log.info(
+                "pruned %d changes of event %s up to seq %d in %.2f s",
+                item.removed,
+                item.event_id,
+                item.floor,
+                item.seconds,
+            )
+        return done
