@@ -10,6 +10,8 @@ Rules:
   a transaction and does it. The queued notices go first, in the order queued, then the heads:
   a revoked device's sockets close before the other doors read its `device.revoked`, and a
   `conflict` (carried whole in its notice) is not held behind a read of the log.
+- A `head` notice carries `committed_at` (epoch seconds, right after the commit): the rooms
+  measure the fan-out delay from it.
 - A notice that cannot be published is logged and dropped: it only says "look", the change log is
   the truth, so a lost notice costs latency (the rooms' heal), never data.
 """
@@ -17,6 +19,7 @@ Rules:
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any, Protocol
@@ -53,7 +56,11 @@ async def publish_committed(session: AsyncSession, fanout: Publisher) -> None:
     event's head. Call it after the commit, once; it empties what it sent."""
     heads = changed_events(session)
     queued: list[tuple[str, dict[str, Any]]] = session.info.pop(_QUEUED, [])
-    notices = [(event_id, {"kind": "head", "head": h}) for event_id, h in heads.items()]
+    committed_at = time.time()  # the fan-out delay's start (server/metrics/fanout.py)
+    notices = [
+        (event_id, {"kind": "head", "head": h, "committed_at": committed_at})
+        for event_id, h in heads.items()
+    ]
     heads.clear()
     for event_id, notice in [*queued, *notices]:
         try:

@@ -15,6 +15,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from server.metrics.fanout import commit_time
+
 __all__ = ["NoticePlan", "plan_notices"]
 
 
@@ -25,6 +27,7 @@ class NoticePlan:
     must_read: bool = False  # read the change log once
     highest_head: int | None = None  # the highest head a notice named
     heal: bool = False  # the room's silence timer fired: check its devices too
+    committed: list[float] = field(default_factory=list)  # commit times the heads carried
 
 
 def plan_notices(notices: Iterable[dict[str, Any]]) -> NoticePlan:
@@ -39,6 +42,9 @@ def plan_notices(notices: Iterable[dict[str, Any]]) -> NoticePlan:
         else:
             plan.must_read = True
             plan.heal = plan.heal or kind == "heal"
+            moment = commit_time(notice.get("committed_at"))
+            if moment is not None:
+                plan.committed.append(moment)
             named = notice.get("head")
             if isinstance(named, int) and not isinstance(named, bool):
                 plan.highest_head = max(named, plan.highest_head or named)

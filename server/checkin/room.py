@@ -10,6 +10,8 @@ Rules:
   when the offer does not join its cursor. So a lost or forged notice never skips a change.
 - `device_revoked` closes that device's sockets here with 4403 at once; a periodic check of the
   devices in the room covers a revocation notice that Redis lost.
+- After a read on `head` notices the room records, per notice, the delay from its commit to
+  this push (`tessera_fanout_delay_seconds`).
 - `conflict` notices are forwarded as `conflict` frames to every socket of the event.
 - Counters are read once per room and pushed at most every `counters_interval` seconds.
 - When the log after `read_seq` was pruned (an idle room, retention), the room moves `read_seq`
@@ -36,6 +38,7 @@ from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed
 from server.checkin.notices import plan_notices
 from server.errors import SnapshotRequired
+from server.metrics.fanout import FanoutDelays
 
 __all__ = ["CLOSE_REVOKED", "EventRoom"]
 
@@ -55,6 +58,7 @@ class EventRoom:
         config: HubConfig,
         forget_device: Callable[[str], None],
         clock: Callable[[], float] = time.monotonic,
+        delays: FanoutDelays | None = None,
     ) -> None:
         self.event_id = event_id
         self.feed = feed
@@ -62,6 +66,7 @@ class EventRoom:
         self.config = config
         self.forget_device = forget_device  # a revoked device's cached authentication goes
         self.clock = clock
+        self.delays = delays  # fan-out delays of this instance (server/metrics/fanout.py)
         self.connections: set[Connection] = set()
         self.ready = asyncio.Event()
         self.read_seq = 0
@@ -112,6 +117,8 @@ class EventRoom:
             self._forward_conflict(frame)
         if plan.must_read and self._has_listeners():
             await self.read_and_offer()
+            if self.delays is not None and plan.committed:
+                self.delays.observe(plan.committed)
         elif plan.must_read:  # nobody here follows the log: skip the read (notices.py)
             self.read_seq = max(self.read_seq, plan.highest_head or 0)
         if plan.heal:

@@ -60,6 +60,9 @@ class _Snapshot:
         if self.metrics.requests is not None:
             yield from self.metrics.requests.collect()
         yield _connections(self.metrics.hub)
+        delays = getattr(self.metrics.hub, "fanout_delays", None)
+        if delays is not None:
+            yield from delays.collect()
         yield GaugeMetricFamily(
             "tessera_metrics_database_up",
             "1 if the database answered this scrape's read within its time box, else 0",

@@ -72,10 +72,10 @@ async def test_a_cursor_older_than_the_kept_log_gets_snapshot_required(live, doo
             assert (await recv(ws))["snapshot_required"] is False
             changes = await recv(ws)
             assert [item["seq"] for item in changes["items"]] == [head]
-        snapshot = httpx.get(
-            f"{live.base_url}/api/v1/checkin/snapshot",
-            headers={"Authorization": f"Bearer {door.token()}"},
-        )
+        async with httpx.AsyncClient(base_url=live.base_url) as client:
+            snapshot = await client.get(
+                "/api/v1/checkin/snapshot", headers={"Authorization": f"Bearer {door.token()}"}
+            )
         assert int(snapshot.headers["x-tessera-seq"]) == head  # the way back in
     finally:
         await database.dispose()
@@ -180,7 +180,7 @@ async def test_the_periodic_pruner_prunes_and_stops(live, door, settings):
         stop = asyncio.Event()
         task = asyncio.create_task(pruner.run(stop))
         async with asyncio.timeout(10):
-            while pruner.runs < 2:
+            while pruner.runs < 2:  # noqa: ASYNC110 (the pruner has no event to wait on)
                 await asyncio.sleep(0.02)
         stop.set()
         await asyncio.wait_for(task, 5)
