@@ -12,6 +12,7 @@ __all__ = [
     "CapacityExceeded",
     "Conflict",
     "DomainError",
+    "EventArchived",
     "FieldError",
     "Forbidden",
     "InvalidState",
@@ -87,6 +88,13 @@ class Unauthenticated(DomainError):
 class Forbidden(DomainError):
     code = "forbidden"
     title = "Forbidden"
+
+
+class EventArchived(Forbidden):
+    """The device's event was archived: its doors are closed for good (server/events/archive.py)."""
+
+    code = "event_archived"
+    title = "Event archived"
 
 
 class MalformedBody(DomainError):

@@ -18,8 +18,9 @@ Invariants:
 - Nothing a client sends can crash the hub: every failure is caught at its socket and answered
   with an `error` frame or a close code; other sockets never notice.
 
-Close codes: 4401 authentication failed, 4403 device revoked, 1008 rate limit exceeded for
-`close_after` seconds, 1009 frame too large, 1001 server shutting down, 1011 internal error.
+Close codes: 4401 authentication failed, 4403 device revoked (or its event archived), 1008 rate
+limit exceeded for `close_after` seconds, 1009 frame too large, 1001 server shutting down, 1011
+internal error.
 """
 
 from __future__ import annotations
@@ -55,11 +56,12 @@ from server.checkin.core import Close, FrameCore, Reply
 from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed, DatabaseFeed
 from server.checkin.ratelimit import RateLimiter
-from server.checkin.room import EventRoom
+from server.checkin.room import CLOSE_REVOKED, EventRoom
 from server.checkin.writer import RedeemWriter
 from server.db import Database
-from server.errors import DomainError
+from server.errors import DomainError, EventArchived
 from server.http import bearer_token
+from server.metrics.fanout import FanoutDelays
 
 __all__ = ["HubConfig", "ScannerHub", "scanner_socket"]
 
@@ -90,6 +92,7 @@ class ScannerHub:
         self.clock = clock
         self.limiter = RateLimiter(self.config.rate, self.config.burst, self.config.close_after)
         self.rooms: dict[str, EventRoom] = {}
+        self.fanout_delays = FanoutDelays()  # read by /metrics
         self.background: set[asyncio.Task[Any]] = set()
 
     def configure(self, config: HubConfig) -> None:
@@ -137,6 +140,7 @@ class ScannerHub:
                 config=self.config,
                 forget_device=self.writer.forget_device,
                 clock=self.clock,
+                delays=self.fanout_delays,
             )
         room.connections.add(connection)  # before waiting, so a concurrent leave keeps the room
         async with asyncio.timeout(10):
@@ -158,6 +162,12 @@ class ScannerHub:
                 return None
         device = await self.writer.authenticate(token)
         if device is None:
+            async with self.database.transaction(read_only=True) as session:
+                why = await service.refusal(session, token)
+            if isinstance(why, EventArchived):  # closed for good, as a revoked device
+                await connection.send(Error(code=why.code, detail=why.detail[:2048]))
+                await connection.close(CLOSE_REVOKED, "event archived")
+                return None
             await _refuse(connection, "unauthenticated", "unknown, unpaired or revoked token")
         connection.token = token
         return device

@@ -40,6 +40,8 @@ from server.checkin.store import DeviceContext
 from server.errors import (
     BodyInvalid,
     Conflict,
+    DomainError,
+    EventArchived,
     FieldError,
     Forbidden,
     InvalidState,
@@ -248,7 +250,12 @@ def _code_hash(typed: str) -> str:
 async def create_device(
     session: AsyncSession, event_id: str, data: DeviceCreate, *, now: datetime
 ) -> NewDevice:
+    """A new device of the event and its pairing code; raises EventArchived for an archived
+    event (its doors are closed for good)."""
     await _require_event(session, event_id)
+    archived_at = await session.scalar(select(Event.archived_at).where(Event.id == event_id))
+    if archived_at is not None:
+        raise EventArchived(_archived_detail(event_id, archived_at))
     code = _pairing_code()
     device = Device(
         id=new_id(),
@@ -351,6 +358,31 @@ async def authenticate_devices(
         )
     )
     return {hashes[r.token_hash]: DeviceContext(r.id, r.event_id, r.name, r.gate) for r in rows}
+
+
+async def refusal(session: AsyncSession, token: str) -> DomainError:
+    """Why `token` authenticates no device: EventArchived when its device's event was archived
+    (archiving revoked it), else Unauthenticated. Read only on the refusal path."""
+    unknown = Unauthenticated("unknown, unpaired or revoked device token")
+    if not token.startswith(DEVICE_TOKEN_PREFIX) or len(token) > 200:
+        return unknown
+    row = (
+        await session.execute(
+            select(Event.id, Event.archived_at)
+            .join(Device, Device.event_id == Event.id)
+            .where(Device.token_hash == hash_secret(token))
+        )
+    ).first()
+    if row is None or row.archived_at is None:
+        return unknown
+    return EventArchived(_archived_detail(row.id, row.archived_at))
+
+
+def _archived_detail(event_id: str, archived_at: datetime) -> str:
+    return (
+        f"event {event_id} was archived {utc(archived_at).isoformat()}: its doors are closed "
+        "and it takes no more scans"
+    )
 
 
 async def active_devices(session: AsyncSession, device_ids: Collection[str]) -> set[str]:

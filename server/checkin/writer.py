@@ -34,7 +34,7 @@ from server.checkin.fanout import Fanout
 from server.checkin.redeem import RepeatedScans, decide_and_record
 from server.checkin.store import DeviceContext
 from server.db import Database, utcnow
-from server.errors import RateLimited, Unauthenticated
+from server.errors import DomainError, RateLimited
 from server.ratelimit import TokenBuckets
 
 __all__ = ["DEVICE_CACHE_TTL", "ITEM_BURST", "ITEM_RATE", "DeviceCache", "RedeemWriter"]
@@ -165,7 +165,7 @@ class RedeemWriter:
             if token is not None:
                 device = (await self._authenticate(session, {token})).get(token)
                 if device is None:
-                    raise Unauthenticated("unknown, unpaired or revoked device token")
+                    raise await service.refusal(session, token)
             outcome = await service.annul_scan(
                 session, scan_id, device=device, now=utcnow(), device_id=device_id
             )
@@ -227,14 +227,23 @@ class RedeemWriter:
         except RepeatedScans:
             session, devices, results = await self._record(jobs, optimistic=False)
         by_item = iter(results)
+        refused = await self._refusals([t for t, _, _ in jobs if t not in devices])
         for token, items, future in jobs:
-            if token not in devices:
-                _fail(future, Unauthenticated("unknown, unpaired or revoked device token"))
+            if token in refused:
+                _fail(future, refused[token])
                 continue
             answer = [next(by_item) for _ in items]
             if not future.done():  # a caller that went away no longer waits
                 future.set_result(answer)
         await publish_committed(session, self._fanout)  # after the answers: they wait on nobody
+
+    async def _refusals(self, tokens: list[str]) -> dict[str, DomainError]:
+        """Why each of `tokens` is refused (an archived event's doors hear so); read only on
+        the refusal path, after the batch's commit."""
+        if not tokens:
+            return {}
+        async with self._database.transaction(read_only=True) as session:
+            return {token: await service.refusal(session, token) for token in tokens}
 
     async def _record(
         self, jobs: list[_Job], *, optimistic: bool
