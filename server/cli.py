@@ -7,6 +7,7 @@ import asyncio
 import io
 import re
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -186,6 +187,28 @@ def _parser() -> argparse.ArgumentParser:
         "--force", action="store_true", help="replace a database that already holds data"
     )
     restore.set_defaults(run=_restore)
+
+    prune = sub.add_parser(
+        "prune",
+        help="remove the change log of events that ended more than TESSERA_CHANGE_RETENTION"
+        " ago (default 7d; `tessera serve` and `tessera worker` also do it hourly)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="say what would be removed, remove nothing"
+    )
+    prune.set_defaults(run=_async(_prune))
+
+    event = sub.add_parser("event", help="events").add_subparsers(title="event")
+    archive = event.add_parser(
+        "archive",
+        help="write a finished event's bookings, tickets and check-ins to DIR (0600 files),"
+        " then close its doors for good and remove its change log",
+    )
+    archive.add_argument("event", help="the event id")
+    archive.add_argument(
+        "--to", required=True, metavar="DIR", help="where the export goes (created 0700)"
+    )
+    archive.set_defaults(run=_async(_archive))
     return parser
 
 
@@ -286,6 +309,59 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
         print(f"tessera: {exc}", file=sys.stderr)
         return 1
     print(report.summary())
+    return 0
+
+
+async def _prune(database: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from server.changes.retention import prune
+
+    retention = settings.change_retention_period
+    if retention is None:
+        print("tessera prune: TESSERA_CHANGE_RETENTION is never: nothing removed")
+        return 0
+    started = time.perf_counter()
+    done = await prune(database, retention=retention, dry_run=args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for item in done:
+        print(
+            f"{item.event_id}  {_shown(item.name)}: {verb} {item.removed} changes"
+            f" up to seq {item.floor}, {item.kept} kept"
+        )
+    total = sum(item.removed for item in done)
+    seconds = time.perf_counter() - started
+    print(
+        f"tessera prune: {verb} {total} changes of {len(done)}"
+        f" event{'' if len(done) == 1 else 's'} in {seconds:.1f} s"
+        f" (retention {settings.change_retention})"
+    )
+    return 0
+
+
+async def _archive(database: Any, settings: Settings, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from server.checkin.fanout import MemoryFanout
+    from server.checkin.redis_fanout import RedisFanout
+    from server.events.archive import archive_event
+
+    event_id = _checked_id(args.event, "event")
+    fanout: Any = RedisFanout(settings.redis_url) if settings.redis_url else MemoryFanout()
+    await fanout.start()
+    try:
+        done = await archive_event(database, fanout, event_id, Path(args.to))
+    except (OSError, ValueError) as exc:  # ValueError: a NUL in the path
+        reason = getattr(exc, "strerror", None) or str(exc)
+        where = _shown(args.to)[:200]
+        print(f"tessera event archive: cannot write {where}: {reason}", file=sys.stderr)
+        return 1
+    finally:
+        await fanout.stop()
+    for path, rows in done.files:
+        print(f"{path}  {rows} rows")
+    print(
+        f"tessera event archive: {event_id} archived; {done.devices_revoked} devices revoked,"
+        f" {done.changes_removed} changes removed"
+    )
     return 0
 
 

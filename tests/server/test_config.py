@@ -108,3 +108,41 @@ def test_the_command_refuses_to_start_with_a_bad_variable(tmp_path):
 )
 def test_plain_database_urls_get_their_async_driver(given, expected):
     assert async_database_url(given) == expected
+
+
+@pytest.mark.parametrize(
+    ("given", "days"),
+    [("7d", 7), ("1h", 1 / 24), ("36h", 1.5), ("2w", 14), ("3650d", 3650), (" 7D ", 7)],
+)
+def test_the_change_retention_is_a_number_and_a_unit(given, days):
+    period = Settings.from_env({"TESSERA_CHANGE_RETENTION": given}).change_retention_period
+    assert period is not None and period.total_seconds() == pytest.approx(days * 86400)
+    assert Settings.from_env({}).change_retention == "7d"
+    assert Settings.from_env({"TESSERA_CHANGE_RETENTION": "never"}).change_retention_period is None
+
+
+@pytest.mark.parametrize(
+    "given",
+    [
+        "",
+        "-1d",
+        "0s",
+        "3599s",
+        "3651d",
+        "1.5d",
+        "7",
+        "d",
+        "7 d",
+        "P7D",
+        "\u0661d",  # an Arabic-Indic digit
+        "7y",
+        "\x00",
+        "9" * 10_000_000,
+        "99999999999999999999d",
+    ],
+)
+def test_a_bad_change_retention_is_one_short_line(given):
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env({"TESSERA_CHANGE_RETENTION": given})
+    line = str(refused.value)
+    assert line.startswith("TESSERA_CHANGE_RETENTION: expected") and len(line) < 200
