@@ -309,6 +309,29 @@ def _restore(settings: Settings, args: argparse.Namespace) -> int:
         print(f"tessera: {exc}", file=sys.stderr)
         return 1
     print(report.summary())
+    if report.revision != report.head:  # no change_floor before migration 0009
+        print(
+            "tessera: after `tessera migrate`, pair the doors again: their cursors may name"
+            " changes this backup does not hold (docs/backup.md)",
+            file=sys.stderr,
+        )
+        return 0
+    from server.changes.retention import seal_restored_log
+    from server.db import Database
+
+    async def seal() -> int:
+        database = Database(settings.database_url)
+        try:
+            return await seal_restored_log(database)
+        finally:
+            await database.dispose()
+
+    events = asyncio.run(seal())
+    print(
+        f"tessera: {events} events' change logs moved past every seq handed out before the"
+        " restore: doors load a new snapshot when they connect",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -34,7 +34,17 @@ from server.changes.models import Change
 from server.db import Database, utcnow
 from server.events.models import Event
 
-__all__ = ["BATCH", "FIRST_DELAY", "INTERVAL", "Pruned", "Pruner", "drop_log", "prune"]
+__all__ = [
+    "BATCH",
+    "FIRST_DELAY",
+    "INTERVAL",
+    "RESTORE_JUMP",
+    "Pruned",
+    "Pruner",
+    "drop_log",
+    "prune",
+    "seal_restored_log",
+]
 
 log = logging.getLogger("tessera.retention")
 
@@ -142,6 +152,24 @@ async def drop_log(database: Database, event_id: str, *, batch: int = BATCH) -> 
     async with database.transaction(read_only=True) as session:
         current = await session.scalar(select(Event.change_seq).where(Event.id == event_id))
     return await _remove(database, event_id, int(current or 0), batch)
+
+
+RESTORE_JUMP = 2**32  # seqs skipped after a restore: more than any event's lost history
+
+
+async def seal_restored_log(database: Database) -> int:
+    """After a restore: move every event's head and floor `RESTORE_JUMP` further, so that no seq
+    handed out after the backup (and lost with it) is ever handed out again. A door's cursor
+    from before the restore is then below the floor or beyond the head: `snapshot_required`,
+    never a cursor that names other changes than the ones it applied. The number of events."""
+    async with database.transaction() as session:
+        result = await session.execute(
+            update(Event).values(
+                change_seq=Event.change_seq + RESTORE_JUMP,
+                change_floor=Event.change_seq + RESTORE_JUMP,
+            )
+        )
+    return int(getattr(result, "rowcount", 0) or 0)
 
 
 class Pruner:

@@ -129,3 +129,21 @@ def test_archive_of_an_event_still_running_is_refused(tessera, tmp_path):
     done = tessera("event", "archive", event_id, "--to", "out", ok=False)
     assert done.returncode == 1 and "has not ended yet" in done.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_a_restore_moves_every_log_past_the_seqs_handed_out_before(tessera, tmp_path):
+    """Seqs handed out after the backup are lost with it and never handed out again: every
+    event's head and floor move RESTORE_JUMP on, so an old cursor gets snapshot_required."""
+    from server.changes.retention import RESTORE_JUMP
+
+    tessera("backup", "b.db")
+    with sqlite3.connect(tmp_path / "var" / "tessera.db") as db:
+        (head,) = db.execute("SELECT change_seq FROM event").fetchone()
+    restored = f"sqlite:///{tmp_path}/restored/tessera.db"
+    done = tessera("restore", "b.db", TESSERA_DATABASE_URL=restored)
+    assert "doors load a new snapshot" in done.stderr and done.stdout.count("\n") == 1
+    with sqlite3.connect(tmp_path / "restored" / "tessera.db") as db:
+        row = db.execute("SELECT change_seq, change_floor FROM event").fetchone()
+        seqs = [seq for (seq,) in db.execute('SELECT seq FROM "change" ORDER BY seq')]
+    assert row == (head + RESTORE_JUMP, head + RESTORE_JUMP)
+    assert seqs == list(range(1, head + 1))  # the rows themselves are as they were
