@@ -3,6 +3,8 @@ it has committed, the device revoke included."""
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from server.changes.publish import committing, notify_after_commit
@@ -38,9 +40,13 @@ async def test_a_committed_change_publishes_its_queued_notices_then_its_head(set
                 notify_after_commit(session, door.event_id, {"kind": "device_revoked", "x": 1})
                 new_head = await append_changes(session, door.event_id, [("test.kind", {})])
                 assert notices.empty()  # nothing before the commit
+                before_commit = time.time()
             received = [notices.get_nowait() for _ in range(notices.qsize())]
+            after_publish = time.time()
     finally:
         await database.dispose()
+    committed_at = received[-1].pop("committed_at")  # the fan-out delay's start
+    assert before_commit <= committed_at <= after_publish
     assert received == [
         {"kind": "device_revoked", "x": 1},
         {"kind": "head", "head": new_head},
