@@ -147,3 +147,10 @@ def test_a_restore_moves_every_log_past_the_seqs_handed_out_before(tessera, tmp_
         seqs = [seq for (seq,) in db.execute('SELECT seq FROM "change" ORDER BY seq')]
     assert row == (head + RESTORE_JUMP, head + RESTORE_JUMP)
     assert seqs == list(range(1, head + 1))  # the rows themselves are as they were
+
+
+def test_the_worker_prunes_the_change_log_too(tessera, tmp_path):
+    _age_the_demo(tmp_path)
+    tessera("worker", "--once")
+    with sqlite3.connect(tmp_path / "var" / "tessera.db") as db:
+        assert db.execute('SELECT count(*) FROM "change"').fetchone() == (0,)

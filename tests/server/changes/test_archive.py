@@ -19,7 +19,7 @@ from server.checkin.writer import DEVICE_CACHE_TTL
 from server.db import Database, utcnow
 from server.errors import InvalidState, NotFound
 from server.events.archive import archive_event
-from tests.server.checkin.conftest import recv, socket
+from tests.server.checkin.conftest import recv, send, socket
 
 LATER = utcnow().replace(year=2028)  # the factories' events end on 2027-03-14
 
@@ -121,3 +121,31 @@ async def test_an_archived_event_takes_no_new_device(live, door, settings, http,
         await database.dispose()
     created = await http.post(f"/api/v1/events/{door.event_id}/devices", json={"name": "Late"})
     assert created.status_code == 403 and created.json()["code"] == "event_archived"
+
+
+async def test_a_scan_on_a_socket_open_when_the_event_is_archived_is_refused(
+    live, door, settings, tmp_path
+):
+    """The socket was authenticated before: its next scan is refused, nothing recorded."""
+    database = Database(settings.database_url)
+    try:
+        async with socket(live, door.token()) as ws:
+            await send(ws, {"type": "hello", "cursor": None})
+            assert (await recv(ws))["type"] == "welcome"
+            await archive_event(database, MemoryFanout(), door.event_id, tmp_path / "x", now=LATER)
+            await asyncio.sleep(DEVICE_CACHE_TTL + 0.1)
+            scan = {"type": "scan", "scan_id": "late-ws", "code": door.tickets[0]["code"]}
+            await send(ws, scan | {"list_id": door.list_id})
+            frame = await recv(ws)
+            while frame["type"] == "counters":
+                frame = await recv(ws)
+            assert frame["type"] == "error" and frame["code"] == "event_archived"
+        async with database.transaction(read_only=True) as session:
+            from server.checkin.models import Scan
+
+            recorded = await session.scalars(
+                select(Scan.scan_id).where(Scan.event_id == door.event_id)
+            )
+            assert list(recorded) == []
+    finally:
+        await database.dispose()

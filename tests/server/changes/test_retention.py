@@ -187,3 +187,18 @@ async def test_the_periodic_pruner_prunes_and_stops(live, door, settings):
         assert await _seqs(database, door.event_id) == []
     finally:
         await database.dispose()
+
+
+@pytest.mark.parametrize(
+    ("worker", "retention", "runs"),
+    [("embedded", "7d", True), ("external", "7d", False), ("embedded", "never", False)],
+)
+def test_the_pruner_runs_where_the_outbox_runs_unless_retention_is_off(
+    settings, worker, retention, runs
+):
+    from server.app import build_state
+
+    state = build_state(settings.replace(worker=worker, change_retention=retention))
+    assert (state.pruner is not None) is runs
+    if runs:
+        assert state.pruner.retention == WEEK and state.pruner.first_delay == 60.0
