@@ -91,27 +91,29 @@ async def prune(
 
 
 async def _targets(session: AsyncSession, cutoff: datetime) -> list[tuple[str, str, int, int]]:
-    """(event id, name, new floor, rows in its log) of each event with changes to prune."""
+    """(event id, name, new floor, rows in its log) of each event with changes to prune.
+
+    Reads only the rows above each ended event's floor (the primary key's range), so an hourly
+    run costs the unpruned changes of ended events, not the whole log."""
     ended = func.coalesce(Event.ends_at, Event.starts_at)
-    old = (
-        select(Change.event_id, func.max(Change.seq).label("floor"))
-        .join(Event, Event.id == Change.event_id)
-        .where(ended <= cutoff, Change.created_at <= cutoff)
-        .group_by(Change.event_id)
-        .subquery()
+    events = await session.execute(
+        select(Event.id, Event.name, Event.change_floor).where(ended <= cutoff).order_by(Event.id)
     )
-    total = (
-        select(func.count())
-        .where(Change.event_id == old.c.event_id)
-        .correlate(old)
-        .scalar_subquery()
-    )
-    rows = await session.execute(
-        select(old.c.event_id, Event.name, old.c.floor, total)
-        .join(Event, Event.id == old.c.event_id)
-        .order_by(old.c.event_id)
-    )
-    return [(e, n, int(f), int(t)) for e, n, f, t in rows]
+    found = []
+    for event_id, name, floor in events.all():
+        of_event = Change.event_id == event_id
+        newest_old = await session.scalar(
+            select(func.max(Change.seq)).where(
+                of_event, Change.seq > floor, Change.created_at <= cutoff
+            )
+        )
+        target = max(int(newest_old or 0), int(floor))
+        lowest = await session.scalar(select(func.min(Change.seq)).where(of_event))
+        if lowest is None or lowest > target:
+            continue  # nothing at or below the floor to remove
+        total = await session.scalar(select(func.count()).where(of_event))
+        found.append((event_id, name, target, int(total or 0)))
+    return found
 
 
 async def _count(database: Database, event_id: str, floor: int) -> int:
