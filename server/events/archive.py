@@ -1,6 +1,6 @@
 """Archiving a finished event: its exports written to a directory, then its doors closed for good.
 
-Order (docs/decisions/0012-change-log-retention-and-archive.md):
+Order (docs/decisions/0013-change-log-retention-and-archive.md):
 1. The event must have ended (its end, or with none its start, is past) and not be archived.
 2. The bookings, tickets and check-ins exports (the organiser API's CSV, formula-safe, without
    tokens or guest links) and a JSON manifest (the event, each file's rows and SHA-256) are
