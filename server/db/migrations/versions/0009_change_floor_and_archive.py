@@ -5,7 +5,7 @@ Revises: 0008
 Create Date: 2026-12-03 11:30:00
 
 `change_floor` is the highest seq no longer kept (0: nothing pruned): a door whose cursor is
-below it must load a snapshot (docs/decisions/0012-change-log-retention-and-archive.md).
+below it must load a snapshot (docs/decisions/0013-change-log-retention-and-archive.md).
 `archived_at` marks an event archived, read-only for the doors.
 
 Plain ADD COLUMNs, not Alembic's batch mode (see 0005: batch mode may rebuild `event` on SQLite,
