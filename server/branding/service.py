@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from sqlalchemy import delete, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -10,7 +12,14 @@ from server.branding.models import EventImage
 from server.errors import NotFound
 from server.events.service import get_event
 
-__all__ = ["event_images", "find_image", "image_path", "put_image", "remove_image"]
+__all__ = [
+    "event_images",
+    "find_image",
+    "image_path",
+    "images_of_events",
+    "put_image",
+    "remove_image",
+]
 
 
 def image_path(image: EventImage) -> str:
@@ -60,12 +69,24 @@ async def remove_image(session: AsyncSession, event_id: str, kind: str) -> None:
 
 async def event_images(session: AsyncSession, event_id: str) -> dict[str, str]:
     """The public path of each image the event has, by kind (without their bytes)."""
+    return (await images_of_events(session, [event_id])).get(event_id, {})
+
+
+async def images_of_events(
+    session: AsyncSession, event_ids: Sequence[str]
+) -> dict[str, dict[str, str]]:
+    """`event_images` of several events in one query, by event id (absent: no image)."""
+    if not event_ids:
+        return {}
     rows = await session.execute(
         select(EventImage.kind, EventImage.event_id, EventImage.sha256, EventImage.extension).where(
-            EventImage.event_id == event_id
+            EventImage.event_id.in_(list(event_ids))
         )
     )
-    return {kind: f"/brand/{eid}/{kind}-{sha[:20]}.{ext}" for kind, eid, sha, ext in rows.all()}
+    found: dict[str, dict[str, str]] = {}
+    for kind, eid, sha, ext in rows.all():
+        found.setdefault(eid, {})[kind] = f"/brand/{eid}/{kind}-{sha[:20]}.{ext}"
+    return found
 
 
 async def find_image(session: AsyncSession, event_id: str, name: str) -> EventImage:

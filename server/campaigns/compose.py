@@ -24,6 +24,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.models import Booking
+from server.branding.service import event_images
 from server.campaigns.defaults import TICKET_MAIL
 from server.campaigns.dkim import key_for, sign_bytes
 from server.campaigns.mail import (
@@ -109,6 +110,9 @@ async def compose(
     kind = campaign.kind if campaign is not None else "tickets"
     language = choose_language(message.language, list(content), list(event.languages))
     base = settings.public_base_url
+    images = {
+        kind: f"{base}{path}" for kind, path in (await event_images(session, event.id)).items()
+    }
     links: list[str] = []
 
     def track(url: str) -> str:
@@ -139,6 +143,8 @@ async def compose(
         unsubscribe_url=f"{base}/m/{message.token}/unsubscribe" if kind == "message" else None,
         tracking_pixel_url=f"{base}/m/{message.token}/o.gif",
         brand_colour=brand_colour(event.branding),
+        logo_url=images.get("logo"),
+        banner_url=images.get("banner"),
     )
     words = content[language]
     template = MessageTemplate(subject=words["subject"], body=words["body"])

@@ -112,6 +112,8 @@ class MergeFields(msgspec.Struct, frozen=True, kw_only=True):
     unsubscribe_url: str | None = None  # message campaigns
     tracking_pixel_url: str | None = None  # added to the HTML when set
     brand_colour: str | None = None  # the event's `#RRGGBB` (validated): header and buttons
+    logo_url: str | None = None  # absolute https?:// URLs of the event's images, shown on top
+    banner_url: str | None = None
 
 
 class MessageTemplate(msgspec.Struct, frozen=True):
@@ -1284,6 +1286,11 @@ def _safe_colour(colour: str | None) -> str | None:
 _HEX_COLOUR = re.compile(r"#[0-9A-Fa-f]{6}")
 
 
+def _safe_url(url: str | None) -> str | None:
+    """`url` if it is an absolute http(s) URL (a mail has no origin to resolve a path on)."""
+    return url if url and url.startswith(("https://", "http://")) else None
+
+
 @cache
 def _layout() -> Any:
     env = Environment(
@@ -1362,6 +1369,9 @@ def _assemble(
         unsubscribe_label=_UNSUBSCRIBE[lang],
         tracking_pixel_url=fields.tracking_pixel_url,
         colour=_safe_colour(fields.brand_colour),
+        logo_url=_safe_url(fields.logo_url),
+        banner_url=_safe_url(fields.banner_url),
+        event_name=fields.event_name,
     )
     listed = "\n\n".join(
         f"{t(lang, 'ticket_link')}{_COLON[lang]}{_clean(ticket.link)}\n{_details(ticket, lang)}"

@@ -3,6 +3,7 @@ from __future__ import annotations
 from litestar import Controller, Request, Response, get, patch, post
 from litestar.params import FromPath, JSONBody
 
+from server.branding.service import event_images, images_of_events
 from server.events import service
 from server.events.schemas import (
     EventCreate,
@@ -28,24 +29,27 @@ class EventController(Controller):
         self, request: Request, data: JSONBody[EventCreate], db_session: DbSession
     ) -> Response[EventOut]:
         event = await service.create_event(db_session, data)
-        return created(service.event_out(event), request, f"/api/v1/events/{event.id}")
+        return created(service.event_out(event, {}), request, f"/api/v1/events/{event.id}")
 
     @get("/", summary="List events")
     async def list_events(
         self, db_session: DbSession, limit: Limit = 50, offset: Offset = 0
     ) -> Page[EventOut]:
         events, total = await service.list_events(db_session, limit, offset)
-        return page([service.event_out(e) for e in events], total, limit, offset)
+        images = await images_of_events(db_session, [e.id for e in events])
+        return page([service.event_out(e, images.get(e.id)) for e in events], total, limit, offset)
 
     @get("/{event_id:str}", summary="Read an event")
     async def get_event(self, event_id: FromPath[str], db_session: DbSession) -> EventOut:
-        return service.event_out(await service.get_event(db_session, event_id))
+        event = await service.get_event(db_session, event_id)
+        return service.event_out(event, await event_images(db_session, event_id))
 
     @patch("/{event_id:str}", dto=Body[EventPatch], return_dto=None, summary="Change an event")
     async def update_event(
         self, event_id: FromPath[str], data: JSONBody[EventPatch], db_session: DbSession
     ) -> EventOut:
-        return service.event_out(await service.update_event(db_session, event_id, data))
+        event = await service.update_event(db_session, event_id, data)
+        return service.event_out(event, await event_images(db_session, event_id))
 
     @post(
         "/{event_id:str}/ticket-types",

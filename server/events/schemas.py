@@ -23,6 +23,7 @@ from server.schemas import (
 
 __all__ = [
     "Branding",
+    "BrandingOut",
     "EventCreate",
     "EventOut",
     "EventPatch",
@@ -135,6 +136,17 @@ class Branding(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
         apply_rules(self)
 
 
+class BrandingOut(msgspec.Struct, frozen=True):
+    """What an event answer says of its branding: the settable fields, then the images'
+    public paths (read-only: set by `PUT …/branding/{logo|banner}`), absent when it has none
+    (so an event without images answers exactly as before they existed)."""
+
+    sender: Sender | None = None
+    colour: str | None = None
+    logo: str | UnsetType = UNSET
+    banner: str | UnsetType = UNSET
+
+
 class EventCreate(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     name: Name
     starts_at: AwareDatetime
@@ -178,7 +190,7 @@ class EventOut(msgspec.Struct, frozen=True):
     timezone: str
     venue: str | None
     languages: list[str]
-    branding: Branding
+    branding: BrandingOut
     auto_send_tickets: bool
     created_at: datetime
     updated_at: datetime

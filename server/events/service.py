@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Mapping
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
 import msgspec
+from msgspec import UNSET
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,6 +20,7 @@ from server.errors import BodyInvalid, FieldError, InvalidState, NotFound
 from server.events.models import Event, TicketType
 from server.events.schemas import (
     Branding,
+    BrandingOut,
     EventCreate,
     EventOut,
     EventPatch,
@@ -208,7 +211,11 @@ def in_zone(moment: datetime | None, zone: str) -> datetime | None:
     return None if moment is None else moment.astimezone(ZoneInfo(zone))
 
 
-def event_out(event: Event) -> EventOut:
+def event_out(event: Event, images: Mapping[str, str] | None = None) -> EventOut:
+    """The event's answer; `images` the public path of each image it has, by kind
+    (`branding.service.event_images`)."""
+    stored = msgspec.convert(event.branding or {}, Branding)
+    images = images or {}
     return EventOut(
         id=event.id,
         slug=event.slug,
@@ -218,7 +225,12 @@ def event_out(event: Event) -> EventOut:
         timezone=event.timezone,
         venue=event.venue,
         languages=list(event.languages),
-        branding=msgspec.convert(event.branding or {}, Branding),
+        branding=BrandingOut(
+            sender=stored.sender,
+            colour=stored.colour,
+            logo=images.get("logo", UNSET),
+            banner=images.get("banner", UNSET),
+        ),
         auto_send_tickets=event.auto_send_tickets,
         created_at=event.created_at,
         updated_at=event.updated_at,

@@ -86,6 +86,8 @@ def render_ticket_page(guest: GuestTicket, lang: str, nonce: str) -> str:
         explanation=t(lang, f"explain_{state.value}"),
         icon=_ICONS[state],
         colour=brand_colour(event.branding),
+        logo=guest.images.get("logo"),
+        banner=guest.images.get("banner"),
         qr=qr,
         details=details,
         languages=[(code, _LANGUAGE_NAMES[code]) for code in SUPPORTED_LANGUAGES],

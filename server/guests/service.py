@@ -17,12 +17,14 @@ shows the event alone.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.branding.service import event_images
 from server.checkin.models import Presence
 from server.events.models import Event, TicketType
 from server.tickets.models import Ticket, TicketLink, TicketStatus
@@ -56,6 +58,7 @@ class GuestTicket:
     event: Event
     ticket_type: TicketType
     is_used: bool = False  # an entry was recorded on some check-in list
+    images: Mapping[str, str] = field(default_factory=dict)  # the event's, by kind: its path
 
     @property
     def is_current_link(self) -> bool:
@@ -78,7 +81,7 @@ class GuestTicket:
 
 
 async def find_by_link(session: AsyncSession, link: str) -> GuestTicket | None:
-    """The ticket behind `link` (current or former) with its event and type, in one query."""
+    """The ticket behind `link` (current or former) with its event, type and images."""
     if not LINK_PATTERN.fullmatch(link):
         return None
     used = exists().where(Presence.ticket_id == Ticket.id, Presence.entries > 0)
@@ -94,7 +97,8 @@ async def find_by_link(session: AsyncSession, link: str) -> GuestTicket | None:
     if row is None:
         return None
     version, ticket, event, ticket_type, is_used = row
-    return GuestTicket(link, version, ticket, event, ticket_type, bool(is_used))
+    images = await event_images(session, event.id)
+    return GuestTicket(link, version, ticket, event, ticket_type, bool(is_used), images)
 
 
 def ticket_view(guest: GuestTicket, language: str, link_url: str) -> TicketView:
