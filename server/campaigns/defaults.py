@@ -12,7 +12,7 @@ TICKET_MAIL: dict[str, dict[str, str]] = {
     "fr": {
         "subject": "Vos billets pour {{ event.name }}",
         "body": (
-            "Bonjour {{ guest.first_name }},\n\n"
+            "Bonjour{% if guest.first_name %} {{ guest.first_name }}{% endif %},\n\n"
             "voici vos billets pour {{ event.name }}, le {{ event.starts_at }}"
             "{% if event.venue %} ({{ event.venue }}){% endif %}.\n\n"
             "{{ ticket_buttons }}\n\n"
@@ -24,7 +24,7 @@ TICKET_MAIL: dict[str, dict[str, str]] = {
     "en": {
         "subject": "Your tickets for {{ event.name }}",
         "body": (
-            "Hello {{ guest.first_name }},\n\n"
+            "Hello{% if guest.first_name %} {{ guest.first_name }}{% endif %},\n\n"
             "here are your tickets for {{ event.name }} on {{ event.starts_at }}"
             "{% if event.venue %} ({{ event.venue }}){% endif %}.\n\n"
             "{{ ticket_buttons }}\n\n"
@@ -36,7 +36,7 @@ TICKET_MAIL: dict[str, dict[str, str]] = {
     "de": {
         "subject": "Ihre Tickets für {{ event.name }}",
         "body": (
-            "Hallo {{ guest.first_name }},\n\n"
+            "Hallo{% if guest.first_name %} {{ guest.first_name }}{% endif %},\n\n"
             "hier sind Ihre Tickets für {{ event.name }} am {{ event.starts_at }}"
             "{% if event.venue %} ({{ event.venue }}){% endif %}.\n\n"
             "{{ ticket_buttons }}\n\n"
