@@ -211,6 +211,9 @@ def _fits_calendar(moment: datetime) -> bool:
         return False
 
 
+_ABSENT = (type(None), msgspec.UnsetType)
+
+
 def _struct_of(target: Any) -> type[msgspec.Struct] | None:
     target = _strip(target)
     if isinstance(target, type) and issubclass(target, msgspec.Struct):
@@ -226,13 +229,14 @@ def _list_item_of(target: Any) -> Any | None:
 
 
 def _strip(target: Any) -> Any:
-    """Unwrap Annotated[...] and `X | None`, which is how optional nested bodies are declared."""
+    """Unwrap Annotated[...], `X | None` and `X | UnsetType` (a patch's field), which is how
+    optional nested bodies are declared."""
     while True:
         origin = typing.get_origin(target)
         if origin is typing.Annotated:
             target = typing.get_args(target)[0]
         elif origin in (typing.Union, types.UnionType):
-            args = [a for a in typing.get_args(target) if a is not type(None)]
+            args = [a for a in typing.get_args(target) if a not in _ABSENT]
             if len(args) != 1:
                 return target
             target = args[0]
