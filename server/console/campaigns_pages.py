@@ -18,9 +18,11 @@ from litestar import Controller, Response, get, post
 from litestar.datastructures import State
 from litestar.di import Provide
 from litestar.params import FromQuery
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.campaigns import service
-from server.campaigns.models import CampaignStatus
+from server.campaigns.models import Campaign, CampaignStatus
+from server.campaigns.recipients import Audience, resolve
 from server.campaigns.schemas import CampaignCreate, CampaignPatch, SendIn, TestIn
 from server.console.campaign_forms import draft_values, problem_errors, schedule_values
 from server.console.campaign_views import (
@@ -41,6 +43,26 @@ from server.db import utcnow
 from server.errors import BodyInvalid
 from server.http import DbSession, wake_outbox
 from server.validation import decode_json_body
+
+_RESENDABLE = (CampaignStatus.SENDING, CampaignStatus.SENT)
+
+
+async def _has_unreceived(session: AsyncSession, campaign: Campaign) -> bool:
+    """Whether "resend to failed or never sent" would reach anyone: the audience its copy
+    gets (`delivery: not_received`) resolved now, as that copy's recap counts it."""
+    audience = campaign.audience or {}
+    if campaign.status not in _RESENDABLE or audience.get("contact_list_id") is not None:
+        return False
+    narrowed = Audience.of({**audience, "delivery": "not_received"})
+    recipients = await resolve(
+        session,
+        campaign.event_id,
+        narrowed,
+        per_ticket=campaign.per_ticket,
+        news=campaign.kind == "message",
+    )
+    return bool(recipients)
+
 
 __all__ = ["CampaignPages"]
 
@@ -163,6 +185,7 @@ class CampaignPages(Controller):
             event=page.event,
             campaign=campaign,
             counts=await service.counts(db_session, campaign.id),
+            can_resend=await _has_unreceived(db_session, campaign),
             problems=service.problems(campaign),
             messages=rows,
             total=total,

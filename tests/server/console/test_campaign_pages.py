@@ -305,10 +305,29 @@ async def test_a_refused_recipient_shows_the_smtp_reply_and_resend_goes_to_exact
     failed = await client.get(f"{venue['base']}/{cid}", params={"status": "failed"})
     assert REFUSED in failed.text and "guest1@example.org" not in failed.text
     assert [m.recipients for m in sink.messages] == [("guest1@example.org",)]
+    assert f'action="{venue["base"]}/{cid}/resend"' in page.text  # one failed: offered
     resend = await client.post(f"{venue['base']}/{cid}/resend", data={"csrf": csrf})
     assert resend.status_code == 303 and resend.headers["location"].endswith("/recap")
     copy = resend.headers["location"].split("/")[-2]
     assert await _count(client, venue["base"], copy) == 1  # guest0 alone
+
+
+async def test_resend_is_not_offered_when_every_guest_got_the_mail(client, venue, csrf):
+    """Delivered to both (the maildir): nobody failed or was never sent, so no resend form."""
+    cid = await _draft(client, venue, csrf)
+    sent = await client.post(
+        f"{venue['base']}/{cid}/send",
+        data={"expected_recipients": "2", "when": "now", "csrf": csrf},
+    )
+    assert sent.status_code == 303
+
+    async def finished():
+        page = await client.get(f"{venue['base']}/{cid}")
+        return "refresh" not in page.headers and page
+
+    page = await _wait(finished)
+    assert page.text.count("cmp-ms-sent") == 2
+    assert "/resend" not in page.text
 
 
 @pytest.mark.parametrize("settings", ["idle"], indirect=True)
