@@ -9,6 +9,7 @@ send anyway gets the 403 page.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 from litestar import Controller, Request, Response, get, post
@@ -16,6 +17,8 @@ from litestar.di import Provide
 from litestar.params import FromPath, FromQuery
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from server.branding import service as branding
+from server.branding.images import KINDS, clean_image
 from server.checkin import service as checkin
 from server.checkin.schemas import CheckinListCreate
 from server.console.forms import (
@@ -29,10 +32,12 @@ from server.console.forms import (
     valid_zone,
 )
 from server.console.i18n import LANGUAGES
+from server.console.labels.messages import translated
 from server.console.pages import EventPageDep, dependencies
 from server.console.signin import Viewer, ViewerDep
-from server.console.web import Form, html_page, read_form, redirect
-from server.errors import FieldError
+from server.console.upload_form import read_upload_form
+from server.console.web import ConsolePageError, Form, html_page, read_form, redirect
+from server.errors import BodyInvalid, FieldError
 from server.events import service as events
 from server.events.models import Event
 from server.events.schemas import EventCreate, EventPatch, TicketTypeCreate, TicketTypePatch
@@ -106,8 +111,12 @@ def _event_form(
     *,
     form: Form | None = None,
     refused: Refused | None = None,
+    images: Mapping[str, str] | None = None,
+    image_errors: Mapping[str, str] | None = None,
 ) -> Response[str]:
     status, errors, problem = shown(refused)
+    if image_errors:
+        status = 422
     return html_page(
         "event_form.html",
         lang=viewer.lang,
@@ -120,6 +129,8 @@ def _event_form(
         errors=_shown_errors(errors or []),
         problem=problem,
         all_languages=LANGUAGES,
+        images=images or {},
+        image_errors=image_errors or {},
     )
 
 
@@ -241,7 +252,40 @@ class EventPages(Controller):
     @get("/{event_id:str}/edit")
     async def edit_page(self, page: EventPageDep, db_session: DbSession) -> Response[str]:
         page.viewer.require_edit()
-        return _event_form(page.viewer, page.event)
+        images = await branding.event_images(db_session, page.event.id)
+        return _event_form(page.viewer, page.event, images=images)
+
+    @post("/{event_id:str}/branding/{kind:str}", status_code=303, request_max_body_size=None)
+    async def upload_image(
+        self,
+        request: Request[Any, Any, Any],
+        event_id: FromPath[str],
+        kind: FromPath[str],
+        viewer: ViewerDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        """The API's upload (same checks, same service) from a multipart form's `file`."""
+        settings = request.app.state.settings
+        upload = await read_upload_form(request, viewer.csrf, settings)
+        viewer.require_edit()
+        event = await events.get_event(db_session, event_id)
+        if kind not in KINDS:
+            raise ConsolePageError(404, "not_found", "not_found")
+        try:
+            clean = clean_image(upload.data or b"")
+            await branding.put_image(db_session, event.id, kind, clean)
+        except BodyInvalid as no:
+            message = translated(no.errors[0]["message"], viewer.lang)
+            images = await branding.event_images(db_session, event.id)
+            return _event_form(viewer, event, images=images, image_errors={kind: message})
+        return redirect(f"/console/events/{event.id}/edit")
+
+    @post("/{event_id:str}/branding/{kind:str}/remove", status_code=303)
+    async def remove_image(
+        self, page: EventPageDep, kind: FromPath[str], db_session: DbSession
+    ) -> Response[str]:
+        await branding.remove_image(db_session, page.event.id, kind)
+        return redirect(f"/console/events/{page.event.id}/edit")
 
     @post("/{event_id:str}/edit", status_code=303)
     async def edit(

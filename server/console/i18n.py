@@ -115,6 +115,21 @@ _TABLE: dict[str, tuple[str, str, str]] = {
         "#RRGGBB, hinter weißem Text auf der Ticketseite und in Mails: dunkel genug zum Lesen "
         "(4,5:1).",
     ),
+    "brand_images": ("Logo and banner", "Logo et bannière", "Logo und Banner"),
+    "brand_images_hint": (
+        "PNG, JPEG or WebP, at most 1 MB and 4000x4000 pixels; shown on the guest page and in "
+        "mails.",
+        "PNG, JPEG ou WebP, au plus 1 Mo et 4000x4000 pixels ; affichés sur la page du billet et "
+        "dans les mails.",
+        "PNG, JPEG oder WebP, höchstens 1 MB und 4000x4000 Pixel; auf der Ticketseite und in Mails "
+        "gezeigt.",
+    ),
+    "brand_logo": ("Logo", "Logo", "Logo"),
+    "brand_banner": ("Banner", "Bannière", "Banner"),
+    "brand_current": ("Current image", "Image actuelle", "Aktuelles Bild"),
+    "brand_none": ("None yet.", "Aucune pour l'instant.", "Noch keines."),
+    "brand_upload": ("Upload", "Envoyer", "Hochladen"),
+    "brand_remove": ("Remove", "Retirer", "Entfernen"),
     "languages": ("Languages", "Langues", "Sprachen"),
     "create": ("Create", "Créer", "Anlegen"),
     "edit": ("Edit", "Modifier", "Bearbeiten"),

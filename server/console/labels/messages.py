@@ -18,6 +18,18 @@ __all__ = ["translated"]
 
 # English message: (fr, de)
 EXACT: dict[str, tuple[str, str]] = {
+    "is empty: send the image's bytes as the body": (
+        "est vide : choisissez un fichier image",
+        "ist leer: wählen Sie eine Bilddatei",
+    ),
+    "must be a PNG, JPEG or WebP image of at most 4000x4000 pixels": (
+        "doit être une image PNG, JPEG ou WebP d'au plus 4000x4000 pixels",
+        "muss ein PNG-, JPEG- oder WebP-Bild von höchstens 4000x4000 Pixeln sein",
+    ),
+    "could not be read: a damaged or truncated image": (
+        "illisible : une image abîmée ou tronquée",
+        "nicht lesbar: ein beschädigtes oder abgeschnittenes Bild",
+    ),
     "required field missing": ("champ obligatoire", "Pflichtfeld"),
     "unknown field": ("champ inconnu", "unbekanntes Feld"),
     "must not contain NUL characters": (
@@ -195,6 +207,20 @@ _SHAPES: list[tuple[re.Pattern[str], Callable[[re.Match[str], int], str]]] = [
         lambda m, c: (
             f"pas une adresse e-mail : {m['value']}",
             f"keine E-Mail-Adresse: {m['value']}",
+        )[c],
+    ),
+    (
+        re.compile(r"is (?P<n>[0-9]+) bytes, over the (?P<max>[0-9]+) allowed"),
+        lambda m, c: (
+            f"fait {m['n']} octets, plus que les {m['max']} permis",
+            f"hat {m['n']} Bytes, mehr als die erlaubten {m['max']}",
+        )[c],
+    ),
+    (
+        re.compile(r"is (?P<w>[0-9]+)x(?P<h>[0-9]+) pixels, over (?P<max>[0-9]+x[0-9]+)"),
+        lambda m, c: (
+            f"fait {m['w']}x{m['h']} pixels, plus que {m['max']}",
+            f"hat {m['w']}x{m['h']} Pixel, mehr als {m['max']}",
         )[c],
     ),
     (
