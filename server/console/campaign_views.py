@@ -11,7 +11,7 @@ itself keeps the console's CSP, plus `frame-src 'self'` for that frame.
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 import msgspec
 from litestar import Response
@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.campaigns import service
 from server.campaigns.models import Campaign
 from server.campaigns.schemas import PreviewIn
+from server.config import Settings
 from server.console.campaign_forms import (
     MERGE_FIELDS,
     errors_of,
@@ -44,6 +45,7 @@ __all__ = [
     "base",
     "editor",
     "labelled",
+    "mail_frame_headers",
     "preview_in",
     "preview_page",
     "recap",
@@ -60,6 +62,16 @@ MAIL_FRAME_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-store",
 }
+
+
+def mail_frame_headers(settings: Settings) -> dict[str, str]:
+    """MAIL_FRAME_HEADERS letting the frame load the mail's images (logo, banner), which the
+    mail names by absolute URL on the public base URL, not always this page's origin."""
+    origin = "{0.scheme}://{0.netloc}".format(urlsplit(settings.public_base_url))
+    csp = MAIL_FRAME_HEADERS["Content-Security-Policy"].replace(
+        "img-src 'self';", f"img-src 'self' {origin};"
+    )
+    return {**MAIL_FRAME_HEADERS, "Content-Security-Policy": csp}
 
 
 def refusal(refused: Refused) -> dict[str, Any]:

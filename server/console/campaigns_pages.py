@@ -26,10 +26,10 @@ from server.campaigns.recipients import Audience, resolve
 from server.campaigns.schemas import CampaignCreate, CampaignPatch, SendIn, TestIn
 from server.console.campaign_forms import draft_values, problem_errors, schedule_values
 from server.console.campaign_views import (
-    MAIL_FRAME_HEADERS,
     after_save,
     base,
     editor,
+    mail_frame_headers,
     preview_in,
     preview_page,
     recap,
@@ -228,7 +228,9 @@ class CampaignPages(Controller):
         shown = await service.preview(
             db_session, campaign.id, preview_in(recipient, language), state.settings
         )
-        return Response(shown.html, media_type="text/html", headers=MAIL_FRAME_HEADERS)
+        return Response(
+            shown.html, media_type="text/html", headers=mail_frame_headers(state.settings)
+        )
 
     @post("/{campaign_id:str}/test", status_code=303)
     async def send_test(

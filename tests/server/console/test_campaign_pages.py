@@ -16,6 +16,7 @@ import msgspec
 import pytest
 
 from tests.factories import create_booking, create_event, create_ticket_type
+from tests.server.branding.test_images import picture
 from tests.server.campaigns.smtp_sink import SmtpSink
 from tests.server.console.helpers import as_new_browser, csrf_of, make_user
 
@@ -175,6 +176,31 @@ async def test_template_problems_come_back_beside_their_field_with_the_line(clie
     assert 'id="e-subject_fr"' in response.text and 'id="e-body_fr"' in response.text
     recap = await client.get(f"{venue['base']}/{cid}/recap")
     assert "/send" not in recap.text  # no send form while problems remain
+
+
+async def test_the_preview_frame_shows_the_brand_as_the_mail_will(client, venue, csrf, settings):
+    """Colour, banner and logo in the frame, by the absolute URLs the mail carries, which the
+    frame's CSP lets load (the public base URL's origin)."""
+    event_id = venue["event"]["id"]
+    api = venue["api"]
+    await api.client.patch(
+        f"/api/v1/events/{event_id}", json={"branding": {"colour": "#7A1F5C"}}, headers=api.headers
+    )
+    for kind in ("logo", "banner"):
+        put = await api.client.put(
+            f"/api/v1/events/{event_id}/branding/{kind}", content=picture(), headers=api.headers
+        )
+        assert put.status_code == 200
+    images = (await api.get(f"/api/v1/events/{event_id}")).json()["branding"]
+    cid = await _draft(client, venue, csrf)
+    mail = await client.get(f"{venue['base']}/{cid}/preview/mail", params={"language": "fr"})
+    assert mail.status_code == 200
+    base = settings.public_base_url
+    for kind in ("logo", "banner"):
+        assert f'<img src="{base}{images[kind]}"' in mail.text
+    assert "border-top:6px solid #7A1F5C" in mail.text
+    img_src = re.search(r"img-src ([^;]*)", mail.headers["content-security-policy"]).group(1)
+    assert base in img_src.split()
 
 
 async def test_preview_shows_the_mail_in_a_locked_frame_and_its_text(client, venue, csrf):
