@@ -20,7 +20,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from server.branding import service as branding
 from server.branding.images import KINDS, clean_image
 from server.checkin import service as checkin
-from server.checkin.schemas import CheckinListCreate
+from server.checkin.models import CheckinList
+from server.checkin.schemas import CheckinListCreate, CheckinListPatch
 from server.console.forms import (
     FormValues,
     Refused,
@@ -200,6 +201,49 @@ def _type_form(
     )
 
 
+def _list_form(
+    viewer: Viewer,
+    event: Event,
+    checkin_list: CheckinList,
+    ticket_types: list[Any],
+    *,
+    form: Form | None = None,
+    refused: Refused | None = None,
+) -> Response[str]:
+    status, errors, problem = shown(refused)
+    if form is not None:
+        fields: dict[str, Any] = {
+            k: form.get(k) for k in ("name", "max_entries", "valid_from", "valid_until")
+        }
+        fields["allow_reentry"] = "allow_reentry" in form
+        fields["ticket_type_ids"] = form.all("ticket_type_ids")
+    else:
+        fields = {
+            "name": checkin_list.name,
+            "max_entries": ""
+            if checkin_list.max_entries is None
+            else str(checkin_list.max_entries),
+            "valid_from": local_input(checkin_list.valid_from, event.timezone),
+            "valid_until": local_input(checkin_list.valid_until, event.timezone),
+            "allow_reentry": checkin_list.allow_reentry,
+            "ticket_type_ids": list(checkin_list.ticket_type_ids or []),
+        }
+    return html_page(
+        "checkin_list_form.html",
+        lang=viewer.lang,
+        status=status,
+        viewer=viewer,
+        section="events",
+        here=f"/console/events/{event.id}",
+        event=event,
+        checkin_list=checkin_list,
+        ticket_types=ticket_types,
+        fields=fields,
+        errors=errors_by_field(errors or []),
+        problem=problem,
+    )
+
+
 class EventPages(Controller):
     path = "/console/events"
     include_in_schema = False
@@ -359,6 +403,51 @@ class EventPages(Controller):
         except Refused as no:
             return await _detail(
                 db_session, page.viewer, page.event.id, failed="list", form=page.form, refused=no
+            )
+        return redirect(f"/console/events/{page.event.id}#checkin-lists")
+
+    @get("/{event_id:str}/checkin-lists/{list_id:str}/edit")
+    async def edit_list_page(
+        self,
+        list_id: FromPath[str],
+        page: EventPageDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        page.viewer.require_edit()
+        checkin_list = await checkin.get_list(db_session, page.event.id, list_id)
+        types = await events.list_ticket_types(db_session, page.event.id)
+        return _list_form(page.viewer, page.event, checkin_list, types)
+
+    @post("/{event_id:str}/checkin-lists/{list_id:str}/edit", status_code=303)
+    async def edit_list(
+        self,
+        list_id: FromPath[str],
+        page: EventPageDep,
+        db_session: DbSession,
+    ) -> Response[str]:
+        """Name, ticket types, entries and window, by the API's `PATCH` rules: none ticked
+        means every type, an empty number no limit, an empty time no bound."""
+        checkin_list = await checkin.get_list(db_session, page.event.id, list_id)
+        values = FormValues(page.form)
+        values.text("name")
+        values.whole("max_entries", optional=True)
+        values.flag("allow_reentry")
+        values.choices("ticket_type_ids")
+        if not values.values["ticket_type_ids"]:
+            values.values["ticket_type_ids"] = None
+        values.local_time("valid_from", page.event.timezone, optional=True)
+        values.local_time("valid_until", page.event.timezone, optional=True)
+        try:
+            await attempt(
+                db_session,
+                lambda: checkin.update_list(
+                    db_session, page.event.id, list_id, to_struct(values, CheckinListPatch)
+                ),
+            )
+        except Refused as no:
+            types = await events.list_ticket_types(db_session, page.event.id)
+            return _list_form(
+                page.viewer, page.event, checkin_list, types, form=page.form, refused=no
             )
         return redirect(f"/console/events/{page.event.id}#checkin-lists")
 

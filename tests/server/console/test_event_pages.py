@@ -272,3 +272,80 @@ async def test_a_capacity_below_the_confirmed_tickets_is_refused_on_its_field(
     assert after["capacity"] == 3 and after["remaining"] == 0
     missing = await client.get(f"/console/events/{event_id}/ticket-types/NOPE/edit")
     assert missing.status_code == 404
+
+
+async def test_edit_a_checkin_list(client, admin, organiser_token):
+    event_id = await _create_event(client, admin)
+    headers = {"Authorization": f"Bearer {organiser_token}"}
+    for name in ("Standard", "VIP"):
+        made = await client.post(
+            f"/console/events/{event_id}/ticket-types",
+            data={"csrf": admin, "name": name, "persons": "1"},
+        )
+        assert made.status_code == 303
+    types = (await client.get(f"/api/v1/events/{event_id}/ticket-types", headers=headers)).json()
+    vip = next(t["id"] for t in types if t["name"] == "VIP")
+    listed = await client.post(
+        f"/console/events/{event_id}/checkin-lists",
+        data={"csrf": admin, "name": "Main door", "max_entries": "1"},
+    )
+    assert listed.status_code == 303
+    [main] = (await client.get(f"/api/v1/events/{event_id}/checkin-lists", headers=headers)).json()[
+        "items"
+    ]
+    detail = await client.get(f"/console/events/{event_id}")
+    edit_link = f"/console/events/{event_id}/checkin-lists/{main['id']}/edit"
+    assert f'href="{edit_link}"' in detail.text
+    form = await client.get(edit_link)
+    assert form.status_code == 200 and 'value="Main door"' in form.text
+    assert len(form.content) < 100_000
+
+    saved = await client.post(
+        edit_link,
+        data={
+            "csrf": admin,
+            "name": "Lounge",
+            "max_entries": "",
+            "allow_reentry": "1",
+            "ticket_type_ids": vip,
+            "valid_from": "2031-06-14T21:00",
+            "valid_until": "",
+        },
+    )
+    assert saved.status_code == 303, saved.text[:500]
+    [after] = (
+        await client.get(f"/api/v1/events/{event_id}/checkin-lists", headers=headers)
+    ).json()["items"]
+    assert after["name"] == "Lounge" and after["max_entries"] is None
+    assert after["allow_reentry"] is True and after["ticket_type_ids"] == [vip]
+    assert after["valid_from"] == "2031-06-14T19:00:00Z"  # 21:00 at the venue, Paris in June
+    assert after["valid_until"] is None
+
+    bad = await client.post(
+        edit_link,
+        data={
+            "csrf": admin,
+            "name": "",
+            "max_entries": "-1",
+            "ticket_type_ids": "NOPE",
+            "valid_from": "2031-06-14T21:00",
+            "valid_until": "2031-06-14T20:00",
+        },
+    )
+    assert bad.status_code == 422
+    for field in ("name", "max_entries", "valid_until"):
+        assert f'id="e-{field}"' in bad.text, field
+    assert 'value=""' in bad.text  # what was typed comes back
+    unchanged = (
+        await client.get(f"/api/v1/events/{event_id}/checkin-lists", headers=headers)
+    ).json()
+    assert unchanged["items"] == [after]
+    foreign = await client.post(
+        edit_link, data={"csrf": admin, "name": "X", "ticket_type_ids": "NOPE"}
+    )
+    assert foreign.status_code == 422 and 'id="e-ticket_type_ids"' in foreign.text
+    assert (
+        await client.get(f"/console/events/{event_id}/checkin-lists/NOPE/edit")
+    ).status_code == 404
+    no_csrf = await client.post(edit_link, data={"name": "Sneaky"})
+    assert no_csrf.status_code in (400, 403)
