@@ -349,3 +349,10 @@ async def test_edit_a_checkin_list(client, admin, organiser_token):
     ).status_code == 404
     no_csrf = await client.post(edit_link, data={"name": "Sneaky"})
     assert no_csrf.status_code in (400, 403)
+
+
+async def test_field_attributes_reach_the_browser_unescaped(client, admin):
+    """`field(..., attrs=...)` writes attributes (maxlength, min, placeholder), not text."""
+    page = await client.get("/console/events/new")
+    assert 'name="name" type="text" value="" required maxlength="200"' in page.text
+    assert "&#34;" not in page.text
