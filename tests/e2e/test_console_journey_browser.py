@@ -147,7 +147,7 @@ def create_event(journey: Journey) -> str:
     lists.get_by_label("Name").fill("Grande porte")
     journey.follow(lists.get_by_role("button", name="Create"))
     section = page.locator("section", has=page.get_by_role("heading", name="Check-in lists"))
-    expect(section.get_by_role("cell", name="Grande porte")).to_be_visible()
+    expect(section.get_by_role("cell", name="Grande porte", exact=True)).to_be_visible()
     journey.look("event")
     return event_url
 

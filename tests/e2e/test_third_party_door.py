@@ -976,14 +976,19 @@ async def test_third_party_door(live: Live, organiser: httpx.AsyncClient) -> Non
         a.journal.clear()
         a.local.clear()
 
-        # Only the door-admitted entries are logged; only the forced one raises a conflict.
-        await a.until_seq(head_before_upload + 3)
-        logged = [a.changes_seen[s] for s in range(head_before_upload + 1, a.state.seq + 1)]
-        assert [(x["kind"], x["scan"]["scan_id"]) for x in logged] == [
-            ("scan.accepted", j[0]["scan_id"]),
-            ("scan.accepted", j[1]["scan_id"]),
-            ("scan.accepted", j[5]["scan_id"]),
-        ]
+        # Only the door-admitted entries are logged; only the forced one raises a conflict,
+        # logged as `scan.conflict` right after its `scan.accepted` (protocol.md, "changes").
+        await a.until_seq(head_before_upload + 4)
+        items = [a.changes_seen[s] for s in range(head_before_upload + 1, a.state.seq + 1)]
+        assert [x["kind"] for x in items] == [
+            "scan.accepted", "scan.conflict", "scan.accepted", "scan.accepted"
+        ]  # fmt: skip
+        conflict_item = items[1]["conflict"]
+        assert conflict_item["scan_id"] == j[0]["scan_id"] and "type" not in conflict_item
+        logged = [x for x in items if x["kind"] == "scan.accepted"]
+        assert [x["scan"]["scan_id"] for x in logged] == [
+            j[0]["scan_id"], j[1]["scan_id"], j[5]["scan_id"]
+        ]  # fmt: skip
         assert [x["scan"]["forced"] for x in logged] == [True, False, False]
         assert all(x["scan"]["offline"] is True for x in logged)
         assert logged[0]["scan"]["scanned_at"] == z(at)
@@ -1011,6 +1016,7 @@ async def test_third_party_door(live: Live, organiser: httpx.AsyncClient) -> Non
                     "at": b_scan["scanned_at"],
                 },
             }, new[0]
+            assert conflict_item == {k: v for k, v in new[0].items() if k != "type"}
         await a.assert_in_sync()
 
         # Counters: s1 (entered twice, counted once), s2 inside; f1 (3 persons) went out.
