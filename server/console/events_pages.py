@@ -201,6 +201,18 @@ def _type_form(
     )
 
 
+def _list_values(form: Form) -> FormValues:
+    """A check-in list's form fields as its API body has them: none ticked is every type."""
+    values = FormValues(form)
+    values.text("name")
+    values.whole("max_entries", optional=True)
+    values.flag("allow_reentry")
+    values.choices("ticket_type_ids")
+    if not values.values["ticket_type_ids"]:
+        values.values["ticket_type_ids"] = None
+    return values
+
+
 def _list_form(
     viewer: Viewer,
     event: Event,
@@ -386,13 +398,7 @@ class EventPages(Controller):
         page: EventPageDep,
         db_session: DbSession,
     ) -> Response[str]:
-        values = FormValues(page.form)
-        values.text("name")
-        values.whole("max_entries", optional=True)
-        values.flag("allow_reentry")
-        values.choices("ticket_type_ids")
-        if not values.values["ticket_type_ids"]:
-            values.values["ticket_type_ids"] = None  # none ticked: every type
+        values = _list_values(page.form)
         try:
             await attempt(
                 db_session,
@@ -428,13 +434,7 @@ class EventPages(Controller):
         """Name, ticket types, entries and window, by the API's `PATCH` rules: none ticked
         means every type, an empty number no limit, an empty time no bound."""
         checkin_list = await checkin.get_list(db_session, page.event.id, list_id)
-        values = FormValues(page.form)
-        values.text("name")
-        values.whole("max_entries", optional=True)
-        values.flag("allow_reentry")
-        values.choices("ticket_type_ids")
-        if not values.values["ticket_type_ids"]:
-            values.values["ticket_type_ids"] = None
+        values = _list_values(page.form)
         values.local_time("valid_from", page.event.timezone, optional=True)
         values.local_time("valid_until", page.event.timezone, optional=True)
         try:
