@@ -34,6 +34,15 @@ class Fanout(Protocol):
     def subscribe(self, event_id: str) -> Any:
         """An async context manager yielding an `asyncio.Queue[Notice]` of the event's notices."""
 
+    async def mark_online(self, event_id: str, device_ids: set[str], ttl: float) -> None:
+        """These devices hold a socket on this instance, for the next `ttl` seconds at least."""
+
+    async def drop_online(self, event_id: str, device_id: str) -> None:
+        """The device's socket on this instance closed."""
+
+    async def online(self, event_id: str, here: set[str]) -> set[str]:
+        """The event's devices with a socket open on any instance (`here`: this one's)."""
+
 
 class MemoryFanout:
     """In-process fan-out. Each subscriber gets its own bounded queue; a slow one drops notices
@@ -51,6 +60,15 @@ class MemoryFanout:
 
     async def publish(self, event_id: str, notice: Notice) -> None:
         self.deliver(event_id, notice)
+
+    async def mark_online(self, event_id: str, device_ids: set[str], ttl: float) -> None:
+        return None  # one process: its own rooms are the whole truth
+
+    async def drop_online(self, event_id: str, device_id: str) -> None:
+        return None
+
+    async def online(self, event_id: str, here: set[str]) -> set[str]:
+        return set(here)
 
     def deliver(self, event_id: str, notice: Notice) -> None:
         for queue in list(self._subscribers.get(event_id, ())):

@@ -145,10 +145,15 @@ class ScannerHub:
         room.connections.add(connection)  # before waiting, so a concurrent leave keeps the room
         async with asyncio.timeout(10):
             await room.ready.wait()
+        if connection.device is not None:
+            await self.fanout.mark_online(event_id, {connection.device.device_id}, room.online_ttl)
         return room
 
     async def _leave(self, room: EventRoom, connection: Connection) -> None:
         room.connections.discard(connection)
+        device = connection.device
+        if device is not None and device.device_id not in room.device_ids():
+            await self.fanout.drop_online(room.event_id, device.device_id)
         if not room.connections and self.rooms.get(room.event_id) is room:
             del self.rooms[room.event_id]
             await room.stop()

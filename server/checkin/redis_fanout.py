@@ -6,6 +6,12 @@ queues. A publish is delivered to this instance's own subscribers at once (no ro
 Redis) and sent to Redis for the others, tagged with this instance's id so it is not delivered
 twice when Redis echoes it back.
 
+It also keeps which doors are online across instances, for the console (`online`): a sorted set
+per event (`{prefix}online:{event_id}`) whose members are `device|instance` scored by the time
+they expire, refreshed by each room while the socket stays open and removed when it closes; an
+instance killed without closing its sockets stops refreshing, and its doors drop out after the
+ttl. A Redis failure there only makes the console see this instance's own doors.
+
 Redis only notifies. The database change log is the truth, so every failure here costs latency,
 never data:
 - a publish that fails is logged and forgotten; the caller's commit stands, and the other
@@ -21,6 +27,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -126,6 +133,42 @@ class RedisFanout:
                 if self._counts[channel] == 0:
                     del self._counts[channel]
                     await self._leave(channel)
+
+    def online_key(self, event_id: str) -> str:
+        return f"{self.prefix}online:{event_id}"
+
+    async def mark_online(self, event_id: str, device_ids: set[str], ttl: float) -> None:
+        if self._client is None or not device_ids:
+            return
+        until = time.time() + ttl
+        key = self.online_key(event_id)
+        try:
+            async with self._client.pipeline(transaction=False) as pipe:
+                pipe.zadd(key, {f"{d}|{self.instance}": until for d in device_ids})
+                pipe.expire(key, max(1, int(ttl * 2)))
+                await pipe.execute()
+        except (RedisError, OSError) as exc:
+            log.warning("marking doors online in Redis failed: %s", type(exc).__name__)
+
+    async def drop_online(self, event_id: str, device_id: str) -> None:
+        if self._client is None:
+            return
+        try:
+            await self._client.zrem(self.online_key(event_id), f"{device_id}|{self.instance}")
+        except (RedisError, OSError) as exc:
+            log.warning("marking a door offline in Redis failed: %s", type(exc).__name__)
+
+    async def online(self, event_id: str, here: set[str]) -> set[str]:
+        if self._client is None:
+            return set(here)
+        key = self.online_key(event_id)
+        try:
+            members = await self._client.zrangebyscore(key, time.time(), "+inf")
+        except (RedisError, OSError) as exc:
+            log.warning("reading online doors from Redis failed: %s", type(exc).__name__)
+            return set(here)
+        found = {m.decode("utf-8", "replace").partition("|")[0] for m in members}
+        return found | here
 
     async def _join(self, channel: str) -> None:
         confirmed = self._confirmed.setdefault(channel, asyncio.Event())

@@ -184,7 +184,17 @@ class EventRoom:
         if now - self._checked_devices_at < self.config.revocation_check_interval:
             return
         self._checked_devices_at = now
-        device_ids = {c.device.device_id for c in self.connections if c.device is not None}
+        device_ids = self.device_ids()
         active = await self.feed.active_devices(device_ids)
         for device_id in device_ids - active:
             self.close_device(device_id)
+        await self.fanout.mark_online(self.event_id, device_ids & active, self.online_ttl)
+
+    @property
+    def online_ttl(self) -> float:
+        """How long a mark of "online" holds: three device checks (one lost is no gap)."""
+        return 3 * max(self.config.revocation_check_interval, self.config.heal_interval)
+
+    def device_ids(self) -> set[str]:
+        """The devices with a socket in this room."""
+        return {c.device.device_id for c in self.connections if c.device is not None}

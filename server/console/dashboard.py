@@ -126,14 +126,15 @@ def _feed_cells(row: FeedRow) -> dict[str, Any]:
     return {"cells": cells, "cls": f"verdict-{row.verdict}"}
 
 
-def live_device_ids(request: Request[Any, Any, Any], event_id: str) -> set[str]:
-    """The devices with a socket open on this instance's hub (another instance's are not seen
-    here; those show their last scan instead)."""
+async def live_device_ids(request: Request[Any, Any, Any], event_id: str) -> set[str]:
+    """The devices with a socket open on any instance: this instance's rooms, and with Redis
+    the other instances' too (server/checkin/redis_fanout.py `online`)."""
     hub = getattr(request.app.state, "hub", None)
-    room = hub.rooms.get(event_id) if hub is not None else None
-    if room is None:
+    if hub is None:
         return set()
-    return {c.device.device_id for c in list(room.connections) if c.device is not None}
+    room = hub.rooms.get(event_id)
+    here = room.device_ids() if room is not None else set()
+    return await hub.fanout.online(event_id, here)
 
 
 def _clock(moment: datetime | None, zone: ZoneInfo) -> str:
@@ -189,8 +190,8 @@ async def _scans(
 async def read_devices(
     session: AsyncSession, event_id: str, labels: Labels, zone: ZoneInfo, live: set[str]
 ) -> list[DeviceRow]:
-    """The event's devices with their state: connected here (`live`), offline, not paired or
-    revoked, and the time of their last scan."""
+    """The event's devices with their state: connected on any instance (`live`), offline, not
+    paired or revoked, and the time of their last scan."""
     devices, _ = await checkin.list_devices(session, event_id, limit=DEVICES_SIZE, offset=0)
     last = dict(
         (
@@ -256,7 +257,7 @@ async def _updates(
                 yield ServerSentEventMessage(comment="keep-alive")
             # Every wake reads, a silent one too: a notice Redis lost costs one interval.
             async with database.transaction(read_only=True) as session:
-                live = live_device_ids(request, event_id)
+                live = await live_device_ids(request, event_id)
                 board = await read_dashboard(session, event_id, labels, zone=zone, live=live)
             data = _json.encode(board.payload(labels)).decode()
             if data != sent:
@@ -293,7 +294,7 @@ class DashboardPages(Controller):
             event_id,
             labels,
             zone=event.timezone,
-            live=live_device_ids(request, event_id),
+            live=await live_device_ids(request, event_id),
         )
         return _page(viewer, event, board)
 

@@ -61,7 +61,7 @@ async def _doors_page(
     status, errors, problem = shown(refused)
     event, viewer = page.event, page.viewer
     labels = Labels(viewer.lang)
-    live = live_device_ids(request, event.id)
+    live = await live_device_ids(request, event.id)
     devices = await read_devices(session, event.id, labels, ZoneInfo(event.timezone), live)
     return html_page(
         "doors.html",

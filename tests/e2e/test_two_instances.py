@@ -113,7 +113,12 @@ async def _setup(
             )
             assert paired.status_code == 200, paired.text
             tokens.append(paired.json()["token"])
-    return {"list_id": list_id, "tickets": booking["tickets"], "tokens": tokens}
+    return {
+        "event_id": event["id"],
+        "list_id": list_id,
+        "tickets": booking["tickets"],
+        "tokens": tokens,
+    }
 
 
 def _ws_url(base: str) -> str:
@@ -298,3 +303,37 @@ def test_with_the_redis_fan_out_cut_a_scan_reaches_the_other_instance_only_by_th
     organiser = asyncio.run(_create_token(pg_settings))
     with _two_in_process(pg_settings, cut, HEAL) as (a, b):
         asyncio.run(run(a, b, organiser))
+
+
+def test_each_instance_marks_its_doors_online_for_the_console_of_the_other(instances, pg_settings):
+    """A door's socket is marked online in Redis by the instance that holds it (what the console
+    of either instance shows as "Connected"), and unmarked when the socket closes."""
+    from redis import asyncio as aioredis
+
+    from server.checkin.redis_fanout import split_prefix
+
+    a, b = instances
+    url, prefix = split_prefix(pg_settings.redis_url or "")
+    organiser = asyncio.run(_create_token(pg_settings))
+
+    async def members(redis: Any, key: str) -> set[str]:
+        return {m.decode() for m in await redis.zrangebyscore(key, "-inf", "+inf")}
+
+    async def run() -> None:
+        redis = aioredis.Redis.from_url(url)
+        try:
+            async with _a_door_on_each(a, b, organiser) as (door, _, _, _):
+                event_id = door["event_id"]
+                key = f"{prefix}online:{event_id}"
+                online = await members(redis, key)
+                assert len(online) == 2, online
+                assert len({m.partition("|")[2] for m in online}) == 2  # one per instance
+            for _ in range(int(WAIT / 0.05)):  # the servers see the close, then unmark
+                if not await members(redis, key):
+                    break
+                await asyncio.sleep(0.05)  # another process unmarks it
+            assert await members(redis, key) == set()
+        finally:
+            await redis.aclose()
+
+    asyncio.run(run())

@@ -177,3 +177,37 @@ async def test_instances_configured_by_url_prefix_hear_each_other(prefix):
     finally:
         await first.stop()
         await second.stop()
+
+
+async def test_doors_online_on_one_instance_are_seen_from_the_other(redis_pair):
+    """The console's "Connected": a door's socket on either instance, until it closes or its
+    mark expires (an instance killed without closing its sockets)."""
+    first, second = redis_pair
+    assert await second.online("EVT", set()) == set()
+    await first.mark_online("EVT", {"D1", "D2"}, ttl=30)
+    await second.mark_online("EVT", {"D3"}, ttl=30)
+    assert await second.online("EVT", {"D9"}) == {"D1", "D2", "D3", "D9"}
+    assert await first.online("OTHER", set()) == set()
+    await first.drop_online("EVT", "D1")
+    assert await second.online("EVT", set()) == {"D2", "D3"}
+    await second.drop_online("EVT", "D2")  # the other instance's socket of D2 is not its own
+    assert await first.online("EVT", set()) == {"D2", "D3"}
+    await first.mark_online("EVT", {"D2"}, ttl=-1)  # a mark that has run out
+    assert await second.online("EVT", set()) == {"D3"}
+
+
+async def test_memory_fanout_knows_only_its_own_doors():
+    fanout = MemoryFanout()
+    await fanout.mark_online("EVT", {"D1"}, ttl=30)
+    assert await fanout.online("EVT", {"D2"}) == {"D2"}
+
+
+async def test_online_doors_with_redis_unreachable_are_this_instances_own(caplog):
+    fanout = RedisFanout("redis://127.0.0.1:1/0", "tessera-test-down:")
+    await fanout.start()
+    try:
+        await fanout.mark_online("EVT", {"D1"}, ttl=30)
+        await fanout.drop_online("EVT", "D1")
+        assert await fanout.online("EVT", {"D2"}) == {"D2"}
+    finally:
+        await fanout.stop()
