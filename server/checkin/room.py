@@ -121,8 +121,9 @@ class EventRoom:
                 self.delays.observe(plan.committed)
         elif plan.must_read:  # nobody here follows the log: skip the read (notices.py)
             self.read_seq = max(self.read_seq, plan.highest_head or 0)
-        if plan.heal:
-            await self._check_devices()
+        # Busy or silent: a room that hears a notice every second never heals, and its devices
+        # must still be checked (a revocation Redis lost; the doors' online marks).
+        await self._check_devices()
 
     def _has_listeners(self) -> bool:
         return any(connection.sent_seq is not None for connection in self.connections)

@@ -6,6 +6,7 @@ Each test runs on SQLite and PostgreSQL (the `backend` fixture behind `settings`
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -513,6 +514,40 @@ async def test_a_revoked_device_missed_by_the_fan_out_is_closed_by_the_periodic_
         finally:
             await database.dispose()
         assert await closed_with(a) == 4403
+
+
+async def test_the_periodic_device_check_runs_in_a_busy_room_too(live, http, settings):
+    """A room whose notices never fall silent (a rush: no heal) still checks its devices: a
+    revocation Redis lost closes the socket, and the doors' online marks are refreshed."""
+    live.app.state.hub.configure(HubConfig(heal_interval=3600.0, revocation_check_interval=0.2))
+    from server.checkin import service
+    from server.db import Database, utcnow
+
+    door = await make_door(http, settings, tickets=1, allow_reentry=True, max_entries=None)
+    async with socket(live, door.token("A")) as a, socket(live, door.token("B")) as b:
+        await hello(a, None)
+        await hello(b, None)
+        database = Database(settings.database_url)
+        try:
+            async with database.transaction() as session:  # no notice: as if Redis lost it
+                await service.revoke_device(session, door.device_id("A"), now=utcnow())
+        finally:
+            await database.dispose()
+
+        async def keep_busy() -> None:
+            for n in range(400):  # in, out, in...: each commits a change, the room hears it
+                direction = "entry" if n % 2 == 0 else "exit"
+                await send(b, scan_frame(door, direction=direction))
+                assert (await recv_type(b, "result"))["verdict"] == "accepted"
+                await asyncio.sleep(0.02)  # a notice every ~20 ms: never silent for 3600 s
+
+        busy = asyncio.create_task(keep_busy())
+        try:
+            assert await closed_with(a) == 4403
+        finally:
+            busy.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionClosed):
+                await busy
 
 
 def json_bytes(frame: dict) -> bytes:
