@@ -23,6 +23,7 @@ from server.console.exports_pages import ExportPages
 from server.console.forms import Refused
 from server.console.i18n import Labels
 from server.console.imports_pages import EventImportPages, ListImportPages
+from server.console.labels.messages import translated
 from server.console.signin import SignInController, request_language
 from server.console.tokens_pages import TokenPages
 from server.console.web import STATIC, ConsolePageError, SignInRequired, html_page, redirect
@@ -52,6 +53,8 @@ def _viewer(request: Request[Any, Any, Any]) -> Any:
 
 
 def _page(request: Request[Any, Any, Any], status: int, title: str, detail: str) -> Response[str]:
+    """The error page; `detail`, when it is the API's English text, shown in the viewer's
+    language (labels/problems.py)."""
     viewer = _viewer(request)
     lang = viewer.lang if viewer is not None else request_language(request)
     return html_page(
@@ -60,7 +63,7 @@ def _page(request: Request[Any, Any, Any], status: int, title: str, detail: str)
         status=status,
         viewer=viewer,
         title=title,
-        detail=detail,
+        detail=translated(detail, lang),
         section="",
     )
 
@@ -89,8 +92,12 @@ def _domain(request: Request[Any, Any, Any], exc: DomainError) -> Response[str]:
 def _refused(request: Request[Any, Any, Any], exc: Refused) -> Response[str]:
     """A refusal no form shows (a delete, a cancel): its page, with its status."""
     viewer = _viewer(request)
-    labels = Labels(viewer.lang if viewer is not None else request_language(request))
-    return _page(request, exc.status, labels.bad_request, str(exc))
+    lang = viewer.lang if viewer is not None else request_language(request)
+    labels = Labels(lang)
+    texts = [exc.problem] if exc.problem else [e["message"] for e in exc.errors]
+    return _page(
+        request, exc.status, labels.bad_request, "; ".join(translated(t, lang) for t in texts)
+    )
 
 
 def _http(request: Request[Any, Any, Any], exc: HTTPException) -> Response[str]:

@@ -211,13 +211,17 @@ def html_page(
     **context: Any,
 ) -> Response[str]:
     """The page `template` rendered in `lang`, with the console's security headers. Its
-    `errors` (field: the API's message) are shown in `lang` (labels/messages.py)."""
+    `errors` (field: the API's message) and `problem` (a refusal of the whole form) are shown
+    in `lang` (labels/messages.py, labels/problems.py)."""
     errors = context.get("errors")
     if isinstance(errors, Mapping) and lang != "en":
         context["errors"] = {
             field: translated(text, lang) if isinstance(text, str) else text
             for field, text in errors.items()
         }
+    problem = context.get("problem")
+    if isinstance(problem, str) and lang != "en":
+        context["problem"] = translated(problem, lang)
     body = _env.get_template(template).render(
         lang=lang,
         L=Labels(lang),

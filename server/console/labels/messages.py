@@ -14,6 +14,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 
+from server.console.labels.problems import SHAPES as PROBLEMS
+
 __all__ = ["translated"]
 
 # English message: (fr, de)
@@ -281,7 +283,7 @@ def translated(message: str, lang: str) -> str:
     exact = EXACT.get(message)
     if exact is not None:
         return exact[column]
-    for shape, text in _SHAPES:
+    for shape, text in (*_SHAPES, *PROBLEMS):
         found = shape.fullmatch(message)
         if found is not None:
             return text(found, column)

@@ -168,3 +168,123 @@ async def test_a_form_shows_its_errors_in_the_pages_language(client, admin, lang
     assert {"fr": "doit être après le début", "de": "muss nach dem Beginn liegen"}.get(
         lang, "after starts_at"
     ) in response.text
+
+
+# --- refusals: a Conflict's detail above a form or beside a field, a NotFound's on its page ---
+
+_REFUSALS = {"SheetFull"}  # shown on the export page, though not a Conflict
+
+
+def _refusal_classes() -> set[str]:
+    """Conflict and every class below it in server/, and the other refusals a page shows."""
+    family = {"Conflict"}
+    trees = [ast.parse(path.read_text()) for path in SERVER.rglob("*.py")]
+    grew = True
+    while grew:
+        grew = False
+        for tree in trees:
+            for node in ast.walk(tree):
+                if (
+                    isinstance(node, ast.ClassDef)
+                    and node.name not in family
+                    and any(getattr(base, "id", None) in family for base in node.bases)
+                ):
+                    family.add(node.name)
+                    grew = True
+    return family | _REFUSALS
+
+
+def _refusal_details() -> dict[str, str]:
+    """Every literal detail of a refusal raised in server/ (values replaced by samples), and
+    the "no <resource> with id '7'" of every NotFound: message -> where."""
+    classes = _refusal_classes()
+    found: dict[str, str] = {}
+    for path in SERVER.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.Call) or not node.args:
+                continue
+            name = getattr(node.func, "id", None) or getattr(node.func, "attr", None)
+            if name in classes:
+                message = _sample(node.args[0])
+            elif name == "NotFound" and isinstance(node.args[0], ast.Constant):
+                message = f"no {node.args[0].value} with id '7'"
+            else:
+                continue
+            if message is not None:
+                found.setdefault(message, f"{path.relative_to(SERVER.parent)}:{node.lineno}")
+    return found
+
+
+def test_the_scan_finds_the_refusals_it_should():
+    details = _refusal_details()
+    assert "a rejected scan changed nothing: there is nothing to annul" in details
+    assert "the campaign has 7 recipients now, not 7" in details  # an f-string
+    assert "no booking with id '7'" in details  # NotFound's own text
+    assert len(details) > 40
+
+
+@pytest.mark.parametrize(("message", "where"), sorted(_refusal_details().items()))
+def test_every_refusal_is_translated(message, where):
+    for lang in ("fr", "de"):
+        assert translated(message, lang) != message, f"{where}: no {lang} text for {message!r}"
+    assert translated(message, "en") == message
+
+
+@pytest.mark.parametrize(
+    ("message", "fr", "de"),
+    [
+        ("booking is cancelled", "la réservation est annulée", "die Buchung ist storniert"),
+        (
+            "a campaign that is sent cannot be edited",
+            "une campagne envoyée ne peut plus être modifiée",
+            "eine Kampagne im Status „gesendet“ kann nicht mehr bearbeitet werden",
+        ),
+        (
+            "no ticket type with id 'TT9'",
+            "type de billet introuvable (identifiant 'TT9')",
+            "Ticketart nicht gefunden (Kennung 'TT9')",
+        ),
+        (
+            "event EV1 was archived 2027-01-02T03:04:05+00:00: its doors are closed and it"
+            " takes no more scans",
+            "l'événement EV1 a été archivé le 2027-01-02T03:04:05+00:00 : ses portes sont"
+            " fermées et il ne prend plus de scans",
+            "die Veranstaltung EV1 wurde am 2027-01-02T03:04:05+00:00 archiviert: ihre Eingänge"
+            " sind zu, sie nimmt keine Scans mehr an",
+        ),
+        ("booking is weird", "la réservation est weird", "die Buchung ist weird"),  # unknown state
+    ],
+)
+def test_a_refusals_values_and_states(message, fr, de):
+    assert translated(message, "fr") == fr
+    assert translated(message, "de") == de
+
+
+async def test_a_refusal_and_a_missing_page_in_the_pages_language(client, admin, organiser_token):
+    await client.post("/console/language", data={"csrf": admin, "language": "fr"})
+    made = await client.post("/console/events", data=EVENT | {"csrf": admin})
+    event_id = made.headers["location"].rsplit("/", 1)[1]
+    headers = {"Authorization": f"Bearer {organiser_token}"}
+    kind = await client.post(
+        f"/api/v1/events/{event_id}/ticket-types", json={"name": "Standard"}, headers=headers
+    )
+    type_id = kind.json()["id"]
+    booking = await client.post(
+        f"/api/v1/events/{event_id}/bookings",
+        json={
+            "buyer": {"name": "Zoé", "email": "zoe@example.org", "language": "fr"},
+            "items": [{"ticket_type_id": type_id, "quantity": 2}],
+            "confirm": True,
+        },
+        headers=headers,
+    )
+    assert booking.status_code == 201
+    refused = await client.post(
+        f"/console/events/{event_id}/ticket-types/{type_id}/edit",
+        data={"csrf": admin, "name": "Standard", "capacity": "1"},
+    )
+    assert refused.status_code == 409
+    assert "la capacité 1 est inférieure aux 2 billets confirmés" in refused.text
+    missing = await client.get(f"/console/events/{event_id}/bookings/NOPE")
+    assert missing.status_code == 404
+    assert "réservation introuvable (identifiant &#39;NOPE&#39;)" in missing.text
