@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.branding.images import KINDS, CleanImage
@@ -15,6 +15,7 @@ from server.events.service import get_event
 __all__ = [
     "event_images",
     "find_image",
+    "find_image_head",
     "image_path",
     "images_of_events",
     "put_image",
@@ -96,3 +97,23 @@ async def find_image(session: AsyncSession, event_id: str, name: str) -> EventIm
     if image is None or name != image_path(image).rsplit("/", 1)[1]:
         raise NotFound("branding image", name)
     return image
+
+
+async def find_image_head(session: AsyncSession, event_id: str, name: str) -> tuple[str, int]:
+    """The content type and byte length of the image `find_image` would answer, read without
+    its bytes (a HEAD request); NotFound likewise."""
+    kind = name.partition("-")[0]
+    row = None
+    if kind in KINDS:
+        found = await session.execute(
+            select(
+                EventImage.sha256,
+                EventImage.extension,
+                EventImage.content_type,
+                func.length(EventImage.data),
+            ).where(EventImage.event_id == event_id, EventImage.kind == kind)
+        )
+        row = found.first()
+    if row is None or name != f"{kind}-{row[0][:20]}.{row[1]}":
+        raise NotFound("branding image", name)
+    return row[2], int(row[3])

@@ -7,6 +7,7 @@ is cached per token, and a token is unique to one (ticket, version), so a reissu
 from __future__ import annotations
 
 import secrets
+from collections.abc import Sequence
 from functools import lru_cache
 
 from jinja2 import Environment, PackageLoader, StrictUndefined
@@ -101,6 +102,7 @@ def render_message(lang: str, nonce: str, title_key: str, text_key: str) -> str:
     )
 
 
-def render_service_worker(link: str) -> str:
-    """The service worker of one ticket page; `link` is already known to match LINK_PATTERN."""
-    return _env.get_template("sw.js").render(page=f"/t/{link}", link=link)
+def render_service_worker(link: str, images: Sequence[str] = ()) -> str:
+    """The service worker of one ticket page; `link` is already known to match LINK_PATTERN.
+    `images` are the paths of the event's logo and banner, kept for the page offline."""
+    return _env.get_template("sw.js").render(page=f"/t/{link}", link=link, images=list(images))

@@ -120,7 +120,7 @@ class GuestController(Controller):
         if isinstance(found, Response):
             return found
         return Response(
-            pages.render_service_worker(link),
+            pages.render_service_worker(link, sorted(found.images.values())),
             media_type="text/javascript",
             headers={**GUEST_SECURITY_HEADERS, "Service-Worker-Allowed": f"/t/{link}"},
         )

@@ -1,5 +1,6 @@
 """The event's logo in a real Chromium: uploaded from the console's edit page (a plain multipart
-form), previewed there, shown on the guest's ticket page, then removed; axe-core finds no WCAG
+form), previewed there, shown on the guest's ticket page (and offline, from its service worker's
+copy), then removed; axe-core finds no WCAG
 2.1 AA violation on the edit page or the guest page with the image."""
 
 from __future__ import annotations
@@ -104,6 +105,25 @@ def test_upload_a_logo_see_it_on_the_guest_page_and_remove_it(
     expect(image).to_have_attribute("alt", "Nuit du jazz")
     assert guest_page.evaluate("document.querySelector('img.logo').naturalWidth") == 240
     _check(guest_page, checked)
+
+    # The service worker keeps the logo (not only the browser's HTTP cache, which may evict
+    # it), and offline the page opens again with it.
+    guest_page.wait_for_function("navigator.serviceWorker.controller !== null")
+    kept = guest_page.evaluate(
+        """async () => {
+            const path = new URL(document.querySelector('img.logo').src).pathname;
+            for (const name of await caches.keys()) {
+                if (await (await caches.open(name)).match(path)) return true;
+            }
+            return false;
+        }"""
+    )
+    assert kept, "the service worker did not keep the logo"
+    context.set_offline(True)
+    guest_page.reload()
+    expect(guest_page.locator("img.logo")).to_be_visible()
+    assert guest_page.evaluate("document.querySelector('img.logo').naturalWidth") == 240
+    context.set_offline(False)
 
     page.goto(f"{base}/console/events/{event_id}/edit")
     page.get_by_role("button", name="Remove").click()
