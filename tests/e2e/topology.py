@@ -33,7 +33,7 @@ import httpx
 import pytest
 import redis
 
-from tests.conftest import POSTGRES_ADMIN_URL, _pg_url
+from tests.conftest import POSTGRES_ADMIN_URL
 from tests.deployment import (
     DOCKER,
     TESSERA,
@@ -178,16 +178,16 @@ def _start_order(services: Mapping[str, Mapping[str, Any]]) -> list[str]:
     return order
 
 
-async def _create_database(name: str) -> None:
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+async def _create_database(name: str, admin_url: str) -> None:
+    admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'CREATE DATABASE "{name}"')
     finally:
         await admin.close()
 
 
-async def _drop_database(name: str) -> None:
-    admin = await asyncpg.connect(POSTGRES_ADMIN_URL)
+async def _drop_database(name: str, admin_url: str) -> None:
+    admin = await asyncpg.connect(admin_url)
     try:
         await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
     finally:
@@ -234,8 +234,13 @@ def _local_env(
 
 
 @contextlib.contextmanager
-def topology(workdir: Path) -> Iterator[Topology]:
-    """Start compose.yaml's services as processes (see the module); stop them all at the end."""
+def topology(workdir: Path, *, postgres_admin_url: str | None = None) -> Iterator[Topology]:
+    """Start compose.yaml's services as processes (see the module); stop them all at the end.
+
+    `postgres_admin_url` is the server to make the database on (default: the machine's
+    PostgreSQL); a test that stops PostgreSQL passes its private cluster's
+    (tests/private_postgres.py)."""
+    admin_url = postgres_admin_url or POSTGRES_ADMIN_URL
     compose = load_compose(DOCKER / "compose.yaml", SAMPLE_ENV)
     services = tessera_services(compose)
     image_env = {
@@ -248,7 +253,7 @@ def topology(workdir: Path) -> Iterator[Topology]:
     logs = workdir / "logs"
     logs.mkdir(parents=True)
     local = {
-        "TESSERA_DATABASE_URL": _pg_url(database),
+        "TESSERA_DATABASE_URL": f"{admin_url.rpartition('/')[0]}/{database}",
         "TESSERA_REDIS_URL": f"{REDIS_URL}?prefix={prefix}",
         "TESSERA_BASE_URL": proxy,
         "TESSERA_TRUSTED_PROXIES": "127.0.0.1",  # the proxy's address, as compose fixes it
@@ -259,7 +264,7 @@ def topology(workdir: Path) -> Iterator[Topology]:
     }
     running: dict[str, Process] = {}
     instances: dict[str, str] = {}
-    asyncio.run(_create_database(database))
+    asyncio.run(_create_database(database, admin_url))
     try:
         for name in _start_order(services):
             service = services[name]
@@ -293,7 +298,7 @@ def topology(workdir: Path) -> Iterator[Topology]:
             process.stop()
             if process.rundir is not None:
                 shutil.rmtree(process.rundir, ignore_errors=True)
-        asyncio.run(_drop_database(database))
+        asyncio.run(_drop_database(database, admin_url))
         client = redis.Redis.from_url(REDIS_URL)
         try:
             for key in client.scan_iter(match=f"{prefix}*"):
