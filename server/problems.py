@@ -7,8 +7,8 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException, ValidationException
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
+from server.db.unavailable import DATABASE_RETRY_AFTER, is_database_unavailable
 from server.errors import (
     BodyInvalid,
     Conflict,
@@ -103,32 +103,6 @@ def _http(_: Request[Any, Any, Any], exc: HTTPException) -> Response[dict[str, A
     response = problem(status, code, exc.detail or _TITLES.get(status, "Error"))
     response.headers.update(headers)
     return response
-
-
-# Seconds a client is told to wait when the database is out of reach (PostgreSQL restarting).
-DATABASE_RETRY_AFTER = 5
-
-
-def is_database_unavailable(exc: BaseException) -> bool:
-    """Whether `exc` (or what caused it) says the database cannot be reached now: refused or
-    reset connections, a server shutting down, a pooled connection found dead."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OperationalError | InterfaceError | ConnectionError):
-            return True
-        if isinstance(current, DBAPIError) and current.connection_invalidated:
-            return True
-        if type(current).__module__.startswith("asyncpg") and type(current).__name__ in (
-            "ConnectionDoesNotExistError",
-            "CannotConnectNowError",
-            "AdminShutdownError",
-            "ConnectionFailureError",
-        ):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def _unexpected(request: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

@@ -49,6 +49,7 @@ from server.campaigns.templates import TemplateError
 from server.campaigns.transport import Mailer
 from server.config import Settings
 from server.db import Database, utcnow
+from server.db.unavailable import is_database_unavailable
 from server.events.models import Event, TicketType
 from server.tickets.models import Ticket, TicketStatus
 
@@ -143,8 +144,11 @@ class Outbox:
         while not stop.is_set():
             try:
                 done = await self.run_once()
-            except Exception:  # a database hiccup must not end the worker
-                log.exception("outbox batch failed")
+            except Exception as exc:  # a database hiccup must not end the worker
+                if is_database_unavailable(exc):  # PostgreSQL away: one line, try at next poll
+                    log.warning("outbox: database unavailable (%s)", type(exc).__name__)
+                else:
+                    log.exception("outbox batch failed")
                 done = 0
             if done == 0:
                 with contextlib.suppress(TimeoutError):

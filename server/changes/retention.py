@@ -32,6 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.changes.models import Change
 from server.db import Database, utcnow
+from server.db.unavailable import is_database_unavailable
 from server.events.models import Event
 
 __all__ = [
@@ -207,8 +208,11 @@ class Pruner:
     async def run_once(self) -> list[Pruned]:
         try:
             done = await prune(self.database, retention=self.retention, now=self.clock())
-        except Exception:  # a database hiccup must not end the worker
-            log.exception("change log pruning failed")
+        except Exception as exc:  # a database hiccup must not end the worker
+            if is_database_unavailable(exc):  # PostgreSQL away: the next run prunes
+                log.warning("change log pruning: database unavailable (%s)", type(exc).__name__)
+            else:
+                log.exception("change log pruning failed")
             return []
         finally:
             self.runs += 1

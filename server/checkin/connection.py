@@ -14,18 +14,32 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import Any
 
 from litestar import WebSocket
 
-from protocol.messages import HubFrame, Welcome, encode_frame
+from protocol.messages import Error, HubFrame, Welcome, encode_frame
 from server.checkin.config import HubConfig
 from server.checkin.feed import ChangeFeed
 from server.checkin.store import DeviceContext
 from server.checkin.stream import ChangeStream
+from server.db.unavailable import is_database_unavailable
 from server.errors import SnapshotRequired
 
-__all__ = ["Connection"]
+__all__ = ["CLOSE_INTERNAL", "CLOSE_TRY_AGAIN_LATER", "Connection"]
+
+log = logging.getLogger("tessera.hub")
+
+CLOSE_INTERNAL = 1011
+# RFC 6455's "Try Again Later": the database cannot be reached now. The door decides offline,
+# journals, and reconnects within seconds (docs/protocol.md section 5).
+CLOSE_TRY_AGAIN_LATER = 1013
+UNAVAILABLE = Error(
+    code="database_unavailable",
+    detail="the database cannot be reached now: decide scans offline and reconnect in a few "
+    "seconds; scans sent again with their scan_id are recorded once",
+)
 
 
 class Connection:
@@ -81,6 +95,19 @@ class Connection:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
+    async def close_unavailable(self) -> None:
+        """`error {code: database_unavailable}`, then close 1013: the hub cannot decide or
+        stream without its database, and a door that knows it is offline decides at once."""
+        if self.closed:
+            return
+        await self.send(UNAVAILABLE)
+        await self.close(CLOSE_TRY_AGAIN_LATER, "database unavailable")
+
+    def close_unavailable_soon(self) -> None:
+        task = asyncio.create_task(self.close_unavailable())
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
     def offer_changes(self, items: list[dict[str, Any]]) -> None:
         if self.closed:
             return
@@ -127,7 +154,22 @@ class Connection:
             )
 
     async def run_pusher(self) -> None:
-        """Send what the room offered, in order: changes after `sent_seq`, frames, counters."""
+        """Send what the room offered, in order: changes after `sent_seq`, frames, counters.
+
+        A socket that cannot read the log it must catch up from is closed (1013 when the
+        database is away, else 1011): a socket left without its pusher would stay open and
+        silent, and the door reconnects from its cursor anyway."""
+        try:
+            await self._push()
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                log.warning("socket closed: database unavailable (%s)", type(exc).__name__)
+                await self.close_unavailable()
+            else:
+                log.exception("socket pusher failed")
+                await self.close(CLOSE_INTERNAL, "internal error")
+
+    async def _push(self) -> None:
         while not self.closed:
             await self._wake.wait()
             self._wake.clear()

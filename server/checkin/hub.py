@@ -18,9 +18,14 @@ Invariants:
 - Nothing a client sends can crash the hub: every failure is caught at its socket and answered
   with an `error` frame or a close code; other sockets never notice.
 
+- The database out of reach (PostgreSQL stopped or restarting) is no bug: wherever the hub meets
+  it (authentication, a frame, the room's reads, a socket's catch-up) the socket gets
+  `error {code: database_unavailable}` and close 1013, and one warning line is logged, no
+  traceback. Nothing was recorded that the door will not send again with the same scan_id.
+
 Close codes: 4401 authentication failed, 4403 device revoked (or its event archived), 1008 rate
 limit exceeded for `close_after` seconds, 1009 frame too large, 1001 server shutting down, 1011
-internal error.
+internal error, 1013 database unavailable (try again later).
 """
 
 from __future__ import annotations
@@ -51,7 +56,7 @@ from protocol.messages import (
 )
 from server.checkin import service
 from server.checkin.config import HubConfig
-from server.checkin.connection import Connection
+from server.checkin.connection import CLOSE_INTERNAL, Connection
 from server.checkin.core import Close, FrameCore, Reply
 from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed, DatabaseFeed
@@ -59,6 +64,7 @@ from server.checkin.ratelimit import RateLimiter
 from server.checkin.room import CLOSE_REVOKED, EventRoom
 from server.checkin.writer import RedeemWriter
 from server.db import Database
+from server.db.unavailable import is_database_unavailable
 from server.errors import DomainError, EventArchived
 from server.http import bearer_token
 from server.metrics.fanout import FanoutDelays
@@ -69,7 +75,6 @@ log = logging.getLogger("tessera.hub")
 
 CLOSE_UNAUTHENTICATED = 4401
 CLOSE_GOING_AWAY = 1001
-CLOSE_INTERNAL = 1011
 
 
 class ScannerHub:
@@ -126,7 +131,11 @@ class ScannerHub:
                 await self._leave(room, connection)
         except WebSocketDisconnect:
             connection.closed = True
-        except Exception:
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                log.warning("scanner socket closed: database unavailable (%s)", type(exc).__name__)
+                await connection.close_unavailable()
+                return
             log.exception("scanner socket failed")
             await connection.close(CLOSE_INTERNAL, "internal error")
 
@@ -143,8 +152,11 @@ class ScannerHub:
                 delays=self.fanout_delays,
             )
         room.connections.add(connection)  # before waiting, so a concurrent leave keeps the room
-        async with asyncio.timeout(10):
-            await room.ready.wait()
+        try:
+            await _until_ready(room)
+        except BaseException:
+            await self._leave(room, connection)
+            raise
         if connection.device is not None:
             await self.fanout.mark_online(event_id, {connection.device.device_id}, room.online_ttl)
         return room
@@ -229,7 +241,16 @@ class ScannerHub:
                 await self._annul(connection, frame)
         except DomainError as exc:
             await connection.send(Error(code=exc.code[:64], detail=exc.detail[:2048]))
-        except Exception:
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                # The frame changed nothing the door will not send again (same scan_id).
+                log.warning(
+                    "scanner frame %s: database unavailable (%s)",
+                    type(frame).__name__,
+                    type(exc).__name__,
+                )
+                await connection.close_unavailable()
+                return
             log.exception("scanner frame %s failed", type(frame).__name__)
             await connection.send(Error(code="internal", detail="the hub could not do that now"))
 
@@ -285,6 +306,20 @@ class ScannerHub:
 async def scanner_socket(socket: WebSocket[Any, Any, Any]) -> None:
     """The scanner's websocket: JSON text frames, see docs/protocol.md."""
     await socket.app.state.hub.serve(socket)
+
+
+async def _until_ready(room: EventRoom) -> None:
+    """Wait for `room` to read its head; raise what stopped it (the database being away)."""
+    ready = asyncio.ensure_future(room.ready.wait())
+    try:
+        await asyncio.wait({ready, room.task}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        ready.cancel()
+    if room.ready.is_set():
+        return
+    if room.task.done() and not room.task.cancelled() and room.task.exception() is not None:
+        raise room.task.exception()  # type: ignore[misc]
+    raise TimeoutError(f"room {room.event_id} did not start")
 
 
 async def _refuse(connection: Connection, code: str, detail: str) -> None:

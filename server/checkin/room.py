@@ -18,6 +18,10 @@ Rules:
   to the head: the sockets behind it learn so when they catch up alone (connection.py).
 - Offers never block the room: each socket has its own pusher task, so a slow socket only delays
   itself.
+- A read that finds the database away closes every socket of the room with 1013
+  (`Connection.close_unavailable`): its doors go offline at once instead of scanning into a hub
+  that cannot answer, and come back, from their cursors, when it can. One warning line, no
+  traceback; any other failure is logged in full and retried at the next notice or heal.
 """
 
 from __future__ import annotations
@@ -37,6 +41,7 @@ from server.checkin.connection import Connection
 from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed
 from server.checkin.notices import plan_notices
+from server.db.unavailable import is_database_unavailable
 from server.errors import SnapshotRequired
 from server.metrics.fanout import FanoutDelays
 
@@ -98,11 +103,20 @@ class EventRoom:
                     notice = {"kind": "heal"}
                 try:
                     await self._handle(notice, queue)
-                except Exception:
-                    # The database may be down for a moment: the next notice or heal retries.
-                    log.exception(
-                        "room %s failed on a %r notice", self.event_id, notice.get("kind")
+                except Exception as exc:
+                    if not is_database_unavailable(exc):  # the next notice or heal retries
+                        log.exception(
+                            "room %s failed on a %r notice", self.event_id, notice.get("kind")
+                        )
+                        continue
+                    log.warning(
+                        "room %s: database unavailable (%s): closing its %d sockets with 1013",
+                        self.event_id,
+                        type(exc).__name__,
+                        len(self.connections),
                     )
+                    for connection in list(self.connections):
+                        connection.close_unavailable_soon()
 
     async def _handle(self, notice: dict[str, Any], queue: asyncio.Queue[dict[str, Any]]) -> None:
         """Handle `notice` and any that queued behind it; a burst of heads costs one read."""
@@ -172,8 +186,11 @@ class EventRoom:
         self._counters_at = self.clock()
         try:
             counters = await self.feed.counters(self.event_id)
-        except Exception:
-            log.exception("room %s could not read counters", self.event_id)
+        except Exception as exc:
+            if is_database_unavailable(exc):
+                log.warning("room %s: counters: database unavailable", self.event_id)
+            else:
+                log.exception("room %s could not read counters", self.event_id)
             return
         data = encode_frame(counters)
         for connection in list(self.connections):

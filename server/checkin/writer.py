@@ -34,6 +34,7 @@ from server.checkin.fanout import Fanout
 from server.checkin.redeem import RepeatedScans, decide_and_record
 from server.checkin.store import DeviceContext
 from server.db import Database, utcnow
+from server.db.unavailable import is_database_unavailable
 from server.errors import DomainError, RateLimited
 from server.ratelimit import TokenBuckets
 
@@ -197,8 +198,11 @@ class RedeemWriter:
         try:
             await self._process(jobs)
         except Exception as exc:
-            if len(jobs) == 1:
-                _fail(jobs[0][2], exc)  # reported to its own caller
+            if len(jobs) == 1 or is_database_unavailable(exc):
+                # Reported to its own caller; with the database away there is no culprit to
+                # look for (halving would only knock 2n times on a closed door).
+                for _, _, future in jobs:
+                    _fail(future, exc)
                 return
             middle = len(jobs) // 2
             await self._settle(jobs[:middle])
