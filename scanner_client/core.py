@@ -19,7 +19,8 @@ Rules and invariants:
     time, after `welcome`, oldest first, door-decided scans as `offline: true` with the door's
     verdict (and reason when it refused); a scan sent online whose answer never came (the client
     stopped) goes up as an online scan, for the hub to decide. A batch not answered within
-    `UPLOAD_TIMEOUT`, refused with `rate_limited` / `internal`, or cut by a disconnect is sent
+    `UPLOAD_TIMEOUT`, refused with `rate_limited` / `internal` / `database_unavailable`, or cut
+    by a disconnect (a close 1013 included: the hub's database is away) is sent
     again later, as is: the hub answers repeats with the stored results.
   - The same code read again within `debounce` seconds counts once: the earlier verdict is shown
     again (`repeat`), nothing is journaled or sent.
@@ -92,6 +93,9 @@ DEGRADED_FOR = 30.0  # how long a missed answer keeps the door "degraded"
 COUNTERS_EVERY = 2.0  # local counters are recomputed at most this often
 _MAX_CODE = 1024  # what the wire accepts (protocol.messages.Code)
 _ANNUL_ERRORS = frozenset({"not_found", "forbidden", "invalid_state"})
+# Refusals "for now": the batch goes again after UPLOAD_PAUSE (database_unavailable comes with a
+# close 1013, and the next socket uploads it anyway).
+_TRY_LATER = frozenset({"rate_limited", "internal", "database_unavailable"})
 
 
 class SyncCore:
@@ -327,7 +331,7 @@ class SyncCore:
             self.store.set_annul(scan_id, None)
             self.events.append(Undone(scan_id=scan_id, ok=False, error=frame.code))
             return
-        if frame.code in ("rate_limited", "internal") and self._uploading:
+        if frame.code in _TRY_LATER and self._uploading:
             self._uploading.clear()
             self._upload_deadline = None
             self._upload_pause_until = now + UPLOAD_PAUSE

@@ -5,8 +5,10 @@ One `Door` per running client. Two tasks:
   connector  opens `/ws/scanner` with the device token (keepalive pings every 10 s, a dead
              socket noticed within 20 s), feeds every frame to the core, and reconnects after
              any close but 4401/4403 with exponential backoff (0.5 s doubling to 30 s, with
-             jitter, reset once the hub welcomed us). It downloads the REST snapshot when the
-             core asks for one, with progress notices.
+             jitter, reset once the hub welcomed us); after a close 1013 (the hub's database is
+             away) it tries again within 1-3 s, without growing the delay, so that the queue
+             goes up within seconds of the database's return. It downloads the REST snapshot
+             when the core asks for one, with progress notices.
   pump       wakes at the core's next deadline or when poked, ticks the core, and sends what
              the core queued, in order, under one lock (frames of one socket never interleave).
 
@@ -41,10 +43,23 @@ from scanner_client.events import DoorEvent, Notice, StatusChanged, TicketMatch,
 from scanner_client.home import STORE_FILE, Credentials, load_credentials
 from scanner_client.store import LocalStore, SyncError, decode_snapshot
 
-__all__ = ["Door", "DoorOptions", "NotPaired", "SyncReport", "sync_once", "wait_for_state"]
+__all__ = [
+    "Door",
+    "DoorOptions",
+    "NotPaired",
+    "SyncReport",
+    "reconnect_delay",
+    "sync_once",
+    "wait_for_state",
+]
 
 BACKOFF_FIRST = 0.5
 BACKOFF_MAX = 30.0
+# After a close 1013 ("try again later": the hub cannot reach its database), seconds before the
+# next attempt, drawn uniformly: short and flat, not doubling. Each attempt costs the hub one
+# refused database connection.
+CLOSE_TRY_AGAIN_LATER = 1013
+BACKOFF_UNAVAILABLE = (1.0, 3.0)
 _SNAPSHOT_TIMEOUT = 60.0
 _PROGRESS_EVERY = 512 * 1024
 # The store's WAL is copied into the database file when the door is idle for CHECKPOINT_IDLE
@@ -113,6 +128,7 @@ class Door:
         self._stopped = False
         self.welcomed = asyncio.Event()  # set on every welcome (tests and `sync` wait on it)
         self.attempts = 0  # connection attempts that ended (failed or closed)
+        self.last_close_code: int | None = None  # of the last socket that closed
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -249,6 +265,7 @@ class Door:
         while not self._stopped and not self.core.unpaired:
             welcomed_before = self.welcomed.is_set()
             self.welcomed.clear()
+            self.last_close_code = None
             try:
                 await self._session()
             except (OSError, WebSocketException, TimeoutError) as exc:
@@ -263,8 +280,8 @@ class Door:
                 delay = BACKOFF_FIRST
             if self._stopped or self.core.unpaired:
                 return
-            await asyncio.sleep(self._rng.uniform(delay / 2, delay))
-            delay = min(BACKOFF_MAX, delay * 2)
+            wait, delay = reconnect_delay(delay, self.last_close_code, self._rng)
+            await asyncio.sleep(wait)
 
     async def _session(self) -> None:
         headers = {"Authorization": f"Bearer {self.credentials.token}"}
@@ -293,6 +310,7 @@ class Door:
             finally:
                 self._ws = None
                 code = ws.close_code if ws.close_code is not None else None
+                self.last_close_code = code
                 self.core.disconnected(self._clock(), code)
                 self._poke()
 
@@ -346,6 +364,19 @@ class Door:
 
     def _notify(self, code: str, detail: str) -> None:
         self._on_event(Notice(code, detail))
+
+
+def reconnect_delay(
+    delay: float, close_code: int | None, rng: random.Random
+) -> tuple[float, float]:
+    """How long to wait before the next connection attempt, and the backoff after it.
+
+    `delay` is the current backoff: the wait is drawn from its upper half, and it doubles up to
+    BACKOFF_MAX. A close 1013 (the hub's database is away) waits BACKOFF_UNAVAILABLE instead and
+    leaves the backoff as it was: the hub is up and will say when it can serve again."""
+    if close_code == CLOSE_TRY_AGAIN_LATER:
+        return rng.uniform(*BACKOFF_UNAVAILABLE), delay
+    return rng.uniform(delay / 2, delay), min(BACKOFF_MAX, delay * 2)
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:

@@ -361,13 +361,14 @@ def test_a_long_queue_goes_up_in_batches_of_500_one_at_a_time(store, world):
     assert second["items"][0]["scan_id"] != batch["items"][0]["scan_id"]
 
 
-def test_a_refused_or_unanswered_batch_is_sent_again_with_the_same_ids(store, world):
+@pytest.mark.parametrize("code", ["rate_limited", "internal", "database_unavailable"])
+def test_a_refused_or_unanswered_batch_is_sent_again_with_the_same_ids(store, world, code):
     core = core_for(store)
     core.scan(world.token(0), NOW)
     core.connected(NOW + 1)
     welcome(core, NOW + 1)
     [first] = [f for f in sent(core) if f["type"] == "scan_batch"]
-    core.receive_frame(encode_frame(Error(code="rate_limited", detail="slow down")), NOW + 1.1)
+    core.receive_frame(encode_frame(Error(code=code, detail="not now")), NOW + 1.1)
     core.tick(NOW + 2)
     assert sent(core) == []
     core.tick(NOW + 3.2)
@@ -375,6 +376,29 @@ def test_a_refused_or_unanswered_batch_is_sent_again_with_the_same_ids(store, wo
     assert again == first
     core.tick(NOW + 3.2 + 15)  # unanswered: sent once more
     assert sent(core) == [first]
+
+
+def test_a_hub_without_its_database_closes_1013_and_the_scan_is_decided_at_once_then_uploaded(
+    store, world
+):
+    core = core_for(store)
+    core.connected(NOW)
+    welcome(core, NOW)
+    scan_id = core.scan(world.token(0), NOW)
+    sent(core)
+    unavailable = Error(code="database_unavailable", detail="the database cannot be reached")
+    core.receive_frame(encode_frame(unavailable), NOW + 0.01)
+    assert verdicts(core) == []  # the error names no scan: the close decides
+    core.disconnected(NOW + 0.01, 1013)
+    [shown] = verdicts(core)
+    assert (shown.scan_id, shown.source, shown.accepted) == (scan_id, "door", True)
+    assert core.connection(NOW + 0.02) == Connection.OFFLINE  # not degraded: offline, at once
+    assert not core.unpaired
+    core.connected(NOW + 2)
+    welcome(core, NOW + 2)
+    [batch] = [f for f in sent(core) if f["type"] == "scan_batch"]
+    [item] = batch["items"]
+    assert (item["scan_id"], item["offline"], item["verdict"]) == (scan_id, True, "accepted")
 
 
 def test_after_a_crash_a_scan_sent_online_but_never_answered_goes_up_for_the_hub_to_decide(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
-from scanner_client.door import Door, DoorOptions
+from scanner_client.door import BACKOFF_UNAVAILABLE, Door, DoorOptions, reconnect_delay
 from scanner_client.events import DoorEvent, VerdictShown
 from tests.scanner_client.helpers import make_world, paired_home
 
@@ -26,3 +27,15 @@ async def test_search_shows_the_doors_own_unconfirmed_entry(tmp_path: Path) -> N
         assert door.counters().checked_in == 1
     finally:
         await door.stop()
+
+
+def test_after_a_close_1013_the_door_retries_within_seconds_and_keeps_its_backoff() -> None:
+    rng = random.Random(7)
+    for _ in range(200):
+        wait, after = reconnect_delay(16.0, 1013, rng)
+        assert BACKOFF_UNAVAILABLE[0] <= wait <= BACKOFF_UNAVAILABLE[1]
+        assert after == 16.0  # the hub is up: its database will be back, no doubling
+    wait, after = reconnect_delay(16.0, 1011, rng)
+    assert 8.0 <= wait <= 16.0 and after == 30.0  # any other close backs off as before
+    wait, after = reconnect_delay(0.5, None, rng)
+    assert 0.25 <= wait <= 0.5 and after == 1.0
