@@ -40,6 +40,8 @@ from typing import Any, TypeVar
 import asyncpg
 import httpx
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import WebSocketException
 
 from scanner_client.door import Door, DoorOptions, wait_for_state
 from scanner_client.events import Connection, DoorEvent, StatusChanged, VerdictShown
@@ -86,12 +88,14 @@ class Staffed:
     device_id: str = ""
     read_at: dict[str, float] = field(default_factory=dict)  # scan_id -> monotonic time
     offered: list[str] = field(default_factory=list)  # codes scanned, in order
+    code_of: dict[str, str] = field(default_factory=dict)  # scan_id -> code
     shown: dict[str, tuple[float, str]] = field(default_factory=dict)  # scan_id -> (t, source)
     statuses: list[tuple[float, Connection]] = field(default_factory=list)
 
     def new_scan_id(self) -> str:
         scan_id = str(uuid.uuid4())
         self.read_at[scan_id] = time.monotonic()  # called by the engine as it takes the scan
+        self.code_of[scan_id] = self.offered[-1]
         return scan_id
 
     def begin(self) -> None:
@@ -230,6 +234,35 @@ def _offline_after(doors: list[Staffed], stopped_at: float, started_at: float) -
     return {"p50": round(statistics.median(delays), 2), "max": round(max(delays), 2)}
 
 
+async def _watch(
+    ws_url: str, token: str, seen: dict[tuple[str, str], float], following: asyncio.Event
+) -> None:
+    """Another door's view: follow the change log over the websocket (through the proxy, from
+    the head on, reconnecting after each close) and note when each accepted scan arrived."""
+    cursor: int | None = None
+    headers = {"Authorization": f"Bearer {token}"}
+    while True:
+        try:
+            async with connect(ws_url, additional_headers=headers, compression=None) as ws:
+                await ws.send(json.dumps({"type": "hello", "cursor": cursor}))
+                async for message in ws:
+                    frame = json.loads(message)
+                    if frame["type"] == "welcome" and frame["snapshot_required"]:
+                        cursor = frame["head"]  # from now on: only the fan-out is measured
+                        await ws.send(json.dumps({"type": "hello", "cursor": cursor}))
+                    elif frame["type"] == "changes":
+                        following.set()
+                        now = time.monotonic()
+                        for item in frame["items"]:
+                            cursor = item["seq"]
+                            if item["kind"] == "scan.accepted":
+                                scan = item["scan"]
+                                seen.setdefault((scan["device_id"], scan["scan_id"]), now)
+        except (OSError, WebSocketException, TimeoutError):
+            pass
+        await asyncio.sleep(0.5)
+
+
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of `pid` and its reaped children, from /proc (clock ticks to seconds)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
@@ -292,7 +325,11 @@ async def _run(tmp_path: Path, deployment: Topology, cluster: PrivatePostgres) -
         )
         rest_device = await pair(parse_pairing_input(spare["pairing_uri"], None))
     outage_landed: asyncio.Task[float] | None = None
+    seen: dict[tuple[str, str], float] = {}
+    following = asyncio.Event()
+    watcher = asyncio.create_task(_watch(rest_device.ws_url, rest_device.token, seen, following))
     try:
+        await asyncio.wait_for(following.wait(), WAIT)
         for staffed in doors:
             caught_up = wait_for_state(lambda s=staffed: s.door.core.is_caught_up, WAIT)
             assert await staffed.run(caught_up), staffed.name
@@ -344,10 +381,14 @@ async def _run(tmp_path: Path, deployment: Topology, cluster: PrivatePostgres) -
         outage_landed_at = await asyncio.wait_for(outage_landed, WAIT)
         cpu = sum(_cpu_seconds(pid) for pid in pids) - cpu_before
         doors_cpu = _cpu_seconds(os.getpid()) - doors_cpu_before
+        # The watching door may be a moment behind the last uploads.
+        everything = {(s.device_id, i) for s in doors for i in s.code_of}
+        await wait_for_state(lambda: everything <= seen.keys(), WAIT)
         counts = [await s.holds(s.door.store.queued_count) for s in doors]
         queued = {s.name: n for s, n in zip(doors, counts, strict=True) if n}
         assert landed, f"queues not uploaded within {LAND} s of PostgreSQL's return: {queued}"
     finally:
+        watcher.cancel()
         if outage_landed is not None:
             outage_landed.cancel()
         for staffed in doors:
@@ -364,11 +405,15 @@ async def _run(tmp_path: Path, deployment: Topology, cluster: PrivatePostgres) -
     phases: dict[str, dict[str, list[float]]] = {
         p: {"hub": [], "door": []} for p in ("before", "during", "after")
     }
+    fan_out: dict[str, list[float]] = {"before": [], "during": [], "after": []}
     for s in doors:
         for scan_id, (shown_at, source) in s.shown.items():
             read = s.read_at[scan_id]
             phase = "before" if read < stopped_at else "during" if read < started_at else "after"
             phases[phase][source].append(shown_at - read)
+            if (s.device_id, scan_id) in seen:  # from the read (from the restart, in the outage)
+                since = read if phase != "during" else started_at
+                fan_out[phase].append(seen[(s.device_id, scan_id)] - since)
     offline_in_outage = [
         s.name
         for s in doors
@@ -396,9 +441,17 @@ async def _run(tmp_path: Path, deployment: Topology, cluster: PrivatePostgres) -
     for phase, sources in phases.items():
         for source, values in sources.items():
             print(f"scan latency {phase:6} {source:4}: {_percentiles(values)}")
+    for phase, values in fan_out.items():
+        since = "PostgreSQL's return" if phase == "during" else "the read"
+        print(f"fan-out {phase:6} (seen by another door, from {since}): {_percentiles(values)}")
 
     assert len(offered) == total, "each offered code is distinct per door"
     assert (duplicated, lost, strays) == (0, 0, 0), report
+    seen_codes = {
+        (s.device_id, s.code_of[i]) for s in doors for i in s.code_of if (s.device_id, i) in seen
+    }
+    unseen = [key for key in offered if key not in seen_codes]
+    assert not unseen, f"{len(unseen)} scans never reached the watching door: {unseen[:3]}"
     assert len(offline_in_outage) == DOORS, f"not offline during the outage: {report}"
     assert phases["during"]["door"], "the doors decided the outage's scans themselves"
     for name in deployment.instances:
