@@ -17,7 +17,6 @@ Invariants:
   (core.py), fed bytes and the time; this module only moves bytes and runs what it dispatches.
 - Nothing a client sends can crash the hub: every failure is caught at its socket and answered
   with an `error` frame or a close code; other sockets never notice.
-
 - The database out of reach (PostgreSQL stopped or restarting) is no bug: wherever the hub meets
   it (authentication, a frame, the room's reads, a socket's catch-up) the socket gets
   `error {code: database_unavailable}` and close 1013, and one warning line is logged, no

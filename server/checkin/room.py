@@ -84,7 +84,9 @@ class EventRoom:
         for task in (self.task, self._counters_task):
             if task is not None:
                 task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # A room that failed to start (its head read, with the database away) ended
+                # with that error; the socket that waited for it was told (hub._join).
+                with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
 
     async def _run(self) -> None:
