@@ -35,6 +35,17 @@ hypothesis.settings.register_profile("tessera", deadline=None)
 hypothesis.settings.load_profile("tessera")
 
 BACKENDS = ["sqlite", "postgresql"]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Here, not in pyproject.toml's list, so that the marker lives beside the tests that use it.
+    config.addinivalue_line(
+        "markers",
+        "load: minutes of real doors on the deployment's topology (tests/e2e/door_load.py); "
+        "`make test` runs them, `-m 'not load'` leaves them out",
+    )
+
+
 POSTGRES_ADMIN_URL = os.environ.get("TESSERA_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
 
 

@@ -114,6 +114,12 @@ class Process:
                 os.killpg(self.popen.pid, signal.SIGKILL)
             self.popen.wait(STOP_TIMEOUT)
 
+    def kill(self) -> None:
+        """SIGKILL to its process group at once (`kill -9`: no shutdown, sockets just drop)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.popen.pid, signal.SIGKILL)
+        self.popen.wait(STOP_TIMEOUT)
+
 
 @dataclass
 class Topology:
@@ -137,6 +143,10 @@ class Topology:
 
     def log_of(self, instance: str) -> Path:
         return self.processes[instance].log
+
+    @property
+    def database_url(self) -> str:
+        return self.env["TESSERA_DATABASE_URL"]
 
 
 def _start(name: str, argv: list[str], env: dict[str, str], logs: Path, **kw: Any) -> Process:
@@ -234,12 +244,15 @@ def _local_env(
 
 
 @contextlib.contextmanager
-def topology(workdir: Path, *, postgres_admin_url: str | None = None) -> Iterator[Topology]:
+def topology(
+    workdir: Path, *, postgres_admin_url: str | None = None, redis_url: str = REDIS_URL
+) -> Iterator[Topology]:
     """Start compose.yaml's services as processes (see the module); stop them all at the end.
 
     `postgres_admin_url` is the server to make the database on (default: the machine's
     PostgreSQL); a test that stops PostgreSQL passes its private cluster's
-    (tests/private_postgres.py)."""
+    (tests/private_postgres.py). `redis_url`: the Redis server to use (a test that stops Redis
+    runs a private one)."""
     admin_url = postgres_admin_url or POSTGRES_ADMIN_URL
     compose = load_compose(DOCKER / "compose.yaml", SAMPLE_ENV)
     services = tessera_services(compose)
@@ -254,7 +267,7 @@ def topology(workdir: Path, *, postgres_admin_url: str | None = None) -> Iterato
     logs.mkdir(parents=True)
     local = {
         "TESSERA_DATABASE_URL": f"{admin_url.rpartition('/')[0]}/{database}",
-        "TESSERA_REDIS_URL": f"{REDIS_URL}?prefix={prefix}",
+        "TESSERA_REDIS_URL": f"{redis_url}?prefix={prefix}",
         "TESSERA_BASE_URL": proxy,
         "TESSERA_TRUSTED_PROXIES": "127.0.0.1",  # the proxy's address, as compose fixes it
         "TESSERA_HOST": "127.0.0.1",
@@ -299,7 +312,7 @@ def topology(workdir: Path, *, postgres_admin_url: str | None = None) -> Iterato
             if process.rundir is not None:
                 shutil.rmtree(process.rundir, ignore_errors=True)
         asyncio.run(_drop_database(database, admin_url))
-        client = redis.Redis.from_url(REDIS_URL)
+        client = redis.Redis.from_url(redis_url)
         try:
             for key in client.scan_iter(match=f"{prefix}*"):
                 client.delete(key)
