@@ -19,9 +19,13 @@ What it measures, per run (`LoadReport`):
   `scan.accepted` change in the change log (the table's primary key forbids two rows), or a row
   no door offered;
 - fan-out: for each scan the hub accepted online (its verdict came from the hub), the time from
-  that verdict at its door until each other door's store applied its `scan.accepted` change;
-  per door and scan (`fanout`), and until the last door had it (`fanout_all`);
-- gaps: for each door that lost its socket, the time from the close until the next `welcome`.
+  its read at its door (so the hub's decision is included, as in bench/fanout.py) until each
+  other door's store applied its `scan.accepted` change; per door and scan (`fanout`), and until
+  the last door had it (`fanout_all`). From the read, not from the verdict shown: in one process
+  the order in which the doors' frames are handled is the event loop's, and another door often
+  applies the change before the scanning door has shown its verdict;
+- gaps: for each door that lost its socket, the time from the close until the next `welcome`
+  (and `opens`: until the next socket opened, before its `hello` was answered).
 
 The doors' homes belong on a RAM disk (`door_homes`: /dev/shm when there is one): each journal
 write is an fsync (synchronous=FULL), and N doors in one process would otherwise queue N devices'
@@ -35,6 +39,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import shutil
@@ -99,6 +104,9 @@ class Venue:
     list_id: str
     tokens: list[str]
     homes: list[Path]
+    # Where the doors are in the pool of codes; it carries over from one run to the next, so a
+    # door never reads at the start of a run the code it read at the end of the last.
+    reads: Iterator[int] = field(default_factory=itertools.count)
 
 
 async def prepare_venue(
@@ -146,6 +154,7 @@ class LoadDoor:
     seen: dict[tuple[str, str], float] = field(default_factory=dict)  # (device, scan) applied
     downs: list[float] = field(default_factory=list)  # a welcomed socket closed
     gaps: list[float] = field(default_factory=list)  # seconds from a close to the next welcome
+    opens: list[float] = field(default_factory=list)  # seconds from a close to the next socket
     unrecorded: int = 0  # reads the door did not record (should stay 0)
     notices: dict[str, int] = field(default_factory=dict)  # Notice code -> how many
 
@@ -167,17 +176,19 @@ class LoadDoor:
 def _watch(load: LoadDoor, clock: Callable[[], float]) -> None:
     """Hook the harness's notes into the door's public seams (the door's logic is untouched)."""
     core, store = load.door.core, load.door.store
-    receive, disconnected, apply_changes = (
-        core.receive_frame,
-        core.disconnected,
-        store.apply_changes,
-    )
+    receive, connected, disconnected = core.receive_frame, core.connected, core.disconnected
+    apply_changes = store.apply_changes
 
     def receive_frame(data: bytes | str, now: float) -> None:
         was_welcomed = core.is_welcomed
         receive(data, now)
         if core.is_welcomed and not was_welcomed and len(load.downs) > len(load.gaps):
             load.gaps.append(clock() - load.downs[-1])
+
+    def on_open(now: float) -> None:
+        if len(load.downs) > len(load.opens):
+            load.opens.append(clock() - load.downs[-1])
+        connected(now)
 
     def on_close(now: float, close_code: int | None = None) -> None:
         if core.is_welcomed:
@@ -194,6 +205,7 @@ def _watch(load: LoadDoor, clock: Callable[[], float]) -> None:
         return revoked
 
     core.receive_frame = receive_frame  # type: ignore[method-assign]
+    core.connected = on_open  # type: ignore[method-assign]
     core.disconnected = on_close  # type: ignore[method-assign]
     store.apply_changes = apply  # type: ignore[method-assign]
 
@@ -243,7 +255,6 @@ async def scan_for(doors: list[LoadDoor], venue: Venue, plan: LoadPlan) -> None:
     interval = 1.0 / plan.rate
     start = loop.time()
     end = start + plan.seconds
-    counter = iter(range(1 << 62))
 
     async def door_loop(n: int, load: LoadDoor) -> None:
         due = start + interval * n / len(doors)
@@ -252,7 +263,7 @@ async def scan_for(doors: list[LoadDoor], venue: Venue, plan: LoadPlan) -> None:
             if delay > 0:
                 await asyncio.sleep(delay)
             before = len(load.offered)
-            load.door.scan(venue.tokens[next(counter) % len(venue.tokens)])
+            load.door.scan(venue.tokens[next(venue.reads) % len(venue.tokens)])
             if len(load.offered) == before:
                 load.unrecorded += 1
             due = max(due + interval, loop.time() - interval)
@@ -295,10 +306,11 @@ class LoadReport:
     seconds: float
     offered: int
     recorded: int
-    lost: int
+    lost: int  # offered, recorded, lost, duplicated: all runs on this venue so far
     duplicated: int
     unknown: int  # rows of the event no door offered
     refused: int  # scans the hub stored as refused
+    offered_in_run: int  # of `offered`, those read in this run (the others: earlier runs)
     door_decided: int  # scans decided offline (socket down, or no answer in time)
     unrecorded: int
     settled: bool
@@ -306,6 +318,7 @@ class LoadReport:
     fanout_all: list[tuple[float, float]]  # (accepted at, delay until the last other door)
     missing: int  # (scan, door) pairs never seen
     gaps: list[float]
+    opens: list[float]  # from a close to the next socket open (the rest of a gap: the welcome)
     closed: int  # doors whose socket closed at least once
     started: float  # the loop time scanning began
     harness_cpu: float  # CPU seconds of this process while scanning (the doors' own cost)
@@ -322,7 +335,8 @@ class LoadReport:
             "doors": self.doors,
             "seconds": self.seconds,
             "offered": self.offered,
-            "offered_per_s": round(self.offered / self.seconds, 1),
+            "offered_in_run": self.offered_in_run,
+            "offered_per_s": round(self.offered_in_run / self.seconds, 1),
             "recorded": self.recorded,
             "lost": self.lost,
             "duplicated": self.duplicated,
@@ -342,9 +356,14 @@ class LoadReport:
             ),
             "closed": self.closed,
             "gap_max_s": round(max(self.gaps), 2) if self.gaps else None,
+            "gap_p50_s": round(percentile(self.gaps, 0.5), 2) if self.gaps else None,
+            "open_max_s": round(max(self.opens), 2) if self.opens else None,
+            "open_p50_s": round(percentile(self.opens, 0.5), 2) if self.opens else None,
             "harness_cpu_s": round(self.harness_cpu, 1),
             "server_cpu_s": round(self.server_cpu, 1),
-            "server_cpu_per_scan_ms": round(1000 * self.server_cpu / max(1, self.offered), 2),
+            "server_cpu_per_scan_ms": round(
+                1000 * self.server_cpu / max(1, self.offered_in_run), 2
+            ),
             "notices": self.notices,
         }
 
@@ -451,7 +470,10 @@ async def _report(
     missing = 0
     for load in doors:
         others = [d for d in doors if d is not load]
-        for scan_id, at in load.hub_accepted.items():
+        for scan_id in load.hub_accepted:
+            at = load.offered[scan_id]  # read at its door: the hub's decision is part of it
+            if at < started:
+                continue  # an earlier run's
             key = (load.device_id, scan_id)
             delays = []
             for other in others:
@@ -459,7 +481,7 @@ async def _report(
                 if seen is None:
                     missing += 1
                 else:
-                    delays.append(max(0.0, seen - at))
+                    delays.append(seen - at)
             fanout += [(at, d) for d in delays]
             if delays:
                 fanout_all.append((at, max(delays)))
@@ -471,6 +493,7 @@ async def _report(
         lost=len(offered - stored),
         duplicated=int(repeated or 0),
         unknown=len(stored - offered),
+        offered_in_run=sum(1 for load in doors for t in load.offered.values() if t >= started),
         refused=sum(1 for row in rows if not row["accepted"]),
         door_decided=sum(1 for load in doors for v in load.verdicts.values() if v.source == "door"),
         unrecorded=sum(load.unrecorded for load in doors),
@@ -479,6 +502,7 @@ async def _report(
         fanout_all=fanout_all,
         missing=missing,
         gaps=[g for load in doors for g in load.gaps],
+        opens=[g for load in doors for g in load.opens],
         closed=sum(1 for load in doors if load.downs),
         started=started,
         harness_cpu=0.0,

@@ -14,9 +14,13 @@ as one JSON line; `pytest -s` shows them.
   instances resumes, the doors heal from the change log, no scan is lost.
 - A slow door (its socket open, reading nothing) does not delay the others' fan-out.
 
-WINDOW is the issue's 60 s on a developer's machine; the whole file takes about four times
-WINDOW plus start-up. The CI machine has two cores for the whole suite: these are `load` tests
-(`-m "not load"` leaves them out; `make test` runs them).
+WINDOW is 30 s, half the issue's 60 s, so that each test stays near 90 s of wall time on the
+two-core CI machine (TESSERA_TEST_LOAD_WINDOW=60 runs the issue's window; docs/performance.md
+quotes such runs). DOORS and RATE are the issue's 50 doors at 10 scans/s each: what a loaded
+machine cannot offer is not offered (a door that falls behind skips ahead), and the printed
+`offered_per_s` says how much was. No assertion is on throughput or on fan-out speed beyond what
+each fault's promise needs. These are `load` tests: `-m "not load"` leaves them out, `make test`
+runs them.
 """
 
 from __future__ import annotations
@@ -57,10 +61,10 @@ from tests.live import free_port
 
 pytestmark = pytest.mark.load
 
-WINDOW = float(os.environ.get("TESSERA_TEST_LOAD_WINDOW", "60"))  # seconds of scanning per test
+WINDOW = float(os.environ.get("TESSERA_TEST_LOAD_WINDOW", "30"))  # seconds of scanning per test
 DOORS = int(os.environ.get("TESSERA_TEST_LOAD_DOORS", "50"))
 RATE = 10.0  # scans per second per door
-TICKETS = 500
+TICKETS = 1000
 RECONNECT = 5.0  # seconds a door may take to be welcomed again after its instance died
 WAIT = 15.0
 
@@ -132,9 +136,7 @@ async def _kill_one(deployment: Topology, tmp_path: Path) -> LoadReport:
         await stop_doors(doors)
     print_figures(
         "kill -9",
-        report.figures()
-        | _phases(report, fault, fault + RECONNECT)
-        | {"gaps": len(report.gaps), "gap_p50_s": round(percentile(report.gaps, 0.5), 2)},
+        report.figures() | _phases(report, fault, fault + RECONNECT) | {"gaps": len(report.gaps)},
     )
     return report
 
@@ -280,13 +282,14 @@ async def _slow_door(
     deployment: Topology, homes: Path
 ) -> tuple[LoadReport, LoadReport, dict[str, Any]]:
     plan = LoadPlan(doors=DOORS, rate=RATE, seconds=SLOW, tickets=TICKETS)
+    quick_plan = LoadPlan(doors=DOORS, rate=RATE, seconds=WINDOW / 2, tickets=TICKETS)
     venue = await _venue(deployment, homes, plan.doors + 1)
     slow_home = venue.homes.pop()  # paired like the others, but no engine behind it
     credentials = json.loads((slow_home / "device.json").read_text())
     doors = await start_doors(venue)
     try:
         quick = await run_load(
-            doors, venue, plan, deployment.database_url, servers=_servers(deployment)
+            doors, venue, quick_plan, deployment.database_url, servers=_servers(deployment)
         )
         async with connect(
             credentials["ws_url"],
