@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gzip
 import random
+import ssl
 import time
 import uuid
 from collections.abc import Callable
@@ -328,7 +330,7 @@ class Door:
         }
         try:
             async with (
-                httpx.AsyncClient(timeout=_SNAPSHOT_TIMEOUT) as client,
+                httpx.AsyncClient(timeout=_SNAPSHOT_TIMEOUT, verify=_tls_context()) as client,
                 client.stream("GET", url, headers=headers) as response,
             ):
                 if response.status_code in (401, 403):
@@ -377,6 +379,14 @@ def reconnect_delay(
     if close_code == CLOSE_TRY_AGAIN_LATER:
         return rng.uniform(*BACKOFF_UNAVAILABLE), delay
     return rng.uniform(delay / 2, delay), min(BACKOFF_MAX, delay * 2)
+
+
+@functools.cache
+def _tls_context() -> ssl.SSLContext:
+    """The verifying TLS context of every snapshot download, built once per process: building
+    one reads the whole CA bundle, tens of milliseconds of a blocked event loop (the screen, the
+    socket, every door of a process) on each download, even of a plain-http hub."""
+    return httpx.create_ssl_context()
 
 
 def _decompress(body: bytes, encoding: str) -> bytes:

@@ -57,7 +57,7 @@ import httpx
 from scanner_client.door import Door, DoorOptions, wait_for_state
 from scanner_client.events import DoorEvent, Notice, VerdictShown
 from scanner_client.home import save_credentials
-from scanner_client.pairing import PairingError, pair, parse_pairing_input
+from scanner_client.pairing import PAIR_TIMEOUT, PairingError, pair, parse_pairing_input
 from tests.factories import create_booking, create_event, create_ticket_type
 
 __all__ = [
@@ -128,14 +128,18 @@ async def prepare_venue(
         booking = await create_booking(api, event["id"], ticket_type["id"], quantity, confirm=True)
         tokens += [ticket["token"] for ticket in booking["tickets"]]
     homes = [workdir / f"door-{n:03d}" for n in range(doors)]
-    for first in range(0, doors, _PAIR_AT_ONCE):
-        await asyncio.gather(
-            *(_pair(api, event["id"], home) for home in homes[first : first + _PAIR_AT_ONCE])
-        )
+    # One client for every pairing: each new httpx client builds a TLS context (the CA bundle
+    # read on the event loop), and 200 of them stall every door already running.
+    async with httpx.AsyncClient(timeout=PAIR_TIMEOUT) as guest:
+        for first in range(0, doors, _PAIR_AT_ONCE):
+            batch = homes[first : first + _PAIR_AT_ONCE]
+            await asyncio.gather(*(_pair(api, guest, event["id"], home) for home in batch))
     return Venue(event["id"], listed.json()["id"], tokens, homes)
 
 
-async def _pair(api: httpx.AsyncClient, event_id: str, home: Path) -> None:
+async def _pair(
+    api: httpx.AsyncClient, guest: httpx.AsyncClient, event_id: str, home: Path
+) -> None:
     created = await api.post(
         f"/api/v1/events/{event_id}/devices", json={"name": home.name, "gate": home.name}
     )
@@ -143,7 +147,7 @@ async def _pair(api: httpx.AsyncClient, event_id: str, home: Path) -> None:
     request = parse_pairing_input(created.json()["pairing_uri"], None)
     for attempt in range(_PAIR_ATTEMPTS):
         try:
-            credentials = await pair(request)
+            credentials = await pair(request, client=guest)
             break
         except PairingError:  # the loaded machine did not answer in PAIR_TIMEOUT: again
             if attempt == _PAIR_ATTEMPTS - 1:
@@ -248,9 +252,10 @@ async def start_doors(venue: Venue) -> list[LoadDoor]:
         doors.append(load)
     for load in doors:
         await load.door.start()
-    deadline = loop.time() + 60
+    within = 60.0 + 0.5 * len(doors)  # each door downloads a snapshot first
+    deadline = loop.time() + within
     while not all(d.door.core.is_caught_up for d in doors):
-        assert loop.time() < deadline, "doors not caught up within 60 s"
+        assert loop.time() < deadline, f"doors not caught up within {within:g} s"
         await asyncio.sleep(0.1)
     return doors
 

@@ -39,3 +39,17 @@ def test_after_a_close_1013_the_door_retries_within_seconds_and_keeps_its_backof
     assert 8.0 <= wait <= 16.0 and after == 30.0  # any other close backs off as before
     wait, after = reconnect_delay(0.5, None, rng)
     assert 0.25 <= wait <= 0.5 and after == 1.0
+
+
+def test_snapshot_downloads_share_one_tls_context_that_still_verifies():
+    """Building a TLS context reads the CA bundle and blocks the loop for tens of ms (200 doors
+    of the load test stalled their loop for seconds): it is built once, and it still checks the
+    hub's certificate and name."""
+    import ssl
+
+    from scanner_client.door import _tls_context
+
+    first = _tls_context()
+    assert _tls_context() is first
+    assert first.verify_mode == ssl.CERT_REQUIRED
+    assert first.check_hostname
