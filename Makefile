@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: run test lint types bench sim check chromium axe nginx clean
+.PHONY: run test lint types bench sim check chromium axe nginx redis-server clean
 
 run: $(VENV)/.installed
 	$(BIN)/tessera migrate
@@ -14,7 +14,7 @@ run: $(VENV)/.installed
 
 # Three workers on two cores: most of a test's time is the app's start and the databases' reset,
 # partly spent waiting on PostgreSQL, sockets and child processes.
-test: $(VENV)/.installed-test chromium axe nginx
+test: $(VENV)/.installed-test chromium axe nginx redis-server
 	$(BIN)/pytest -n 3 --durations=25
 
 lint: $(VENV)/.installed-test
@@ -58,6 +58,12 @@ nginx:
 	@command -v nginx >/dev/null 2>&1 || [ -x /usr/sbin/nginx ] || { \
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nginx >/dev/null; }
+
+# The Redis-restart fault test runs a private redis-server of its own (never the machine's Redis).
+redis-server:
+	@command -v redis-server >/dev/null 2>&1 || [ -x /usr/bin/redis-server ] || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq redis-server >/dev/null; }
 
 # axe-core for the console's accessibility checks in the browser tests, from the npm registry into
 # build/ (test-only: no page ever loads it).
