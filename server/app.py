@@ -27,6 +27,7 @@ from server.campaigns.transport import mailer_for
 from server.changes.publish import publish_committed
 from server.changes.retention import Pruner
 from server.checkin.fanout import Fanout, MemoryFanout
+from server.checkin.fast_redeem import FastRedeem
 from server.checkin.hub import ScannerHub, scanner_socket
 from server.checkin.redis_fanout import RedisFanout
 from server.checkin.routes import CheckinAdminController, DeviceApiController, pair_device
@@ -261,7 +262,11 @@ def create_app(settings: Settings) -> Litestar:
     document_problems_lazily(app)
     # Outermost, around routing and the error handlers: every answer gets its request id and
     # is counted, 404s of unknown paths included (server/metrics/requests.py).
-    app.asgi_handler = ObserveRequests(app.asgi_handler, app)
+    # Inside it, ordinary redeems skip Litestar's request machinery (server/checkin/fast_redeem.py).
+    fast = FastRedeem(
+        app.asgi_handler, app, max_body=settings.max_body_bytes, access_log=settings.access_log
+    )
+    app.asgi_handler = ObserveRequests(fast, app)
     return app
 
 

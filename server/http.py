@@ -30,6 +30,7 @@ __all__ = [
     "Offset",
     "Page",
     "bearer_token",
+    "bearer_token_of",
     "created",
     "organiser_guard",
     "page",
@@ -102,7 +103,11 @@ def page(items: Sequence[T], total: int, limit: int, offset: int) -> Page[T]:
 
 
 def bearer_token(connection: ASGIConnection[Any, Any, Any, Any]) -> str | None:
-    header = connection.headers.get("authorization", "")
+    return bearer_token_of(connection.headers.get("authorization", ""))
+
+
+def bearer_token_of(header: str) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header's value, else None."""
     scheme, _, token = header.partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         return None

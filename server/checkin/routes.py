@@ -20,6 +20,7 @@ from server.changes.feed import changes_after, needs_snapshot
 from server.changes.publish import committing
 from server.changes.service import head
 from server.checkin import service
+from server.checkin.fast_redeem import FAILURE
 from server.checkin.models import CheckinList, Device
 from server.checkin.schemas import (
     AnnulRequest,
@@ -272,6 +273,9 @@ class DeviceApiController(Controller):
     async def redeem(
         self, request: Request, state: State, data: JSONBody[RedeemRequest]
     ) -> ResultItem:
+        failure = request.scope.get(FAILURE)  # fast_redeem ran the writer, which raised
+        if failure is not None:
+            raise failure
         return await state.redeem_writer.redeem(_token(request), data)
 
     @post(
