@@ -31,6 +31,7 @@ from server.checkin.fast_redeem import FastRedeem
 from server.checkin.hub import ScannerHub, scanner_socket
 from server.checkin.redis_fanout import RedisFanout
 from server.checkin.routes import CheckinAdminController, DeviceApiController, pair_device
+from server.checkin.snapshot import SnapshotBuilds
 from server.checkin.writer import RedeemWriter
 from server.config import Settings
 from server.console.limits import SignInLimits
@@ -154,6 +155,8 @@ def build_state(settings: Settings) -> State:
             "resend_limiter": ResendLimits(),
             "console_limits": SignInLimits(),
             "redeem_writer": redeem_writer,
+            # Doors' snapshots, one built at a time (memory), shared while unchanged.
+            "snapshot_builds": SnapshotBuilds(),
             "outbox": outbox,
             "pruner": pruner,
             # Request figures, the hub's sockets and database figures read at scrape time.

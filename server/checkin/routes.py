@@ -35,7 +35,6 @@ from server.checkin.schemas import (
     PairRequest,
     RedeemRequest,
 )
-from server.checkin.snapshot import build_snapshot, compress, snapshot_session
 from server.checkin.store import DeviceContext
 from server.checkin.writer import RedeemWriter
 from server.db import utcnow
@@ -290,11 +289,15 @@ class DeviceApiController(Controller):
     async def snapshot(
         self, request: Request, state: State, conflicts: WithConflicts = False
     ) -> Response[bytes]:
-        async with snapshot_session(state.database) as session:
+        async with state.database.transaction(read_only=True) as session:
             device = await _device(session, _token(request))
-            snapshot = await build_snapshot(session, device.event_id, conflicts=conflicts)
-        body, encoding = compress(snapshot, request.headers.get("accept-encoding", ""))
-        headers = {"Content-Encoding": encoding, "X-Tessera-Seq": str(snapshot["seq"])}
+        body, encoding, seq = await state.snapshot_builds.get(
+            state.database,
+            device.event_id,
+            conflicts=conflicts,
+            accept_encoding=request.headers.get("accept-encoding", ""),
+        )
+        headers = {"Content-Encoding": encoding, "X-Tessera-Seq": str(seq)}
         headers["Vary"] = "Accept-Encoding"
         return Response(body, media_type="application/vnd.msgpack", headers=headers)
 

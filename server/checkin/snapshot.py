@@ -15,7 +15,9 @@ exactly the one older doors decode strictly.
 
 from __future__ import annotations
 
+import asyncio
 import gzip
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -38,7 +40,7 @@ from server.events.models import Event, TicketType
 from server.events.service import event_entry, ticket_type_entry
 from server.tickets.models import Ticket, TicketStatus
 
-__all__ = ["build_snapshot", "compress", "snapshot_session"]
+__all__ = ["SnapshotBuilds", "build_snapshot", "compress", "snapshot_session"]
 
 _encoder = msgspec.msgpack.Encoder()
 
@@ -120,12 +122,65 @@ async def _checkins(session: AsyncSession, event_id: str) -> list[PresenceEntry]
     return [entry for entry in entries if not is_empty(entry)]
 
 
+class SnapshotBuilds:
+    """Compressed snapshots built one at a time per process, the last one of each (event,
+    conflicts, encoding) given again while the event's head is unchanged, for `ttl` seconds.
+
+    Why: a snapshot of 100,000 tickets holds ~70 MB while it is built and encoded; four doors
+    asking at once took the server from 180 to 430 MB (bench/memory.py). One build at a time
+    bounds that to one; doors asking together for an unchanged event share it. `ttl` bounds how
+    long a key rotation (not in the event's change log) could go unseen, as the store's key
+    cache does.
+    """
+
+    def __init__(self, ttl: float = 1.0) -> None:
+        self.ttl = ttl
+        self.built = 0  # snapshots built (tests read it)
+        self._lock: asyncio.Lock | None = None
+        self._last: dict[tuple[str, bool, str], tuple[float, int, bytes]] = {}
+
+    async def get(
+        self, database: Database, event_id: str, *, conflicts: bool, accept_encoding: str
+    ) -> tuple[bytes, str, int]:
+        """(body, content encoding, seq) of `event_id`'s snapshot."""
+        encoding = _encoding(accept_encoding)
+        key = (event_id, conflicts, encoding)
+        if self._lock is None:
+            self._lock = asyncio.Lock()
+        async with self._lock:
+            last = self._last.get(key)
+            if last is not None and time.monotonic() - last[0] <= self.ttl:
+                async with database.transaction(read_only=True) as session:
+                    if await head(session, event_id) == last[1]:
+                        return last[2], encoding, last[1]
+            async with snapshot_session(database) as session:
+                snapshot = await build_snapshot(session, event_id, conflicts=conflicts)
+            seq = snapshot["seq"]
+            # Off the event loop: compressing 100,000 tickets takes ~0.5 s, during which every
+            # door's scans would wait (zlib and zstd release the GIL).
+            body, _ = await asyncio.to_thread(compress, snapshot, encoding)
+            del snapshot
+            self.built += 1
+            now = time.monotonic()
+            self._last = {k: v for k, v in self._last.items() if now - v[0] <= self.ttl}
+            self._last[key] = (now, seq, body)
+            return body, encoding, seq
+
+
+def _encoding(accept_encoding: str) -> str:
+    accepted = {part.split(";")[0].strip().lower() for part in accept_encoding.split(",")}
+    return "zstd" if "zstd" in accepted else "gzip"
+
+
 def compress(snapshot: dict[str, Any], accept_encoding: str) -> tuple[bytes, str]:
     """The msgpack bytes compressed with zstd when the client accepts it, else gzip."""
     # Structs and times to plain maps and RFC 3339 strings first: msgpack's own timestamp
-    # extension is not read by every msgpack library a third-party door may use.
-    raw = _encoder.encode(msgspec.to_builtins(snapshot))
-    accepted = {part.split(";")[0].strip().lower() for part in accept_encoding.split(",")}
-    if "zstd" in accepted:
+    # extension is not read by every msgpack library a third-party door may use. The tickets
+    # hold no time, so they are encoded as structs, the same bytes: a plain map per ticket
+    # first cost ~60 MB for 100,000 tickets, per snapshot being sent (bench/memory.py).
+    plain = {k: v if k == "tickets" else msgspec.to_builtins(v) for k, v in snapshot.items()}
+    raw = _encoder.encode(plain)
+    del plain
+    if _encoding(accept_encoding) == "zstd":
         return zstandard.ZstdCompressor(level=3).compress(raw), "zstd"
     return gzip.compress(raw, compresslevel=5), "gzip"
