@@ -155,21 +155,26 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_wrapper)
         finally:
-            client = scope.get("client")
-            fields = {
-                "method": scope["method"],
-                "path": redact_path(scope["path"]),
-                "status": status,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                "client": client[0] if client else None,
-            }
-            if (request_id := current_request_id.get()) is not None:
-                fields["request_id"] = request_id  # set by server.metrics.ObserveRequests
-            handler = _direct_handler(self.log)
-            if handler is None:
-                self.log.info("request", extra=fields)
-            else:
-                handler.write_line(_access_line(fields))
+            self.record(scope, status, started)
+
+    def record(self, scope: Any, status: int, started: float) -> None:
+        """Write the access line of the request `scope`, answered `status`, begun at
+        `started` (`time.perf_counter()`); for an answer made outside this middleware."""
+        client = scope.get("client")
+        fields = {
+            "method": scope["method"],
+            "path": redact_path(scope["path"]),
+            "status": status,
+            "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+            "client": client[0] if client else None,
+        }
+        if (request_id := current_request_id.get()) is not None:
+            fields["request_id"] = request_id  # set by server.metrics.ObserveRequests
+        handler = _direct_handler(self.log)
+        if handler is None:
+            self.log.info("request", extra=fields)
+        else:
+            handler.write_line(_access_line(fields))
 
 
 def _access_line(fields: dict[str, Any]) -> str:

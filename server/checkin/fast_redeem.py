@@ -12,16 +12,18 @@ takes a redeem only when it is certain to be the ordinary one:
 
 Then it awaits the same `RedeemWriter.redeem` the route calls and sends the same answer: 200,
 the `ResultItem` as msgspec encodes it, the headers Litestar sends (`content-type`,
-`content-length`), its access line. Everything else goes to Litestar unchanged, the body handed
-back as it was read, so every refusal (401, 413, 415, 422, 429, 500 ...) is Litestar's own; when
-the writer raises, the exception travels in the scope (`FAILURE`) and the route raises it again,
-so the scan is not decided twice and the problem answer is the error map's.
+`content-length`), one access line (`AccessLogMiddleware.record`). Everything else goes to
+Litestar unchanged, the body handed back as it was read, so every refusal (401, 413, 415, 422,
+429, 500 ...) is Litestar's own; when the writer raises, the exception travels in the scope
+(`FAILURE`) and the route raises it again, so the scan is not decided twice and the problem
+answer is the error map's (and Litestar writes that request's access line).
 
 Durability is unchanged: the writer resolves a caller's future only after the batch's commit.
 """
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import msgspec
@@ -47,16 +49,17 @@ class FastRedeem:
         self.litestar = litestar
         self.max_body = max_body
         self.answered = 0  # redeems answered here, not by Litestar (tests read it)
-        self._answer: Any = self._redeem
+        self._access: Any = None
         if access_log:
             from server.logs import AccessLogMiddleware
 
-            self._answer = AccessLogMiddleware(self._redeem)
+            self._access = AccessLogMiddleware(handler)  # only its `record` is used here
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http" or scope["path"] != PATH or scope["method"] != "POST":
             await self.handler(scope, receive, send)
             return
+        started = time.perf_counter()
         token, length = self._admissible(scope["headers"])
         if token is None or length is None:
             await self.handler(scope, receive, send)
@@ -67,8 +70,21 @@ class FastRedeem:
             await self.handler(scope, _replay(messages, receive), send)
             return
         scope["path_template"] = PATH  # the route label of the request figures
-        scope[_ITEM] = (token, item, messages)
-        await self._answer(scope, receive, send)
+        try:
+            result = await self.litestar.state.redeem_writer.redeem(token, item)
+        except Exception as exc:  # answered (and logged) by the route, through the error map
+            scope[FAILURE] = exc
+            await self.handler(scope, _replay(messages, receive), send)
+            return
+        body = _ENCODER.encode(result)
+        headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
+        self.answered += 1
+        try:
+            await send({"type": "http.response.start", "status": 200, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+        finally:
+            if self._access is not None:
+                self._access.record(scope, 200, started)
 
     def _admissible(self, headers: Any) -> tuple[str | None, int | None]:
         """The bearer token and the body's length, each None when Litestar should judge."""
@@ -87,24 +103,6 @@ class FastRedeem:
         if token is None:
             return None, None
         return bearer_token_of(token.decode("latin-1")), int(length)
-
-    async def _redeem(self, scope: Any, receive: Any, send: Any) -> None:
-        token, item, messages = scope.pop(_ITEM)
-        writer = self.litestar.state.redeem_writer
-        try:
-            result = await writer.redeem(token, item)
-        except Exception as exc:  # answered by the route, through the error map
-            scope[FAILURE] = exc
-            await self.handler(scope, _replay(messages, receive), send)
-            return
-        body = _ENCODER.encode(result)
-        headers = [(b"content-type", _JSON), (b"content-length", str(len(body)).encode())]
-        self.answered += 1
-        await send({"type": "http.response.start", "status": 200, "headers": headers})
-        await send({"type": "http.response.body", "body": body})
-
-
-_ITEM = "tessera.redeem_item"
 
 
 async def _read_body(receive: Any, length: int) -> tuple[bytes | None, list[Any]]:

@@ -4,6 +4,7 @@ Litestar's request machinery is the same answer Litestar gives; anything else is
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from typing import Any
 
@@ -202,3 +203,24 @@ async def test_no_bearer_token_is_a_401_from_litestar(api, app, authorization):
     response = await api.post(REDEEM, content=body, headers=headers)
     assert response.status_code == 401
     problem_of(response)
+
+
+class TestAccessLog:
+    @pytest.fixture
+    def settings(self, settings):  # the test settings, with the access log on (as served)
+        return settings.replace(access_log=True)
+
+    async def test_a_fast_redeem_and_a_refused_one_each_log_one_access_line(self, api, app, caplog):
+        v = await venue(api)
+        caplog.set_level(logging.INFO, logger="tessera.access")
+        caplog.clear()
+        before = _fast(app).answered
+        body = _body(v.tickets[0]["code"], v.list_id, "logged")
+        accepted = await _post(api, v.door.token, body, "application/json")
+        refused = await _post(api, "tsd_nobody", body, "application/json")
+        assert (accepted.status_code, refused.status_code) == (200, 401)
+        assert _fast(app).answered == before + 1
+        lines = [r for r in caplog.records if r.name == "tessera.access"]
+        assert [(r.path, r.status) for r in lines] == [(REDEEM, 200), (REDEEM, 401)]
+        assert lines[0].request_id == accepted.headers["x-request-id"]
+        assert lines[0].duration_ms >= 0
