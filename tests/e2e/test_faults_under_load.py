@@ -16,10 +16,11 @@ as one JSON line; `pytest -s` shows them.
 
 WINDOW is 30 s, half the issue's 60 s, so that each test stays near 90 s of wall time on the
 two-core CI machine (TESSERA_TEST_LOAD_WINDOW=60 runs the issue's window; the figures in
-docs/performance.md are of 30 s runs). RATE is the issue's 10 scans/s a door; DOORS is 25, half the issue's 50
-(TESSERA_TEST_LOAD_DOORS=50): on the shared 2-core machine 50 doors offered fewer scans than 25
-(60-120/s against 140/s) and, with every door and both instances starved, a door cut off by the
-kill waited 4-5 s for the surviving instance to even open its socket (docs/decisions/0015).
+docs/performance.md are of 30 s runs). RATE is the issue's 10 scans/s a door; DOORS is 25,
+half the issue's 50 (TESSERA_TEST_LOAD_DOORS=50): on the shared 2-core machine 50 doors
+offered fewer scans than 25 (60-120/s against 140/s) and, with every door and both instances
+starved, a door cut off by the kill waited 4-5 s for the surviving instance to even open its
+socket (docs/decisions/0015).
 What a loaded machine cannot offer is not offered (a door that falls behind skips ahead), and
 the printed `offered_per_s` says how much was. No assertion is on throughput or on fan-out
 speed beyond what each fault's promise needs. These are `load` tests: `-m "not load"` leaves
