@@ -9,21 +9,30 @@ from pathlib import Path
 
 from tests.simulation.config import Config, Failure
 from tests.simulation.determinism import seeded_secrets
+from tests.simulation.inline_sqlite import inline_sqlite
 from tests.simulation.invariants import check_end
 from tests.simulation.sim import HEAL_INTERVAL, QUIESCE, Sim
 from tests.simulation.workload import calm, schedule_workload
 
-__all__ = ["Config", "Failure", "run_seed"]
+__all__ = ["WORK_ROOT", "Config", "Failure", "run_seed", "work_base"]
+
+
+WORK_ROOT: Path | None = None  # where runs make their directories (parallel.py sets it)
+
+
+def work_base() -> Path | None:
+    """tmpfs when there is one: a run is a few thousand commits, and fsync is not what is
+    tested (a crash here kills the process, it does not cut the power)."""
+    if WORK_ROOT is not None:
+        return WORK_ROOT
+    shm = Path("/dev/shm")
+    return shm if shm.is_dir() and os.access(shm, os.W_OK) else None
 
 
 def run_seed(config: Config, *, keep: bool = False) -> Sim:
     """Run one seed to the end and check every invariant; raises Failure."""
-    # tmpfs when there is one: a run is a few thousand commits, and fsync is not what is tested
-    # (a crash here kills the process, it does not cut the power).
-    shm = Path("/dev/shm")
-    base = shm if shm.is_dir() and os.access(shm, os.W_OK) else None
-    workdir = Path(tempfile.mkdtemp(prefix=f"tessera-sim-{config.seed}-", dir=base))
-    with seeded_secrets(config.seed):
+    workdir = Path(tempfile.mkdtemp(prefix=f"tessera-sim-{config.seed}-", dir=work_base()))
+    with seeded_secrets(config.seed), inline_sqlite():
         return _run(config, workdir, keep=keep)
 
 

@@ -22,7 +22,6 @@ import hashlib
 import heapq
 import random
 import sqlite3
-import sys
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -97,7 +96,6 @@ class Sim:
         self.rng = random.Random(config.seed)
         self.workdir = workdir
         self.loop = asyncio.new_event_loop()
-        sys.setswitchinterval(0.0002)  # the database driver's thread answers at once
         self.t = 0.0
         self._heap: list[tuple[float, int, Callable[[], None]]] = []
         self._n = 0
