@@ -12,8 +12,8 @@ import sys
 import time
 
 from tests.simulation import mutations
-from tests.simulation.run import Config, Failure, run_seed
-from tests.simulation.shrink import shrink
+from tests.simulation.parallel import Outcome, default_jobs, run_many
+from tests.simulation.run import Config
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,48 +29,70 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--big", action="store_true", help="5-50 doors, 1,000-3,000 tickets")
     parser.add_argument("--mutation", default=None, help=f"one of {', '.join(mutations.NAMES)}")
     parser.add_argument("--no-shrink", action="store_true")
+    parser.add_argument(
+        "--jobs",
+        type=int,
+        default=0,
+        help="worker processes for --seeds (default: one per CPU; 1 runs here)",
+    )
     args = parser.parse_args(argv)
     if args.mutation:
+        if args.mutation not in mutations.NAMES:
+            parser.error(f"no mutation {args.mutation!r}; known: {', '.join(mutations.NAMES)}")
         mutations.enable(args.mutation)
+    if args.seeds < 0 or args.jobs < 0:
+        parser.error("--seeds and --jobs take a count, 0 or more")
     base = Config(seed=0)
     faults = base.faults
     if args.faults is not None:
         faults = frozenset() if args.faults == "none" else frozenset(args.faults.split(","))
+        unknown = faults - base.faults
+        if unknown:
+            parser.error(
+                f"unknown fault kinds {', '.join(sorted(unknown))}; "
+                f"known: {', '.join(sorted(base.faults))}"
+            )
     first = args.seed if args.seed is not None else 1
     count = args.seeds or 1
+    jobs = min(args.jobs or default_jobs(), count)
+    configs = (
+        Config(seed, args.doors, args.tickets, args.duration, faults, args.big)
+        for seed in range(first, first + count)
+    )
     failures = 0
     started = time.perf_counter()
-    for n, seed in enumerate(range(first, first + count), 1):
-        config = Config(seed, args.doors, args.tickets, args.duration, faults, args.big)
-        try:
-            sim = run_seed(config)
-            if count == 1:
-                resolved = config.resolved()
-                print(
-                    f"seed {seed}: ok ({resolved.doors} doors, {resolved.tickets} tickets, "
-                    f"{len(sim.scanned)} scans, {sim.steps} steps, "
-                    f"trace {sim.digest.hexdigest()[:12]})"
-                )
-        except Failure as failure:
+    for n, outcome in enumerate(run_many(configs, jobs, shrink_it=not args.no_shrink), 1):
+        if outcome.invariant is not None:
             failures += 1
-            report(config, failure, shrink_it=not args.no_shrink)
+            report(outcome)
+        elif count == 1:
+            resolved = outcome.config.resolved()
+            print(
+                f"seed {outcome.config.seed}: ok ({resolved.doors} doors, "
+                f"{resolved.tickets} tickets, {outcome.scans} scans, {outcome.steps} steps, "
+                f"trace {outcome.digest[:12]})"
+            )
         if count > 1:
             rate = n / (time.perf_counter() - started)
-            print(f"\r{n}/{count} seeds, {rate:.2f} seeds/s, {failures} failed", end="", flush=True)
+            print(
+                f"\r{n}/{count} seeds, {rate:.2f} seeds/s ({jobs} jobs), {failures} failed",
+                end="",
+                flush=True,
+            )
     if count > 1:
         print()
     return 1 if failures else 0
 
 
-def report(config: Config, failure: Failure, *, shrink_it: bool) -> None:
-    print(f"\nseed {config.seed} FAILED: {failure.invariant}: {failure.detail}")
+def report(outcome: Outcome) -> None:
+    config = outcome.config
+    print(f"\nseed {config.seed} FAILED: {outcome.invariant}: {outcome.detail}")
     print(f"replay: make sim SEED={config.seed}   or   {config.command()}")
     print("last steps:")
-    for line in failure.trace[-30:]:
+    for line in outcome.trace[-30:]:
         print("  " + line)
-    if shrink_it:
-        smaller = shrink(config, failure.invariant)
-        print(f"shrunk: {smaller.command()}")
+    if outcome.shrunk is not None:
+        print(f"shrunk: {outcome.shrunk}")
 
 
 if __name__ == "__main__":

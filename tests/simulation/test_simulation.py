@@ -12,6 +12,8 @@ import os
 import pytest
 
 from tests.simulation import mutations
+from tests.simulation.__main__ import main
+from tests.simulation.parallel import run_many
 from tests.simulation.run import Config, Failure, run_seed
 from tests.simulation.shrink import shrink
 
@@ -75,6 +77,52 @@ def test_a_seed_replays_step_for_step() -> None:
     assert first.digest.hexdigest() == again.digest.hexdigest()
     other = run_seed(Config(12, **SMALL))  # type: ignore[arg-type]
     assert other.digest.hexdigest() != first.digest.hexdigest()
+
+
+def test_worker_processes_run_each_seed_as_one_process_does() -> None:
+    """`--jobs`: a seed run in a worker has the trace it has here (nothing a worker ran before
+    leaks into the next seed), whatever order the seeds finish in."""
+    configs = [Config(s, **SMALL) for s in (11, 12)]  # type: ignore[arg-type]
+    here = run_seed(configs[1]).digest.hexdigest()
+    there = {o.config.seed: o for o in run_many(configs, 2, shrink_it=False)}
+    assert sorted(there) == [11, 12]
+    assert all(o.invariant is None and o.steps for o in there.values())
+    assert there[12].digest == here
+
+
+def test_worker_processes_report_a_failing_seed(capsys: pytest.CaptureFixture[str]) -> None:
+    """A seed failing in a worker is reported as one run here reports it: the invariant, the
+    replay command and the last steps; the exit status says it failed."""
+    tiny = ["--doors", "3", "--tickets", "40", "--duration", "40", "--no-shrink"]
+    try:
+        status = main(["1", "--seeds", "2", "--jobs", "2", "--mutation", "dedupe", *tiny])
+    finally:
+        mutations.disable("dedupe")  # enabled here by main, before the workers were forked
+    out = capsys.readouterr().out
+    assert status == 1
+    assert "seed 1 FAILED: none-invented: " in out
+    assert "replay: make sim SEED=1   or   .venv/bin/python -m tests.simulation 1 --doors 3" in out
+    assert "last steps:\n  t=" in out
+    assert "2/2 seeds" in out
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--mutation", "nope"],
+        ["--faults", "drop,earthquake"],
+        ["--seeds", "-3"],
+        ["--jobs", "-1"],
+        ["--seeds", "many"],
+    ],
+)
+def test_bad_arguments_are_refused_with_a_message(
+    argv: list[str], capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        main(["1", *argv])
+    assert exit_.value.code == 2
+    assert "error:" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
