@@ -24,10 +24,13 @@ What it calls, and from where (the same functions `server.checkin.hub` / `room` 
     `DatabaseFeed.pages` after the cursor and `DatabaseFeed.counters` (what `ScannerHub._hello`
     and `catch_up` do); the socket's cursor is the hub's own `server.checkin.stream.ChangeStream`
     (`restart`, `offer`, `take`, `sent`);
-  - fan-out: a `head` notice (or the 5 s heal) reads `DatabaseFeed.pages` once after the room's
-    `read_seq` and offers the items to every socket's `ChangeStream`; a stream that answers None
-    catches up from the log alone (the room's `read_and_offer` + the socket's pusher); `conflict`
-    notices are forwarded whole to every socket of the event; `device_revoked` closes sockets;
+  - fan-out: a `head` notice (or the heal after 5 s of silence) reads `DatabaseFeed.pages` once
+    after the room's `read_seq` and offers the items to every socket's `ChangeStream`; a stream
+    that answers None catches up from the log alone (the room's `read_and_offer` + the socket's
+    pusher); `conflict` notices are forwarded whole to every socket of the event;
+    `device_revoked` closes sockets; a read that found changes makes the counters due, and the
+    simulator pushes them (`DatabaseFeed.counters`) at most once per `counters_interval`, as the
+    room's `schedule_counters` does;
   - snapshot: `server.checkin.snapshot.build_snapshot` in `snapshot_session`, msgpack-encoded as
     the REST route does (uncompressed: the door decodes the decompressed bytes anyway).
 
@@ -121,6 +124,7 @@ class HubSide:
         self._config = HubConfig()
         self._limiter = _limiter(self._config)
         self.closed: list[tuple[int, int]] = []  # (conn, close code) the hub closed
+        self.counters_wanted: set[str] = set()  # events whose room read changes since a push
 
     # --- life -----------------------------------------------------------------------------------
 
@@ -129,6 +133,7 @@ class HubSide:
         gone = list(self._conns)
         self._conns.clear()
         self._read_seq.clear()
+        self.counters_wanted.clear()
         self._limiter = _limiter(self._config)
         self.fanout.published.clear()  # not yet published: lost with the process
         self._run(self.database.dispose())
@@ -312,8 +317,8 @@ class HubSide:
     def heal(self, event_id: str) -> Outgoing:
         """The room's `read_and_offer` after a `head` notice or 5 s of silence: the log is read
         once, after the room's `read_seq`, and offered to every socket's `ChangeStream`; a
-        stream the offer does not join catches up from the log alone. Counters once if any
-        socket was sent changes."""
+        stream the offer does not join catches up from the log alone. When the read found
+        changes, the event's counters are due (`counters_wanted`, `push_counters`)."""
         targets = {k: c for k, c in self._conns.items() if c.device.event_id == event_id}
         if not any(c.sent_seq is not None for c in targets.values()):
             return []
@@ -325,26 +330,35 @@ class HubSide:
         if items:
             self._read_seq[event_id] = int(items[-1]["seq"])
         out: Outgoing = []
-        moved = False
         for k, c in targets.items():
             if items:
                 c.stream.offer(items)
             frames = c.stream.take()
             if frames is None:
-                before = len(out)
                 out += self._catch_up(k, c, always_send=False)
-                moved = moved or len(out) > before
                 continue
             for frame in frames:
                 if mutations.active("skip_seq") and len(frame.items) >= 2:
                     frame = msgspec.structs.replace(frame, items=frame.items[:1] + frame.items[2:])
                     self.skipped += 1  # the deliberate bug: one change left out
                 out.append((k, encode_frame(frame)))
-                moved = True
-        if moved:
-            counters = encode_frame(self._run(self.feed.counters(event_id)))
-            out += [(k, counters) for k, c in targets.items() if c.sent_seq is not None]
+        if items:  # the room's `schedule_counters`: the simulator times the push
+            self.counters_wanted.add(event_id)
         return out
+
+    def push_counters(self, event_id: str) -> Outgoing:
+        """The room's `_push_counters`: the event's counters to every socket that follows the
+        log (at most one push per `counters_interval`, timed by the simulator)."""
+        self.counters_wanted.discard(event_id)
+        targets = [
+            k
+            for k, c in self._conns.items()
+            if c.device.event_id == event_id and c.sent_seq is not None
+        ]
+        if not targets:
+            return []
+        counters = encode_frame(self._run(self.feed.counters(event_id)))
+        return [(k, counters) for k in targets]
 
     def snapshot(self, event_id: str) -> bytes:
         """The snapshot's msgpack bytes, as the REST route encodes them before compressing."""

@@ -35,6 +35,7 @@ from protocol.rules import Direction
 from scanner_client.core import SyncCore
 from scanner_client.events import ConflictNotice, VerdictShown
 from scanner_client.store import LocalStore, decode_snapshot
+from server.checkin.config import HubConfig
 from tests.simulation import mutations
 from tests.simulation.config import Config, Failure
 from tests.simulation.hub_side import HubSide
@@ -43,7 +44,8 @@ from tests.simulation.venue import Venue, build_venue, close_venue
 __all__ = ["Door", "Sim", "Socket"]
 
 T0 = datetime(2027, 3, 14, 18, 30, tzinfo=UTC).timestamp()
-HEAL_INTERVAL = 5.0
+HEAL_INTERVAL = HubConfig().heal_interval
+COUNTERS_INTERVAL = HubConfig().counters_interval
 QUIESCE = 150.0  # seconds of calm after the last fault, for the doors to converge
 
 
@@ -106,6 +108,9 @@ class Sim:
         self.hub_up = True
         self.hub_life = 0
         self.hub_skew = self.rng.uniform(-2, 2)
+        self._room_heard = 0.0  # when the room last read the log (a notice or a heal)
+        self._counters_at, self._counters_life = -1e9, 0  # the room's last counters push
+        self._counters_pending = -1  # the hub life whose counters push is scheduled
         self.venue: Venue = build_venue(
             workdir, self.rng, tickets=self.config.tickets, doors=self.config.doors, run=self.run
         )
@@ -411,15 +416,44 @@ class Sim:
 
             def arrive() -> None:
                 if self.hub_up and self.hub_life == life:
+                    self._room_heard = self.t
                     self.deliver(self.hub.notice(event_id, notice))
                     self.hub_closed()
+                    self.counters_due()
 
             self.at(when, arrive)
 
     def heal_tick(self) -> None:
+        """The room's heal: a read of the log after `heal_interval` of fan-out silence (a room
+        that hears notices reads on each of them instead)."""
+        due = self._room_heard + HEAL_INTERVAL
+        if self.t < due:
+            self.at(due, self.heal_tick)
+            return
         if self.hub_up:
+            self._room_heard = self.t
             self.deliver(self.hub.heal(self.venue.event_id))
+            self.counters_due()
         self.at(self.t + HEAL_INTERVAL, self.heal_tick)
+
+    def counters_due(self) -> None:
+        """The room's `schedule_counters`: push now, or `counters_interval` after the last
+        push; one push pending at a time, and none outlives the hub's process."""
+        event_id = self.venue.event_id
+        life = self.hub_life
+        if event_id not in self.hub.counters_wanted or self._counters_pending == life:
+            return
+        self._counters_pending = life
+        last = self._counters_at if self._counters_life == life else -1e9
+
+        def push() -> None:
+            if self.hub_life != life or not self.hub_up:
+                return
+            self._counters_pending = -1
+            self._counters_at, self._counters_life = self.t, life
+            self.deliver(self.hub.push_counters(event_id))
+
+        self.at(max(self.t, last + COUNTERS_INTERVAL), push)
 
     def fail(self, invariant: str, detail: str) -> Failure:
         return Failure(invariant, detail, list(self.trace))
