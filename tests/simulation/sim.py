@@ -111,6 +111,8 @@ class Sim:
         self._room_heard = 0.0  # when the room last read the log (a notice or a heal)
         self._counters_at, self._counters_life = -1e9, 0  # the room's last counters push
         self._counters_pending = -1  # the hub life whose counters push is scheduled
+        # (t, "notice" | "heal" | "counters", hub life): what the room read when (for a test)
+        self.room_reads: list[tuple[float, str, int]] = []
         self.venue: Venue = build_venue(
             workdir, self.rng, tickets=self.config.tickets, doors=self.config.doors, run=self.run
         )
@@ -417,6 +419,7 @@ class Sim:
             def arrive() -> None:
                 if self.hub_up and self.hub_life == life:
                     self._room_heard = self.t
+                    self.room_reads.append((self.t, "notice", life))
                     self.deliver(self.hub.notice(event_id, notice))
                     self.hub_closed()
                     self.counters_due()
@@ -432,6 +435,7 @@ class Sim:
             return
         if self.hub_up:
             self._room_heard = self.t
+            self.room_reads.append((self.t, "heal", self.hub_life))
             self.deliver(self.hub.heal(self.venue.event_id))
             self.counters_due()
         self.at(self.t + HEAL_INTERVAL, self.heal_tick)
@@ -451,6 +455,7 @@ class Sim:
                 return
             self._counters_pending = -1
             self._counters_at, self._counters_life = self.t, life
+            self.room_reads.append((self.t, "counters", life))
             self.deliver(self.hub.push_counters(event_id))
 
         self.at(max(self.t, last + COUNTERS_INTERVAL), push)

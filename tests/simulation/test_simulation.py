@@ -7,6 +7,7 @@ the 2-core machine when it is quiet); `make sim` is the long run.
 
 from __future__ import annotations
 
+import itertools
 import os
 
 import pytest
@@ -16,6 +17,7 @@ from tests.simulation.__main__ import main
 from tests.simulation.parallel import run_many
 from tests.simulation.run import Config, Failure, run_seed
 from tests.simulation.shrink import shrink
+from tests.simulation.sim import COUNTERS_INTERVAL, HEAL_INTERVAL
 
 BOUNDED = int(os.environ.get("TESSERA_SIM_SEEDS", "6"))
 SMALL = {"doors": 5, "tickets": 80, "duration": 120.0}  # a few seconds a seed
@@ -77,6 +79,19 @@ def test_a_seed_replays_step_for_step() -> None:
     assert first.digest.hexdigest() == again.digest.hexdigest()
     other = run_seed(Config(12, **SMALL))  # type: ignore[arg-type]
     assert other.digest.hexdigest() != first.digest.hexdigest()
+
+
+def test_the_simulated_room_keeps_the_rooms_timers() -> None:
+    """As server/checkin/room.py: counters at most once per `counters_interval` within one hub
+    process, and a heal only after `heal_interval` without a notice or a heal."""
+    sim = run_seed(Config(13, **SMALL))  # type: ignore[arg-type]
+    assert {"notice", "heal", "counters"} <= {kind for _, kind, _ in sim.room_reads}
+    pushes = [(t, life) for t, kind, life in sim.room_reads if kind == "counters"]
+    for (before, life), (after, same) in itertools.pairwise(pushes):
+        assert life != same or after - before >= COUNTERS_INTERVAL - 1e-9, (before, after)
+    reads = [(t, kind) for t, kind, _ in sim.room_reads if kind != "counters"]
+    for (before, _), (after, kind) in itertools.pairwise(reads):
+        assert kind != "heal" or after - before >= HEAL_INTERVAL - 1e-9, (before, after)
 
 
 def test_worker_processes_run_each_seed_as_one_process_does() -> None:
