@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -14,10 +15,11 @@ from tests.simulation.invariants import check_end
 from tests.simulation.sim import HEAL_INTERVAL, QUIESCE, Sim
 from tests.simulation.workload import calm, schedule_workload
 
-__all__ = ["WORK_ROOT", "Config", "Failure", "run_seed", "work_base"]
+__all__ = ["INLINE_DRIVER", "WORK_ROOT", "Config", "Failure", "run_seed", "work_base"]
 
 
 WORK_ROOT: Path | None = None  # where runs make their directories (parallel.py sets it)
+INLINE_DRIVER = True  # False: aiosqlite with its own thread (bench/sim_seeds.py's baseline)
 
 
 def work_base() -> Path | None:
@@ -32,7 +34,8 @@ def work_base() -> Path | None:
 def run_seed(config: Config, *, keep: bool = False) -> Sim:
     """Run one seed to the end and check every invariant; raises Failure."""
     workdir = Path(tempfile.mkdtemp(prefix=f"tessera-sim-{config.seed}-", dir=work_base()))
-    with seeded_secrets(config.seed), inline_sqlite():
+    driver = inline_sqlite() if INLINE_DRIVER else contextlib.nullcontext()
+    with seeded_secrets(config.seed), driver:
         return _run(config, workdir, keep=keep)
 
 
