@@ -6,7 +6,7 @@ template database):
 
   thread  aiosqlite as the server runs it: every call handed to the connection's thread
   inline  tests/simulation/inline_sqlite.py: the same calls, run as they are queued (what
-          `make sim` does, decision 0014)
+          `make sim` does, decision 0017)
 
 Per seed: CPU of the process and its threads (utime + stime from /proc/self/stat: the hub, the
 doors and the organiser's app all live in it), wall time, steps. Prints one JSON line per
