@@ -32,7 +32,7 @@ bench: $(VENV)/.installed-test
 SEEDS ?= 1000
 FIRST ?= 1
 sim: $(VENV)/.installed-test
-	$(BIN)/python -m tests.simulation $(if $(SEED),$(SEED),$(FIRST) --seeds $(SEEDS))
+	$(BIN)/python -m tests.simulation $(if $(SEED),$(SEED),$(FIRST) --seeds $(SEEDS)$(if $(JOBS), --jobs $(JOBS)))
 
 check: lint test
 

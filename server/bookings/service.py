@@ -22,7 +22,7 @@ from protocol.ids import booking_reference, new_id
 from server.bookings.models import Booking, BookingItem, BookingStatus
 from server.bookings.schemas import BookingCreate
 from server.campaigns.service import enqueue_ticket_mail
-from server.checkin.models import Presence
+from server.checkin.models import PresenceRow
 from server.config import Settings
 from server.db import utcnow
 from server.errors import (
@@ -267,7 +267,9 @@ async def list_bookings(
         )
     if checked_in is not None:
         entered = exists().where(
-            Ticket.booking_id == Booking.id, Presence.ticket_id == Ticket.id, Presence.entries > 0
+            Ticket.booking_id == Booking.id,
+            PresenceRow.ticket_id == Ticket.id,
+            PresenceRow.entries > 0,
         )
         where.append(entered if checked_in else ~entered)
     total = await session.scalar(select(func.count()).select_from(Booking).where(*where))

@@ -32,7 +32,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.models import Booking, BookingStatus
 from server.campaigns.models import Message, MessageSource, MessageStatus, Unsubscribe
-from server.checkin.models import Presence
+from server.checkin.models import PresenceRow
 from server.contacts.service import iter_contacts
 from server.errors import NotFound
 from server.tickets.models import Ticket, TicketStatus
@@ -175,8 +175,8 @@ async def _entered(session: AsyncSession, ticket_ids: list[str]) -> set[str]:
     for chunk in _chunks(ticket_ids):
         entered |= set(
             await session.scalars(
-                select(Presence.ticket_id).where(
-                    Presence.ticket_id.in_(chunk), Presence.entries > 0
+                select(PresenceRow.ticket_id).where(
+                    PresenceRow.ticket_id.in_(chunk), PresenceRow.entries > 0
                 )
             )
         )

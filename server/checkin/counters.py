@@ -1,6 +1,6 @@
 """Live counters of an event, derived from the folded presence (never from counting scans).
 
-Presence is rebuilt from the scans that stand, so retries (stored once) and annulments (refolded)
+PresenceRow is rebuilt from the scans that stand, so retries (stored once) and annulments (refolded)
 can never make these numbers drift. Head counts multiply ticket state by the ticket's persons:
 
   total       admissions of the event's valid tickets
@@ -19,7 +19,7 @@ from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.messages import Counters, GateCounters, ListCounters
-from server.checkin.models import CheckinList, Presence
+from server.checkin.models import CheckinList, PresenceRow
 from server.events.models import TicketType
 from server.tickets.models import Ticket, TicketStatus
 
@@ -38,29 +38,29 @@ async def event_counters(session: AsyncSession, event_id: str) -> Counters:
         )
     )
     persons = TicketType.persons
-    entered = func.sum(case((Presence.entries > 0, persons), else_=0))
-    inside = func.sum(case((Presence.inside.is_(True), persons), else_=0))
+    entered = func.sum(case((PresenceRow.entries > 0, persons), else_=0))
+    inside = func.sum(case((PresenceRow.inside.is_(True), persons), else_=0))
     base = (
         select()
-        .select_from(Presence)
-        .join(Ticket, Ticket.id == Presence.ticket_id)
+        .select_from(PresenceRow)
+        .join(Ticket, Ticket.id == PresenceRow.ticket_id)
         .join(TicketType, TicketType.id == Ticket.ticket_type_id)
-        .join(CheckinList, CheckinList.id == Presence.list_id)
+        .join(CheckinList, CheckinList.id == PresenceRow.list_id)
         .where(CheckinList.event_id == event_id)
     )
     per_list = {
         list_id: (int(a or 0), int(b or 0))
         for list_id, a, b in await session.execute(
-            base.add_columns(Presence.list_id, entered, inside).group_by(Presence.list_id)
+            base.add_columns(PresenceRow.list_id, entered, inside).group_by(PresenceRow.list_id)
         )
     }
     per_gate = [
         GateCounters(gate=gate, checked_in=int(a or 0), inside=int(b or 0))
         for gate, a, b in await session.execute(
-            base.add_columns(Presence.first_gate, entered, inside)
-            .where(Presence.entries > 0)
-            .group_by(Presence.first_gate)
-            .order_by(Presence.first_gate)
+            base.add_columns(PresenceRow.first_gate, entered, inside)
+            .where(PresenceRow.entries > 0)
+            .group_by(PresenceRow.first_gate)
+            .order_by(PresenceRow.first_gate)
         )
     ]
     checked_in, inside_now = await _event_heads(session, event_id)
@@ -103,13 +103,13 @@ async def _event_heads(session: AsyncSession, event_id: str) -> tuple[int, int]:
     """Admissions of tickets that entered / are inside on any list: each ticket counted once."""
     per_ticket = (
         select(
-            Presence.ticket_id.label("ticket_id"),
-            func.max(case((Presence.entries > 0, 1), else_=0)).label("entered"),
-            func.max(case((Presence.inside.is_(True), 1), else_=0)).label("inside"),
+            PresenceRow.ticket_id.label("ticket_id"),
+            func.max(case((PresenceRow.entries > 0, 1), else_=0)).label("entered"),
+            func.max(case((PresenceRow.inside.is_(True), 1), else_=0)).label("inside"),
         )
-        .join(CheckinList, CheckinList.id == Presence.list_id)
+        .join(CheckinList, CheckinList.id == PresenceRow.list_id)
         .where(CheckinList.event_id == event_id)
-        .group_by(Presence.ticket_id)
+        .group_by(PresenceRow.ticket_id)
         .subquery()
     )
     row = (
@@ -192,16 +192,16 @@ class CounterTally:
             tally.lists.append((row.id, row.name, admitted))
         rows = await session.execute(
             select(
-                Presence.ticket_id,
-                Presence.list_id,
-                Presence.entries,
-                Presence.inside,
-                Presence.first_gate,
+                PresenceRow.ticket_id,
+                PresenceRow.list_id,
+                PresenceRow.entries,
+                PresenceRow.inside,
+                PresenceRow.first_gate,
                 TicketType.persons,
             )
-            .join(Ticket, Ticket.id == Presence.ticket_id)
+            .join(Ticket, Ticket.id == PresenceRow.ticket_id)
             .join(TicketType, TicketType.id == Ticket.ticket_type_id)
-            .join(CheckinList, CheckinList.id == Presence.list_id)
+            .join(CheckinList, CheckinList.id == PresenceRow.list_id)
             .where(CheckinList.event_id == event_id)
         )
         for ticket_id, list_id, entries, inside, gate, persons in rows:

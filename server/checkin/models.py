@@ -15,7 +15,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 
 from server.db import Base, UTCDateTime, utcnow
 
-__all__ = ["CheckinList", "Device", "Presence", "Scan"]
+__all__ = ["CheckinList", "Device", "PresenceRow", "ScanRow"]
 
 
 class CheckinList(Base):
@@ -52,7 +52,7 @@ class Device(Base):
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, default=None)
 
 
-class Scan(Base):
+class ScanRow(Base):
     """One scan as received; never deleted. An annulment sets `annulled`, it removes nothing."""
 
     __tablename__ = "scan"
@@ -82,7 +82,7 @@ class Scan(Base):
     annulled_by: Mapped[str | None] = mapped_column(String(64), default=None)
 
 
-class Presence(Base):
+class PresenceRow(Base):
     """The folded check-in state of one ticket on one list, locked by every decision on it."""
 
     __tablename__ = "presence"

@@ -69,7 +69,7 @@ _NO_PRESENCE = Presence()
 
 
 class StoredScan(Protocol):
-    """A recorded scan: the ORM `Scan` or a Core row of the scan table."""
+    """A recorded scan: the ORM `ScanRow` or a Core row of the scan table."""
 
     scan_id: str
     device_id: str

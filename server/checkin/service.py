@@ -27,7 +27,7 @@ from server.auth.service import hash_secret
 from server.changes.publish import notify_after_commit
 from server.changes.service import ChangeKind, append_changes, head
 from server.checkin import counters, store
-from server.checkin.models import CheckinList, Device, Scan
+from server.checkin.models import CheckinList, Device, ScanRow
 from server.checkin.redeem import (
     RedeemOutcome,
     decide_and_record,
@@ -482,15 +482,15 @@ async def annul_scan(
 
 async def _scan_to_annul(
     session: AsyncSession, scan_id: str, device: DeviceContext | None, device_id: str | None
-) -> Scan:
+) -> ScanRow:
     if device is not None:
-        scan = await session.get(Scan, (device.device_id, scan_id))
+        scan = await session.get(ScanRow, (device.device_id, scan_id))
         if scan is None:
             raise NotFound("scan", scan_id)
         return scan
-    query = select(Scan).where(Scan.scan_id == scan_id)
+    query = select(ScanRow).where(ScanRow.scan_id == scan_id)
     if device_id is not None:
-        query = query.where(Scan.device_id == device_id)
+        query = query.where(ScanRow.device_id == device_id)
     found = list(await session.scalars(query.limit(10)))
     if not found:
         raise NotFound("scan", scan_id)
@@ -504,7 +504,7 @@ async def _scan_to_annul(
     return found[0]
 
 
-async def _annul(session: AsyncSession, scan: Scan, *, by: str, now: datetime) -> None:
+async def _annul(session: AsyncSession, scan: ScanRow, *, by: str, now: datetime) -> None:
     key = (scan.ticket_id or "", scan.list_id)
     took_effect = scan.seq is not None and scan.ticket_id is not None
     if took_effect:
@@ -527,14 +527,14 @@ async def _refold(session: AsyncSession, key: tuple[str, str]) -> Presence:
     stand, in seq order."""
     rules = (await store.list_rules(session, [key[1]]))[key[1]]
     scans = await session.scalars(
-        select(Scan)
+        select(ScanRow)
         .where(
-            Scan.ticket_id == key[0],
-            Scan.list_id == key[1],
-            Scan.seq.is_not(None),
-            Scan.annulled.is_(False),
+            ScanRow.ticket_id == key[0],
+            ScanRow.list_id == key[1],
+            ScanRow.seq.is_not(None),
+            ScanRow.annulled.is_(False),
         )
-        .order_by(Scan.seq)
+        .order_by(ScanRow.seq)
     )
     history = (
         RecordedScan(

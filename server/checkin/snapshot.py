@@ -31,7 +31,7 @@ from protocol.sync import PresenceEntry, TicketEntry, is_empty
 from protocol.token import public_jwk
 from server.changes.models import Change
 from server.changes.service import ChangeKind, head
-from server.checkin.models import CheckinList, Presence
+from server.checkin.models import CheckinList, PresenceRow
 from server.checkin.redeem import presence_entry
 from server.checkin.service import list_entry
 from server.checkin.store import presence_row, public_keys
@@ -111,10 +111,10 @@ async def _tickets(session: AsyncSession, event_id: str) -> list[TicketEntry]:
 async def _checkins(session: AsyncSession, event_id: str) -> list[PresenceEntry]:
     """The folded presence of every ticket x list that has one."""
     rows = await session.execute(
-        select(Presence)
-        .join(CheckinList, CheckinList.id == Presence.list_id)
+        select(PresenceRow)
+        .join(CheckinList, CheckinList.id == PresenceRow.list_id)
         .where(CheckinList.event_id == event_id)
-        .order_by(Presence.ticket_id, Presence.list_id)
+        .order_by(PresenceRow.ticket_id, PresenceRow.list_id)
     )
     # An empty row (PostgreSQL creates the row it locks, even for a scan that was refused; an
     # annulment can empty one) is the same as none, and left out (protocol.sync).

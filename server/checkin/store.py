@@ -24,8 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.messages import TicketInfo
 from protocol.rules import FirstEntry, ListRules, Presence, TicketState
-from server.checkin.models import CheckinList, Scan
-from server.checkin.models import Presence as PresenceModel
+from server.checkin.models import CheckinList, PresenceRow, ScanRow
 from server.db.fast_insert import FastInsert
 from server.events.models import TicketType
 from server.keys.models import SigningKey
@@ -55,8 +54,8 @@ CACHE_TTL = 1.0
 
 # The hot path runs Core statements on the tables: ORM loading and bulk-insert bookkeeping cost
 # more Python time than the queries themselves (see docs/performance.md "Check-in").
-_SCAN = cast(Table, Scan.__table__)
-_PRESENCE = cast(Table, PresenceModel.__table__)
+_SCAN = cast(Table, ScanRow.__table__)
+_PRESENCE = cast(Table, PresenceRow.__table__)
 
 
 @dataclass(frozen=True)

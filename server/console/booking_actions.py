@@ -21,7 +21,7 @@ from server.bookings.models import Booking
 from server.bookings.schemas import BookingCreate
 from server.campaigns import service as campaigns
 from server.campaigns.schemas import ResendIn
-from server.checkin.models import Presence
+from server.checkin.models import PresenceRow
 from server.config import Settings
 from server.console.forms import FormValues, to_struct
 from server.console.web import Form
@@ -87,7 +87,9 @@ async def ticket_states(session: AsyncSession, rows: list[Ticket]) -> dict[str, 
     ids = [t.id for t in rows]
     entered = set(
         await session.scalars(
-            select(Presence.ticket_id).where(Presence.ticket_id.in_(ids), Presence.entries > 0)
+            select(PresenceRow.ticket_id).where(
+                PresenceRow.ticket_id.in_(ids), PresenceRow.entries > 0
+            )
         )
     )
     states = {}

@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.messages import Counters
 from server.checkin import service as checkin
-from server.checkin.models import Device, Scan
+from server.checkin.models import Device, ScanRow
 from server.console import accounts
 from server.console.i18n import Labels
 from server.console.signin import Viewer, ViewerDep, provide_viewer
@@ -141,7 +141,7 @@ def _clock(moment: datetime | None, zone: ZoneInfo) -> str:
     return "" if moment is None else moment.astimezone(zone).strftime("%H:%M:%S")
 
 
-def _verdict(scan: Scan, labels: Labels) -> tuple[str, str]:
+def _verdict(scan: ScanRow, labels: Labels) -> tuple[str, str]:
     if scan.forced:
         return "forced", labels("dash_forced", reason=scan.reason or "")
     if scan.accepted:
@@ -160,14 +160,14 @@ async def _scans(
     limit: int,
 ) -> list[FeedRow]:
     query = (
-        select(Scan, Device.name, Ticket.holder_name, Ticket.code)
-        .join(Device, Device.id == Scan.device_id, isouter=True)
-        .join(Ticket, Ticket.id == Scan.ticket_id, isouter=True)
-        .where(Scan.event_id == event_id)
+        select(ScanRow, Device.name, Ticket.holder_name, Ticket.code)
+        .join(Device, Device.id == ScanRow.device_id, isouter=True)
+        .join(Ticket, Ticket.id == ScanRow.ticket_id, isouter=True)
+        .where(ScanRow.event_id == event_id)
     )
     if forced:
-        query = query.where(Scan.forced.is_(True))
-    query = query.order_by(Scan.received_at.desc(), Scan.scan_id.desc()).limit(limit)
+        query = query.where(ScanRow.forced.is_(True))
+    query = query.order_by(ScanRow.received_at.desc(), ScanRow.scan_id.desc()).limit(limit)
     rows = []
     for scan, device, holder, code in await session.execute(query):
         verdict, label = _verdict(scan, labels)
@@ -196,9 +196,9 @@ async def read_devices(
     last = dict(
         (
             await session.execute(
-                select(Scan.device_id, func.max(Scan.received_at))
-                .where(Scan.event_id == event_id)
-                .group_by(Scan.device_id)
+                select(ScanRow.device_id, func.max(ScanRow.received_at))
+                .where(ScanRow.event_id == event_id)
+                .group_by(ScanRow.device_id)
             )
         ).all()
     )

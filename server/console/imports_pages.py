@@ -1,8 +1,8 @@
 """The console's import pages: guests into an event, contacts into a list; analyze, then commit.
 
-Both go through the API's own query parser (`parse_import_query`) and service calls, so a form
-is checked by the rules a query string is, and a commit is refused for the reasons the API
-refuses it. The flow:
+Both go through the API's own query parsers (`parse_invitation_query`, `parse_import_query`) and
+service calls, so a form is checked by the rules a query string is, and a commit is refused for
+the reasons the API refuses it. The flow:
   1. the form (pasted lines or a file, and the options) is posted as multipart/form-data
      (server/console/upload_form.py); the analysis writes nothing, the bytes are kept on the
      server under a random token for an hour, and the report page shows what the commit does;
@@ -47,6 +47,7 @@ from server.errors import FieldError
 from server.events import service as events
 from server.http import DbSession, wake_outbox
 from server.imports.analyze import Reason
+from server.imports.invitation_query import parse_invitation_query as parse_event_query
 from server.imports.invitations import (
     ImportRefused,
     Source,
@@ -55,7 +56,6 @@ from server.imports.invitations import (
     invitation_report,
 )
 from server.imports.report_csv import report_csv
-from server.imports.routes import parse_import_query as parse_event_query
 from server.imports.sources import SourceError
 from server.tickets.service import TicketIssuer
 

@@ -11,7 +11,7 @@ from typing import Literal
 from server.contacts.imports import ContactImportOptions
 from server.imports.query import DIGEST, read_query
 
-__all__ = ["IMPORT_DESCRIPTION", "ImportQuery", "parse_import_query"]
+__all__ = ["IMPORT_DESCRIPTION", "ContactImportQuery", "parse_import_query"]
 
 IMPORT_DESCRIPTION = """The body is a multipart/form-data `file` (CSV, TXT, XLSX, XLS,
 ODS) or pasted lines as text/plain. Query parameters: `mode=analyze|commit` (required),
@@ -30,14 +30,14 @@ _CHOICES: dict[str, tuple[str, ...]] = {
 
 
 @dataclass(frozen=True)
-class ImportQuery:
+class ContactImportQuery:
     mode: Literal["analyze", "commit"]
     options: ContactImportOptions
     digest: str | None
     report: Literal["json", "csv"]
 
 
-def parse_import_query(items: Iterable[tuple[str, str]]) -> ImportQuery:
+def parse_import_query(items: Iterable[tuple[str, str]]) -> ContactImportQuery:
     """The import's parameters from the query's (name, value) pairs; BodyInvalid otherwise."""
     values = read_query(
         items,
@@ -51,4 +51,4 @@ def parse_import_query(items: Iterable[tuple[str, str]]) -> ImportQuery:
         on_error=values.get("on_error", "reject_all"),  # type: ignore[arg-type]
     )
     mode = values["mode"]
-    return ImportQuery(mode, options, values.get("digest"), values.get("report", "json"))  # type: ignore[arg-type]
+    return ContactImportQuery(mode, options, values.get("digest"), values.get("report", "json"))  # type: ignore[arg-type]

@@ -5,7 +5,7 @@ from server.bookings.models import Booking, BookingItem
 from server.branding.models import EventImage
 from server.campaigns.models import Campaign, Message, Unsubscribe
 from server.changes.models import Change
-from server.checkin.models import CheckinList, Device, Presence, Scan
+from server.checkin.models import CheckinList, Device, PresenceRow, ScanRow
 from server.console.models import ConsoleSession, ConsoleUser, SignInLink
 from server.contacts.models import Contact, ContactList
 from server.events.models import Event, TicketType
@@ -27,8 +27,8 @@ __all__ = [
     "Event",
     "EventImage",
     "Message",
-    "Presence",
-    "Scan",
+    "PresenceRow",
+    "ScanRow",
     "SignInLink",
     "SigningKey",
     "Ticket",

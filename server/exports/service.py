@@ -27,7 +27,7 @@ from sqlalchemy import Select, case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.bookings.models import Booking, BookingItem
-from server.checkin.models import CheckinList, Device, Presence, Scan
+from server.checkin.models import CheckinList, Device, PresenceRow, ScanRow
 from server.events.models import Event, TicketType
 from server.events.service import get_event, list_ticket_types
 from server.exports.writers import Cell
@@ -196,14 +196,14 @@ def _presence_by_ticket(event_id: str) -> Any:
     """Per ticket, over all lists: entries, whether inside anywhere, the first entry."""
     return (
         select(
-            Presence.ticket_id,
-            func.sum(Presence.entries).label("entries"),
-            func.sum(case((Presence.inside, 1), else_=0)).label("inside"),
-            func.min(Presence.first_at).label("first_at"),
+            PresenceRow.ticket_id,
+            func.sum(PresenceRow.entries).label("entries"),
+            func.sum(case((PresenceRow.inside, 1), else_=0)).label("inside"),
+            func.min(PresenceRow.first_at).label("first_at"),
         )
-        .join(Ticket, Ticket.id == Presence.ticket_id)
+        .join(Ticket, Ticket.id == PresenceRow.ticket_id)
         .where(Ticket.event_id == event_id)
-        .group_by(Presence.ticket_id)
+        .group_by(PresenceRow.ticket_id)
         .subquery()
     )
 
@@ -271,33 +271,33 @@ async def _checkin_rows(session: AsyncSession, event_id: str, zone: ZoneInfo) ->
     """
     query = (
         select(
-            Scan.received_at,
-            Scan.scanned_at,
+            ScanRow.received_at,
+            ScanRow.scanned_at,
             CheckinList.name.label("list_name"),
-            Scan.list_id,
-            Scan.gate,
+            ScanRow.list_id,
+            ScanRow.gate,
             Device.name.label("device_name"),
-            Scan.direction,
+            ScanRow.direction,
             Ticket.code.label("ticket_code"),
             Ticket.holder_name,
             TicketType.name.label("type_name"),
-            Scan.accepted,
-            Scan.reason,
-            Scan.offline,
-            Scan.forced,
-            Scan.entries,
-            Scan.annulled,
-            Scan.annulled_at,
-            Scan.annulled_by,
-            Scan.code,
-            Scan.scan_id,
+            ScanRow.accepted,
+            ScanRow.reason,
+            ScanRow.offline,
+            ScanRow.forced,
+            ScanRow.entries,
+            ScanRow.annulled,
+            ScanRow.annulled_at,
+            ScanRow.annulled_by,
+            ScanRow.code,
+            ScanRow.scan_id,
         )
-        .outerjoin(CheckinList, CheckinList.id == Scan.list_id)
-        .outerjoin(Device, Device.id == Scan.device_id)
-        .outerjoin(Ticket, Ticket.id == Scan.ticket_id)
+        .outerjoin(CheckinList, CheckinList.id == ScanRow.list_id)
+        .outerjoin(Device, Device.id == ScanRow.device_id)
+        .outerjoin(Ticket, Ticket.id == ScanRow.ticket_id)
         .outerjoin(TicketType, TicketType.id == Ticket.ticket_type_id)
-        .where(Scan.event_id == event_id)
-        .order_by(Scan.received_at, Scan.device_id, Scan.scan_id)
+        .where(ScanRow.event_id == event_id)
+        .order_by(ScanRow.received_at, ScanRow.device_id, ScanRow.scan_id)
     )
     async for scan in _stream(session, query):
         yield (

@@ -25,7 +25,7 @@ from sqlalchemy import exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from server.branding.service import event_images
-from server.checkin.models import Presence
+from server.checkin.models import PresenceRow
 from server.events.models import Event, TicketType
 from server.tickets.models import Ticket, TicketLink, TicketStatus
 from ticket_renderer import TicketView
@@ -84,7 +84,7 @@ async def find_by_link(session: AsyncSession, link: str) -> GuestTicket | None:
     """The ticket behind `link` (current or former) with its event, type and images."""
     if not LINK_PATTERN.fullmatch(link):
         return None
-    used = exists().where(Presence.ticket_id == Ticket.id, Presence.entries > 0)
+    used = exists().where(PresenceRow.ticket_id == Ticket.id, PresenceRow.entries > 0)
     row = (
         await session.execute(
             select(TicketLink.version, Ticket, Event, TicketType, used.label("used"))

@@ -8,10 +8,8 @@ checked strictly here: every unknown, repeated or ill-valued parameter is named 
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 
 from litestar import Controller, Request, Response, post
 from litestar.datastructures import CacheControlHeader, State
@@ -28,72 +26,25 @@ from litestar.params import FromPath
 from litestar.response import Stream
 
 from server.http import DbSession, Issuer, organiser_guard, wake_outbox
+from server.imports.invitation_query import (
+    CHOICES,
+    DESCRIPTIONS,
+    REQUIRED,
+    parse_invitation_query,
+)
 from server.imports.invitations import (
-    InvitationOptions,
     InvitationReport,
     Source,
     analyze_invitations,
     commit_invitations,
     invitation_report,
 )
-from server.imports.query import DIGEST, read_query
 from server.imports.report_csv import report_csv
 from server.imports.upload import FILE_FIELD, read_upload
 
-__all__ = ["EventImportController", "ImportQuery", "parse_import_query"]
+__all__ = ["EventImportController"]
 
 CSV_TYPE = "text/csv; charset=utf-8"
-_CHOICES: dict[str, tuple[str, ...]] = {
-    "mode": ("analyze", "commit"),
-    "confirm": ("true", "false"),
-    "duplicates": ("skip", "update", "keep"),
-    "on_error": ("reject_all", "skip_invalid"),
-    "report": ("json", "csv"),
-}
-_DESCRIPTIONS = {
-    "mode": "`analyze` writes nothing and answers the report (200); `commit` analyses again "
-    "and writes every row or none (201)",
-    "ticket_type_id": "the ticket type every row books (of this event)",
-    "confirm": "`true`: the bookings are confirmed at once, their tickets issued (and mailed "
-    "when the event sends tickets automatically); default `false`: pending",
-    "duplicates": "rows whose address already holds a booking of the ticket type: `skip` "
-    "(default) adds nothing, `update` changes its buyer name and language, `keep` books again",
-    "on_error": "`reject_all` (default): one invalid row refuses the commit; `skip_invalid`: "
-    "the valid rows are imported",
-    "digest": "the analysis's `digest`: a commit of another file or other options is 409 "
-    "`analysis_mismatch`",
-    "report": "`json` (default) or `csv`: the invalid and duplicate rows with `line` and "
-    "`reason`, to fix and upload again",
-}
-_REQUIRED = ("mode", "ticket_type_id")
-_ID = re.compile(r"[0-9A-Za-z_-]{1,32}")
-
-
-@dataclass(frozen=True)
-class ImportQuery:
-    mode: Literal["analyze", "commit"]
-    options: InvitationOptions
-    digest: str | None
-    report: Literal["json", "csv"]
-
-
-def parse_import_query(items: Iterable[tuple[str, str]]) -> ImportQuery:
-    """The import's parameters from the query's (name, value) pairs; BodyInvalid naming each
-    bad one otherwise."""
-    values = read_query(
-        items,
-        choices=_CHOICES,
-        patterns={"ticket_type_id": (_ID, "not a ticket type id"), "digest": DIGEST},
-        required={name: "required" for name in _REQUIRED},
-    )
-    options = InvitationOptions(
-        ticket_type_id=values["ticket_type_id"],
-        confirm=values.get("confirm") == "true",
-        duplicates=values.get("duplicates", "skip"),  # type: ignore[arg-type]
-        on_error=values.get("on_error", "reject_all"),  # type: ignore[arg-type]
-    )
-    mode = values["mode"]
-    return ImportQuery(mode, options, values.get("digest"), values.get("report", "json"))  # type: ignore[arg-type]
 
 
 @dataclass
@@ -123,14 +74,14 @@ class _ImportOperation(Operation):
                 Parameter(
                     name=name,
                     param_in="query",
-                    required=name in _REQUIRED,
+                    required=name in REQUIRED,
                     description=description,
                     schema=Schema(
                         type=OpenAPIType.STRING,
-                        enum=list(_CHOICES[name]) if name in _CHOICES else None,
+                        enum=list(CHOICES[name]) if name in CHOICES else None,
                     ),
                 )
-                for name, description in _DESCRIPTIONS.items()
+                for name, description in DESCRIPTIONS.items()
             ),
         ]
 
@@ -164,7 +115,7 @@ class EventImportController(Controller):
         issuer: Issuer,
         state: State,
     ) -> Response[InvitationReport]:
-        query = parse_import_query(request.query_params.multi_items())
+        query = parse_invitation_query(request.query_params.multi_items())
         upload = await read_upload(request, state.settings)
         source = Source(upload.data, upload.filename, upload.content_type)
         wake = None

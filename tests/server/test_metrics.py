@@ -23,7 +23,7 @@ from sqlalchemy import insert
 from server.app import create_app
 from server.campaigns.outbox import Outbox
 from server.campaigns.transport import MaildirMailer
-from server.checkin.models import Scan
+from server.checkin.models import ScanRow
 from server.config import Settings, SettingsError
 from server.db import Database, utcnow
 from server.events.models import Event
@@ -469,7 +469,7 @@ async def _insert_scans(
             }
             for n in range(accepted + refused)
         ]
-        await session.execute(insert(Scan.__table__), rows)
+        await session.execute(insert(ScanRow.__table__), rows)
 
 
 async def test_a_metrics_address_already_taken_leaves_the_app_serving(settings, caplog):

@@ -141,10 +141,10 @@ async def test_a_scan_on_a_socket_open_when_the_event_is_archived_is_refused(
                 frame = await recv(ws)
             assert frame["type"] == "error" and frame["code"] == "event_archived"
         async with database.transaction(read_only=True) as session:
-            from server.checkin.models import Scan
+            from server.checkin.models import ScanRow
 
             recorded = await session.scalars(
-                select(Scan.scan_id).where(Scan.event_id == door.event_id)
+                select(ScanRow.scan_id).where(ScanRow.event_id == door.event_id)
             )
             assert list(recorded) == []
     finally:

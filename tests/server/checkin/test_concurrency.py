@@ -16,7 +16,7 @@ from sqlalchemy import event, func, select
 from protocol.messages import ScanItem
 from server.app import create_app
 from server.checkin import service
-from server.checkin.models import Scan
+from server.checkin.models import ScanRow
 from server.checkin.store import DeviceContext
 from server.db import Database, utcnow
 from tests.server.checkin.helpers import venue
@@ -53,7 +53,7 @@ async def test_one_scan_id_raced_from_two_sessions_is_recorded_once(api, setting
     try:
         outcomes = await asyncio.gather(attempt(first), attempt(second))
         async with first.session() as session:
-            rows = await session.scalar(select(func.count()).select_from(Scan))
+            rows = await session.scalar(select(func.count()).select_from(ScanRow))
     finally:
         await first.dispose()
         await second.dispose()

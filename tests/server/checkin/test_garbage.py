@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from server.changes.models import Change
-from server.checkin.models import CheckinList, Device, Scan
+from server.checkin.models import CheckinList, Device, ScanRow
 from server.db import Database
 from tests.conftest import problem_of
 from tests.server.checkin.helpers import venue
@@ -35,7 +35,7 @@ async def _written(settings: Any) -> tuple[int, ...]:
     try:
         async with database.session() as session:
             counts = []
-            for model in (Scan, Change, Device, CheckinList):
+            for model in (ScanRow, Change, Device, CheckinList):
                 counts.append(await session.scalar(select(func.count()).select_from(model)))
             return tuple(int(c or 0) for c in counts)
     finally:

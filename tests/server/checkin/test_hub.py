@@ -381,17 +381,19 @@ async def _rows_of(settings, event_id: str, *, after: int):
     from sqlalchemy import select
 
     from server.changes.models import Change
-    from server.checkin.models import Presence, Scan
+    from server.checkin.models import PresenceRow, ScanRow
     from server.db import Database
     from server.tickets.models import Ticket
 
     database = Database(settings.database_url)
     try:
         async with database.transaction(read_only=True) as session:
-            scans = (await session.scalars(select(Scan).where(Scan.event_id == event_id))).all()
+            scans = (
+                await session.scalars(select(ScanRow).where(ScanRow.event_id == event_id))
+            ).all()
             of_event = select(Ticket.id).where(Ticket.event_id == event_id)
             presence = await session.scalars(
-                select(Presence).where(Presence.ticket_id.in_(of_event))
+                select(PresenceRow).where(PresenceRow.ticket_id.in_(of_event))
             )
             changes = await session.scalars(
                 select(Change).where(Change.event_id == event_id, Change.seq > after)

@@ -14,7 +14,7 @@ from protocol.messages import ScanItem
 from protocol.rules import Direction, Presence, RecordedScan, fold_all
 from server.changes.service import head
 from server.checkin import service
-from server.checkin.models import Scan
+from server.checkin.models import ScanRow
 from server.checkin.store import DeviceContext, list_rules
 from server.db import Database, utcnow
 from server.errors import Forbidden
@@ -26,9 +26,9 @@ async def _scan_rows(settings: Any, scan_id: str | None = None) -> int:
     database = Database(settings.database_url)
     try:
         async with database.session() as session:
-            query = select(func.count()).select_from(Scan)
+            query = select(func.count()).select_from(ScanRow)
             if scan_id is not None:
-                query = query.where(Scan.scan_id == scan_id)
+                query = query.where(ScanRow.scan_id == scan_id)
             return int(await session.scalar(query) or 0)
     finally:
         await database.dispose()
@@ -252,9 +252,9 @@ async def _folded_from_history(settings: Any, v: Venue) -> list[Presence]:
     try:
         async with database.session() as session:
             rows = await session.scalars(
-                select(Scan)
-                .where(Scan.seq.is_not(None), Scan.annulled.is_(False))
-                .order_by(Scan.seq)
+                select(ScanRow)
+                .where(ScanRow.seq.is_not(None), ScanRow.annulled.is_(False))
+                .order_by(ScanRow.seq)
             )
             by_ticket: dict[str | None, list[RecordedScan]] = {}
             for row in rows:

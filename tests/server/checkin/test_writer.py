@@ -11,7 +11,7 @@ import uuid
 
 from sqlalchemy import func, select, update
 
-from server.checkin.models import Device, Scan
+from server.checkin.models import Device, ScanRow
 from server.checkin.store import DeviceContext
 from server.checkin.writer import DeviceCache
 from server.db import Database, utcnow
@@ -52,7 +52,7 @@ async def _scans_of(settings, scan_id: str) -> int:
     database = Database(settings.database_url)  # the app's pool lives on the client's loop
     try:
         async with database.transaction(read_only=True) as session:
-            return int(await session.scalar(select(func.count()).where(Scan.scan_id == scan_id)))
+            return int(await session.scalar(select(func.count()).where(ScanRow.scan_id == scan_id)))
     finally:
         await database.dispose()
 

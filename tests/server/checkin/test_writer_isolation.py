@@ -18,7 +18,7 @@ from sqlalchemy import event, func, select
 
 from protocol.messages import ScanItem
 from server.checkin.fanout import MemoryFanout
-from server.checkin.models import Scan
+from server.checkin.models import ScanRow
 from server.checkin.writer import RedeemWriter
 from server.db import Database
 from tests.server.checkin.helpers import Venue, venue
@@ -53,7 +53,7 @@ class Writer:
 
     async def stored(self, scan_ids: list[str]) -> int:
         async with self.database.transaction(read_only=True) as session:
-            query = select(func.count()).where(Scan.scan_id.in_(scan_ids))
+            query = select(func.count()).where(ScanRow.scan_id.in_(scan_ids))
             return int(await session.scalar(query))
 
 
