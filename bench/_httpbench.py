@@ -25,32 +25,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.proc_tree import tree_cpu_seconds
+
 ROOT = Path(__file__).resolve().parent.parent
 Make = Callable[[int, int], bytes]
 """`make(connection, n)`: the bytes of the run's request n, sent on `connection`."""
-
-
-def tree_cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of `pid` and all its live descendants, every thread (/proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
-        except OSError:  # gone meanwhile
-            continue
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier += children
-    return sum(times.get(p, 0.0) for p in tree)
 
 
 def own_cpu_seconds() -> float:

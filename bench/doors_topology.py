@@ -29,11 +29,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
-import platform
 import sys
 import tempfile
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +38,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import httpx  # noqa: E402
+from _wsbench import VERSIONS  # noqa: E402 (bench/ is on sys.path when a script of it runs)
 
 from tests.e2e.door_load import (  # noqa: E402
     LoadPlan,
@@ -49,17 +47,9 @@ from tests.e2e.door_load import (  # noqa: E402
     run_load,
     start_doors,
     stop_doors,
-    tree_cpu_seconds,
 )
 from tests.e2e.topology import Topology, topology  # noqa: E402
-
-VERSIONS = {
-    "python": platform.python_version(),
-    "litestar": version("litestar"),
-    "uvicorn": version("uvicorn"),
-    "websockets": version("websockets"),
-    "machine": f"{platform.machine()} x{os.cpu_count()}",
-}
+from tests.proc_tree import tree_cpu_seconds  # noqa: E402
 
 
 async def _contender(

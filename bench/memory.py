@@ -28,7 +28,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -44,32 +44,8 @@ from _wsbench import (  # bench/ is on sys.path when a script of it runs
 )
 from redeem_ws import TICKETS_PER_CLIENT, _follow, _loop, _open, _scan_maker, _stats
 
-
-def tree_rss_bytes(pid: int) -> int:
-    """Resident memory of `pid` and all its live descendants (VmRSS, /proc)."""
-    parents: dict[int, int] = {}
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
-            except OSError:
-                continue
-            parents[int(entry)] = int(fields[1])
-    tree, frontier = {pid}, [pid]
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier += children
-    total = 0
-    for process in tree:
-        try:
-            for line in Path(f"/proc/{process}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1]) * 1024
-        except OSError:
-            continue
-    return total
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from tests.proc_tree import tree_rss_bytes
 
 
 class _Sampler:

@@ -59,6 +59,7 @@ from scanner_client.events import DoorEvent, Notice, VerdictShown
 from scanner_client.home import save_credentials
 from scanner_client.pairing import PAIR_TIMEOUT, PairingError, pair, parse_pairing_input
 from tests.factories import create_booking, create_event, create_ticket_type
+from tests.proc_tree import tree_cpu_seconds
 
 __all__ = [
     "LoadDoor",
@@ -428,30 +429,6 @@ async def run_load(
     report.harness_cpu = cpu
     report.server_cpu = server_cpu
     return report
-
-
-def tree_cpu_seconds(pids: Iterable[int]) -> float:
-    """User + system CPU seconds of the live processes `pids` and their descendants (/proc)."""
-    parents: dict[int, int] = {}
-    times: dict[int, float] = {}
-    tick = os.sysconf("SC_CLK_TCK")
-    for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            fields = Path(f"/proc/{entry}/stat").read_text().rpartition(")")[2].split()
-        except OSError:  # gone meanwhile
-            continue
-        parents[int(entry)] = int(fields[1])
-        times[int(entry)] = (int(fields[11]) + int(fields[12])) / tick
-    tree = set(pids)
-    frontier = list(tree)
-    while frontier:
-        parent = frontier.pop()
-        children = [p for p, pp in parents.items() if pp == parent and p not in tree]
-        tree.update(children)
-        frontier += children
-    return sum(times.get(p, 0.0) for p in tree)
 
 
 def _own_cpu() -> float:
