@@ -21,9 +21,9 @@ from tests.live import live_server
 
 pytestmark = pytest.mark.fuzz
 
-# Per operation and mode (valid, then invalid requests): 10 keeps the suite inside CI's 20 minutes
+# Per operation and mode (valid, then invalid requests): 6 keeps the suite inside CI's 20 minutes
 # on two cores; TESSERA_FUZZ_EXAMPLES=100 fuzzes deeper.
-EXAMPLES_PER_OPERATION = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "10"))
+EXAMPLES_PER_OPERATION = int(os.environ.get("TESSERA_FUZZ_EXAMPLES", "6"))
 
 
 def test_no_generated_request_makes_the_server_fail(settings, organiser_token, tmp_path):

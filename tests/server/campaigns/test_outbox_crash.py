@@ -1,4 +1,4 @@
-"""A 2,000-message campaign, its worker killed with SIGKILL in the middle, then started again.
+"""A 1,000-message campaign, its worker killed with SIGKILL in the middle, then started again.
 
 Real everything: `tessera worker` as a subprocess, a real aiosmtpd sink, the test's database
 (SQLite and PostgreSQL). Every recipient gets the mail; a duplicate can only be a message that
@@ -27,7 +27,7 @@ from tests.factories import create_booking, create_event, create_ticket_type
 from tests.live import settings_env
 from tests.server.campaigns.smtp_sink import SmtpSink
 
-MESSAGES = 2000
+MESSAGES = 1000  # a multiple of 500 (the bookings it is made of); enough to kill the worker midway
 LEASE = 2  # seconds: the killed worker's claims expire quickly
 
 
