@@ -132,6 +132,31 @@ def redact_path(path: str) -> str:
     return _SECRET_PATHS.sub(r"\1…", path)
 
 
+CLIENT_CLOSED = 499  # nginx's "client closed request": the client left before any answer began
+
+
+class Unanswered:
+    """The status to record for a request, given the one its answer began with (None: none
+    began). A client that went away (its `receive` said `http.disconnect`) before a whole answer
+    could reach it is CLIENT_CLOSED, even where the framework then answered 500 to nobody, so that
+    a dropped upload is not counted and logged as a server error; no answer at all is 500."""
+
+    def __init__(self, receive: Any) -> None:
+        self._receive = receive
+        self.client_gone = False
+
+    async def receive(self) -> Any:
+        message = await self._receive()
+        if message["type"] == "http.disconnect":
+            self.client_gone = True
+        return message
+
+    def status(self, answered: int | None) -> int:
+        if self.client_gone and (answered is None or answered >= 500):
+            return CLIENT_CLOSED
+        return 500 if answered is None else answered
+
+
 class AccessLogMiddleware:
     """Pure ASGI middleware: one `tessera.access` line per HTTP request."""
 
@@ -144,7 +169,8 @@ class AccessLogMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
+        status: int | None = None
+        unanswered = Unanswered(receive)
 
         async def send_wrapper(message: Any) -> None:
             nonlocal status
@@ -153,9 +179,9 @@ class AccessLogMiddleware:
             await send(message)
 
         try:
-            await self.app(scope, receive, send_wrapper)
+            await self.app(scope, unanswered.receive, send_wrapper)
         finally:
-            self.record(scope, status, started)
+            self.record(scope, unanswered.status(status), started)
 
     def record(self, scope: Any, status: int, started: float) -> None:
         """Write the access line of the request `scope`, answered `status`, begun at

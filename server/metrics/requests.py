@@ -26,6 +26,7 @@ from urllib.parse import parse_qsl
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.metrics_core import Metric
 
+from server.logs import Unanswered
 from server.request_ids import HEADER, current_request_id, request_id_from_headers
 
 __all__ = ["BUCKETS", "ObserveRequests", "RequestFigures"]
@@ -136,7 +137,8 @@ class ObserveRequests:
         metrics = self._metrics
         figures: RequestFigures | None = metrics.requests if metrics is not None else None
         started = time.perf_counter()
-        status = 500  # an answer never started (the app raised past its handlers)
+        status: int | None = None  # None: no answer began (the app failed, or the client left)
+        unanswered = Unanswered(receive)
 
         async def send_with_id(message: Any) -> None:
             nonlocal status
@@ -152,11 +154,12 @@ class ObserveRequests:
             figures.imports_running += 1
             running = True
         try:
-            await self.handler(scope, receive, send_with_id)
+            await self.handler(scope, unanswered.receive, send_with_id)
         finally:
             current_request_id.reset(token)
             if figures is not None:
-                self._record(scope, figures, status, time.perf_counter() - started, running)
+                seconds = time.perf_counter() - started
+                self._record(scope, figures, unanswered.status(status), seconds, running)
 
     def _record(
         self, scope: Any, figures: RequestFigures, status: int, seconds: float, running: bool

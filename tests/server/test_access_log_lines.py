@@ -74,3 +74,24 @@ async def test_with_another_handler_the_access_line_goes_through_logging(served_
         await AccessLogMiddleware(_app)(_scope("/healthz"), _noop_receive, _noop_send)
     (record,) = [r for r in caplog.records if r.name == "tessera.access"]
     assert record.status == 204 and record.path == "/healthz"
+
+
+async def test_a_client_that_left_before_any_answer_is_logged_499_and_a_crash_500(caplog):
+    async def reads_until_gone(scope, receive, send):
+        while (await receive())["type"] != "http.disconnect":
+            pass
+
+    async def crashes(scope, receive, send):
+        raise RuntimeError("boom")
+
+    async def gone():
+        return {"type": "http.disconnect"}
+
+    caplog.set_level(logging.INFO, logger="tessera.access")
+    await AccessLogMiddleware(reads_until_gone)(_scope("/left"), gone, _noop_send)
+    with pytest.raises(RuntimeError):
+        await AccessLogMiddleware(crashes)(_scope("/crashed"), _noop_receive, _noop_send)
+    statuses = {r.__dict__.get("path") or r.getMessage(): r for r in caplog.records}
+    lines = [json.dumps(r.__dict__, default=str) for r in statuses.values()]
+    assert any('"/left"' in line and "499" in line for line in lines), lines
+    assert any('"/crashed"' in line and "500" in line for line in lines), lines

@@ -511,3 +511,36 @@ async def test_with_the_database_gone_a_scrape_says_so_and_never_fails(settings)
     assert problem_of(refused)["code"] == "database_unreachable"
     assert served.status_code == 200
     assert value(samples(served.text), "tessera_metrics_database_up") == 0
+
+
+@pytest.mark.parametrize("path", ["/api/v1/events", "/api/v1/checkin/redeem"])
+async def test_a_client_that_hangs_up_mid_body_is_counted_499_not_500(
+    app, settings, organiser_token, path
+):
+    """No answer reaches a client that left: it is not the server's error (nginx's 499)."""
+    with serve_in_thread(app) as (port, _loop):
+        _reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(
+            f"POST {path} HTTP/1.1\r\nHost: tickets.test\r\n"
+            f"Authorization: Bearer {organiser_token}\r\nContent-Type: application/json\r\n"
+            'Content-Length: 100\r\n\r\n{"name":'.encode()
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server is reading the body
+        writer.close()
+        await writer.wait_closed()
+        base = f"http://127.0.0.1:{port}"
+        async with httpx.AsyncClient(base_url=base, timeout=5) as http:
+            for _ in range(50):  # the server learns of the hang-up on its loop
+                found = await scrape(http, organiser_token)
+                posts = {
+                    dict(labels)["status"]: n
+                    for (name, labels), n in found.items()
+                    if name == "tessera_http_requests_total"
+                    and dict(labels).get("method") == "POST"
+                }
+                if posts:
+                    break
+                await asyncio.sleep(0.1)
+    assert posts.get("499") == 1, posts
+    assert "500" not in posts, posts
