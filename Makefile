@@ -12,10 +12,10 @@ run: $(VENV)/.installed
 	$(BIN)/tessera demo
 	$(BIN)/tessera serve
 
-# Five workers on two cores: most of a test's time is the app's start and the databases' reset,
+# Three workers on two cores: most of a test's time is the app's start and the databases' reset,
 # partly spent waiting on PostgreSQL, sockets and child processes.
 test: $(VENV)/.installed-test chromium axe nginx redis-server
-	$(BIN)/pytest -n 5 --durations=40
+	$(BIN)/pytest -n 3 --durations=40
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
