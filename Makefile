@@ -15,7 +15,7 @@ run: $(VENV)/.installed
 # Three workers on two cores: most of a test's time is the app's start and the databases' reset,
 # partly spent waiting on PostgreSQL, sockets and child processes.
 test: $(VENV)/.installed-test chromium axe nginx redis-server
-	$(BIN)/pytest -n 3 --durations=40
+	$(BIN)/pytest -n 3 --dist loadgroup --durations=40
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import timedelta
+from importlib import import_module
 from typing import Any
 
 from litestar import Litestar, MediaType, Request, Response, get
@@ -296,4 +297,7 @@ class _ProblemDocumentingOpenAPIPlugin(OpenAPIPlugin):
 def app_from_env() -> Litestar:
     """The uvicorn factory used by `tessera serve`: settings from the environment."""
     configure_logging()
+    # Loaded now, not on the first guest's PDF (ticket_renderer imports fpdf2 lazily, 0.3 s,
+    # for the commands that render none).
+    import_module("ticket_renderer.pdf")
     return create_app(Settings.from_env())

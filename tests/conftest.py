@@ -9,6 +9,7 @@ PostgreSQL database emptied, so tests never see each other's rows.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import secrets
 import shutil
@@ -19,6 +20,7 @@ from typing import Any
 import asyncpg
 import hypothesis
 import pytest
+from httpx._transports import default as _httpx_transports
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
@@ -28,11 +30,18 @@ from server.config import Settings
 from server.db import Base, Database
 from server.db import models as _models  # noqa: F401 (every table in Base.metadata)
 from server.db.migrate import migrate
+from tests.cli_home import make_demo_home
 
 # Hypothesis's per-example deadline is a timing assertion: on a loaded 2-core CI machine an example
 # that takes 250 ms proves nothing about the code (speed is bench/'s job), so there is none.
 hypothesis.settings.register_profile("tessera", deadline=None)
 hypothesis.settings.load_profile("tessera")
+
+# httpx reads the CA bundle into a new SSL context for every client it makes: 40 ms of CPU here,
+# and the tests make thousands of clients, nearly all to plain-HTTP loopback servers. One context
+# per set of arguments and test process serves them all (httpx itself accepts a shared context as
+# `verify=`); nothing mutates it after it is made.
+_httpx_transports.create_ssl_context = functools.cache(_httpx_transports.create_ssl_context)
 
 BACKENDS = ["sqlite", "postgresql"]
 
@@ -44,6 +53,15 @@ def pytest_configure(config: pytest.Config) -> None:
         "load: minutes of real doors on the deployment's topology (tests/e2e/door_load.py); "
         "`make test` runs them, `-m 'not load'` leaves them out",
     )
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    # Each `load` test takes most of the two cores while its doors scan: run two at once and
+    # both starve (a door cut off by kill -9 then waits for CPU, not for the hub). With
+    # `--dist loadgroup` (make test) they run one after another on one worker, beside the rest.
+    for item in items:
+        if item.get_closest_marker("load") is not None:
+            item.add_marker(pytest.mark.xdist_group("load"))
 
 
 POSTGRES_ADMIN_URL = os.environ.get("TESSERA_TEST_POSTGRES", "postgresql://127.0.0.1:5432/test")
@@ -113,6 +131,12 @@ def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def demo_home_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory where `tessera migrate` and `tessera demo` ran (tests/cli_home.py)."""
+    return make_demo_home(tmp_path_factory.mktemp("demo-home"))
+
+
+@pytest.fixture(scope="session")
 def pg_database() -> Iterator[str]:
     name = asyncio.run(_create_pg_database())
     yield name
@@ -151,10 +175,10 @@ def settings(database_url: str, tmp_path: Path) -> Settings:
 _APPS: dict[tuple[bool, int], Litestar] = {}
 
 
-@pytest.fixture
-def app(settings: Settings) -> Litestar:
-    """The service for this test's settings: the worker's app for that shape, with a new state
-    (database, keys, fan-out, hub, outbox, rate limiters) made from `settings`."""
+def app_for(settings: Settings) -> Litestar:
+    """The service for `settings`: the worker's app for that shape, with a new state (database,
+    keys, fan-out, hub, outbox, rate limiters) made from `settings`. One app of a shape at a
+    time: a test that runs two side by side (two instances) builds the second with `create_app`."""
     shape = (settings.access_log, settings.max_body_bytes)
     cached = _APPS.get(shape)
     if cached is None:
@@ -162,6 +186,12 @@ def app(settings: Settings) -> Litestar:
     else:
         cached.state = build_state(settings)
     return cached
+
+
+@pytest.fixture
+def app(settings: Settings) -> Litestar:
+    """The service for this test's settings (`app_for`)."""
+    return app_for(settings)
 
 
 @pytest.fixture

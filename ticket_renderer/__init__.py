@@ -12,9 +12,17 @@ from ticket_renderer.i18n import (
     t,
 )
 from ticket_renderer.ics import render_ics
-from ticket_renderer.pdf import render_ticket_pdf
 from ticket_renderer.qr import make_qr, qr_png, qr_svg
 from ticket_renderer.view import TicketView
+
+
+def render_ticket_pdf(view: TicketView) -> bytes:
+    """The ticket as a one-page A4 PDF (`ticket_renderer.pdf`). fpdf2 is imported on the first
+    PDF: 0.3 s of CPU that a `tessera` command, a worker or a door that renders none never pays."""
+    from ticket_renderer.pdf import render_ticket_pdf as render
+
+    return render(view)
+
 
 __all__ = [
     "SUPPORTED_LANGUAGES",

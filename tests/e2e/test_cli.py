@@ -2,36 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+
+from tests.cli_home import Tessera, tessera_in
 
 TOKEN = re.compile(r"^tsr_[A-Za-z0-9_-]{43}$")
 
 
 @pytest.fixture
-def tessera(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    env.update(TESSERA_DATABASE_URL=f"sqlite:///{tmp_path}/var/tessera.db", TESSERA_KEYS_DIR="keys")
-
-    def run(*args: str, ok: bool = True) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "server.cli", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        return done
-
+def tessera(tmp_path: Path) -> Tessera:
+    run = tessera_in(tmp_path)
     run("migrate")
     return run
 

@@ -14,13 +14,14 @@ as one JSON line; `pytest -s` shows them.
   instances resumes, the doors heal from the change log, no scan is lost.
 - A slow door (its socket open, reading nothing) does not delay the others' fan-out.
 
-WINDOW is 20 s, a third of the issue's 60 s, so that the whole suite stays inside CI's 20 minutes
-on the two-core machine (TESSERA_TEST_LOAD_WINDOW=60 runs the issue's window; the figures in
-docs/performance.md are of 30 s runs). RATE is the issue's 10 scans/s a door; DOORS is 25,
-half the issue's 50 (TESSERA_TEST_LOAD_DOORS=50): on the shared 2-core machine 50 doors
-offered fewer scans than 25 (60-120/s against 140/s) and, with every door and both instances
-starved, a door cut off by the kill waited 4-5 s for the surviving instance to even open its
-socket (docs/decisions/0015).
+WINDOW is 15 s, a quarter of the issue's 60 s, and DOORS 20 of its 50, so that the whole suite
+stays well inside CI's 20 minutes on the two-core machine: TESSERA_TEST_LOAD_WINDOW=60 and
+TESSERA_TEST_LOAD_DOORS=50 run the issue's shape (the figures in docs/performance.md are of 30 s
+runs). RATE is the issue's 10 scans/s a door. On the shared 2-core machine 50 doors offered
+fewer scans than 25 (60-120/s against 140/s) and, with every door and both instances starved, a
+door cut off by the kill waited 4-5 s for the surviving instance to even open its socket
+(docs/decisions/0015). The `load` tests run one at a time (tests/conftest.py), never two
+side by side.
 What a loaded machine cannot offer is not offered (a door that falls behind skips ahead), and
 the printed `offered_per_s` says how much was. No assertion is on throughput or on fan-out
 speed beyond what each fault's promise needs. These are `load` tests: `-m "not load"` leaves
@@ -65,8 +66,8 @@ from tests.live import free_port
 
 pytestmark = pytest.mark.load
 
-WINDOW = float(os.environ.get("TESSERA_TEST_LOAD_WINDOW", "20"))  # seconds of scanning per test
-DOORS = int(os.environ.get("TESSERA_TEST_LOAD_DOORS", "25"))
+WINDOW = float(os.environ.get("TESSERA_TEST_LOAD_WINDOW", "15"))  # seconds of scanning per test
+DOORS = int(os.environ.get("TESSERA_TEST_LOAD_DOORS", "20"))
 RATE = 10.0  # scans per second per door
 TICKETS = 1000
 RECONNECT = 5.0  # seconds a door may take to be welcomed again after its instance died
@@ -265,7 +266,10 @@ def _servers(deployment: Topology) -> list[int]:
 
 # --- a slow door --------------------------------------------------------------------------------
 
-SLOW = 30.0  # seconds the slow door reads nothing
+SLOW = 30.0  # seconds the slow door reads nothing (the issue's 30 s)
+# Half the doors scan beside it: the longest of these tests, and the claim (nobody waits for the
+# slow socket) is about the hub's sends, which a heavier load does not change.
+SLOW_DOORS = max(1, DOORS // 2)
 
 
 def test_a_door_that_reads_nothing_does_not_delay_the_others_fan_out(
@@ -285,8 +289,8 @@ def test_a_door_that_reads_nothing_does_not_delay_the_others_fan_out(
 async def _slow_door(
     deployment: Topology, homes: Path
 ) -> tuple[LoadReport, LoadReport, dict[str, Any]]:
-    plan = LoadPlan(doors=DOORS, rate=RATE, seconds=SLOW, tickets=TICKETS)
-    quick_plan = LoadPlan(doors=DOORS, rate=RATE, seconds=WINDOW / 2, tickets=TICKETS)
+    plan = LoadPlan(doors=SLOW_DOORS, rate=RATE, seconds=SLOW, tickets=TICKETS)
+    quick_plan = LoadPlan(doors=SLOW_DOORS, rate=RATE, seconds=WINDOW / 2, tickets=TICKETS)
     venue = await _venue(deployment, homes, plan.doors + 1)
     slow_home = venue.homes.pop()  # paired like the others, but no engine behind it
     credentials = json.loads((slow_home / "device.json").read_text())

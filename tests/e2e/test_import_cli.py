@@ -2,35 +2,20 @@
 
 from __future__ import annotations
 
-import os
 import sqlite3
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
 import xlsxwriter
 
+from tests.cli_home import Tessera, copy_home, tessera_in
+
 
 @pytest.fixture
-def tessera(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    env.update(TESSERA_DATABASE_URL=f"sqlite:///{tmp_path}/var/tessera.db", TESSERA_KEYS_DIR="keys")
-    env.update(COLUMNS="120")  # the report tables' width
-
-    def run(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "server.cli", *args],
-            env=env,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-
-    assert run("migrate").returncode == 0
-    assert run("demo").returncode == 0
-    return run
+def tessera(demo_home_template: Path, tmp_path: Path) -> Tessera:
+    # COLUMNS: the report tables' width; each test reads the exit code itself
+    return partial(tessera_in(copy_home(demo_home_template, tmp_path), COLUMNS="120"), ok=False)
 
 
 @pytest.fixture

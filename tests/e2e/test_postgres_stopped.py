@@ -51,6 +51,8 @@ from tests.e2e.test_scanner_doors import Venue, ok
 from tests.e2e.topology import Topology, topology
 from tests.private_postgres import PrivatePostgres, private_postgres
 
+pytestmark = pytest.mark.load
+
 DOORS = int(os.environ.get("TESSERA_PGDOWN_DOORS", "20"))
 RATE = float(os.environ.get("TESSERA_PGDOWN_RATE", "2"))  # scans per second per door
 BEFORE, OUTAGE, AFTER = 8.0, 10.0, 8.0  # seconds of scanning around and during the stop

@@ -3,38 +3,19 @@ them, on a scratch SQLite database whose demo event is moved into the past."""
 
 from __future__ import annotations
 
-import os
 import re
 import sqlite3
 import stat
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
+from tests.cli_home import Tessera, copy_home, tessera_in
+
 
 @pytest.fixture
-def tessera(tmp_path: Path):
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TESSERA_")}
-    env.update(TESSERA_DATABASE_URL=f"sqlite:///{tmp_path}/var/tessera.db", TESSERA_KEYS_DIR="keys")
-
-    def run(*args: str, ok: bool = True, **more: str) -> subprocess.CompletedProcess[str]:
-        done = subprocess.run(
-            [sys.executable, "-m", "server.cli", *args],
-            env=env | more,
-            cwd=tmp_path,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        if ok:
-            assert done.returncode == 0, done.stderr
-        return done
-
-    run("migrate")
-    run("demo")
-    return run
+def tessera(demo_home_template: Path, tmp_path: Path) -> Tessera:
+    return tessera_in(copy_home(demo_home_template, tmp_path))
 
 
 def _age_the_demo(tmp_path: Path) -> tuple[str, int]:

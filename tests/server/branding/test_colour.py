@@ -8,9 +8,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from litestar import Litestar
 
-from server.app import create_app
 from server.campaigns.transport import MaildirMailer
 from server.config import Settings
 from tests.conftest import problem_of
@@ -23,11 +21,6 @@ BRAND = "#7A1F5C"  # 9.9:1 with white
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, worker="external")  # drain() sends, in the test
-
-
-@pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
 
 
 @pytest.mark.parametrize(

@@ -9,9 +9,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from litestar import Litestar
 
-from server.app import create_app
 from server.campaigns.transport import MaildirMailer
 from server.config import Settings
 from tests.factories import create_booking, create_event, create_ticket_type
@@ -24,11 +22,6 @@ NAME = 'Jazz "at" <the> Pier'  # escaped into every alt attribute
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, worker="external")  # drain() sends, in the test
-
-
-@pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
 
 
 async def branded(api) -> tuple[dict, dict, dict]:

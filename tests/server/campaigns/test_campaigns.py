@@ -32,11 +32,6 @@ def settings(settings: Settings) -> Settings:
 
 
 @pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
-
-
-@pytest.fixture
 async def outbox(settings: Settings) -> Any:
     database = Database(settings.database_url)
     box = Outbox(database, settings, MaildirMailer(Path(settings.mail_dir)))

@@ -11,7 +11,6 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from server.app import create_app
 from server.campaigns.outbox import Outbox
 from server.campaigns.transport import MaildirMailer
 from server.config import Settings
@@ -23,11 +22,6 @@ from tests.server.campaigns.test_campaigns import drain, mails, venue
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, worker="external")  # the test drains the outbox
-
-
-@pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
 
 
 @pytest.fixture

@@ -27,7 +27,6 @@ from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from server.app import create_app
 from server.campaigns.dkim import DkimKey, DkimKeyError, key_for, load_key, sign_message
 from server.campaigns.mail import Address, Attachment, Identity, MailError, build_message
 from server.campaigns.outbox import Outbox
@@ -348,11 +347,6 @@ def settings(settings: Settings, key_file: Path) -> Settings:
         dkim_selector=SELECTOR,
         dkim_domain=DOMAIN,
     )
-
-
-@pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
 
 
 async def drain(settings: Settings, mailer: Mailer) -> None:

@@ -18,9 +18,7 @@ from pathlib import Path
 
 import msgspec
 import pytest
-from litestar import Litestar
 
-from server.app import create_app
 from server.campaigns.outbox import BATCH
 from server.config import Settings
 from tests.factories import create_booking, create_event, create_ticket_type
@@ -34,11 +32,6 @@ LEASE = 2  # seconds: the killed worker's claims expire quickly
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, worker="external")
-
-
-@pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
 
 
 def worker(settings: Settings, sink: SmtpSink, tmp_path: Path) -> subprocess.Popen[bytes]:

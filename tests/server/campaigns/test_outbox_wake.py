@@ -11,14 +11,14 @@ from pathlib import Path
 import pytest
 from litestar import Litestar
 
-from server.app import create_app
 from server.config import Settings
+from tests.conftest import app_for
 from tests.factories import create_booking, create_event, create_ticket_type
 
 
 @pytest.fixture
 def app(settings: Settings) -> Litestar:
-    application = create_app(settings)  # TESSERA_WORKER=embedded, the default
+    application = app_for(settings)  # TESSERA_WORKER=embedded, the default
     application.state.outbox.poll = 3600.0
     return application
 

@@ -19,7 +19,6 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from server.app import create_app
 from server.campaigns.outbox import Outbox
 from server.campaigns.transport import MaildirMailer, SmtpMailer
 from server.config import Settings
@@ -37,11 +36,6 @@ ROOT = Path(__file__).resolve().parents[3]
 @pytest.fixture
 def settings(settings: Settings) -> Settings:
     return msgspec.structs.replace(settings, worker="external")  # the test drains the outbox
-
-
-@pytest.fixture
-def app(settings: Settings) -> Litestar:
-    return create_app(settings)
 
 
 @pytest.fixture

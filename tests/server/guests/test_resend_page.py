@@ -38,7 +38,7 @@ from server.config import Settings
 from server.db import Database
 from server.guests.resend import MAX_BOOKINGS, ResendLimits, parse_form
 from server.ratelimit import TokenBuckets
-from tests.conftest import problem_of
+from tests.conftest import app_for, problem_of
 from tests.factories import create_booking, create_event, create_ticket_type
 from tests.live import free_port, serve_in_thread
 
@@ -72,7 +72,7 @@ def clock() -> Clock:
 
 @pytest.fixture
 def app(settings: Settings, clock: Clock) -> Litestar:
-    app = create_app(settings)
+    app = app_for(settings)
     app.state.resend_limiter = ResendLimits(clock=clock)
     return app
 
