@@ -18,7 +18,8 @@ from ticket_renderer.view import TicketView
 
 def render_ticket_pdf(view: TicketView) -> bytes:
     """The ticket as a one-page A4 PDF (`ticket_renderer.pdf`). fpdf2 is imported on the first
-    PDF: 0.3 s of CPU that a `tessera` command, a worker or a door that renders none never pays."""
+    PDF: 0.3 s of CPU that a `tessera` command rendering none (a listing, an import, a backup)
+    never pays. `tessera serve` loads it at startup; the worker, on its first ticket mail."""
     from ticket_renderer.pdf import render_ticket_pdf as render
 
     return render(view)
