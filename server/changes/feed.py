@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from protocol.messages import Changes
@@ -28,6 +28,20 @@ from server.events.models import Event
 __all__ = ["PAGE_SIZE", "changes_after", "log_position", "needs_snapshot", "read_pages"]
 
 PAGE_SIZE = 500  # items per page (and per `changes` frame) unless the caller says otherwise
+
+# Built once: every room read and catch-up runs these, and a statement built per call cost its
+# construction and its cache key each time (SQLAlchemy memoizes the key on the object).
+_PAGE = (
+    select(Change.seq, Change.kind, Change.payload)
+    .where(
+        Change.event_id == bindparam("event_id"),
+        Change.seq > bindparam("cursor"),
+        Change.seq <= bindparam("current"),
+    )
+    .order_by(Change.seq)
+    .limit(bindparam("limit"))
+)
+_POSITION = select(Event.change_seq, Event.change_floor).where(Event.id == bindparam("event_id"))
 
 
 class _ReadTransactions(Protocol):
@@ -44,10 +58,7 @@ async def changes_after(
     if cursor < floor:
         raise _pruned(cursor, current)
     rows = await session.execute(
-        select(Change.seq, Change.kind, Change.payload)
-        .where(Change.event_id == event_id, Change.seq > cursor, Change.seq <= current)
-        .order_by(Change.seq)
-        .limit(limit)
+        _PAGE, {"event_id": event_id, "cursor": cursor, "current": current, "limit": limit}
     )
     items = [{"seq": seq, "kind": kind, **payload} for seq, kind, payload in rows]
     first = items[0]["seq"] if items else current + 1
@@ -77,11 +88,7 @@ async def read_pages(
 async def log_position(session: AsyncSession, event_id: str) -> tuple[int, int]:
     """The event's head and its change floor (the highest seq no longer kept); (0, 0) for an
     event that does not exist."""
-    row = (
-        await session.execute(
-            select(Event.change_seq, Event.change_floor).where(Event.id == event_id)
-        )
-    ).first()
+    row = (await session.execute(_POSITION, {"event_id": event_id})).first()
     return (int(row[0] or 0), int(row[1] or 0)) if row else (0, 0)
 
 

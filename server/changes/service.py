@@ -12,7 +12,7 @@ from __future__ import annotations
 from functools import lru_cache
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import bindparam, insert, select, update
 from sqlalchemy.engine import Dialect
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -123,6 +123,9 @@ def changed_events(session: AsyncSession) -> dict[str, int]:
     return changed
 
 
+_HEAD = select(Event.change_seq).where(Event.id == bindparam("event_id"))  # built once
+
+
 async def head(session: AsyncSession, event_id: str) -> int:
-    value = await session.scalar(select(Event.change_seq).where(Event.id == event_id))
+    value = await session.scalar(_HEAD, {"event_id": event_id})
     return int(value or 0)

@@ -16,7 +16,7 @@ from functools import lru_cache
 from typing import Any, cast
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-from sqlalchemy import Table, and_, or_, select, tuple_
+from sqlalchemy import Select, Table, and_, bindparam, or_, select, tuple_
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Dialect
@@ -162,6 +162,24 @@ async def load_tickets_and_presence(
     transaction already holds the database's write lock (one statement fewer per batch)."""
     if not ticket_ids and not codes:
         return {}, {}
+    query, values = _TICKETS, {"ticket_ids": list(ticket_ids), "codes": list(codes)}
+    if list_ids:
+        query, values["list_ids"] = _TICKETS_WITH_PRESENCE, list(list_ids)
+    found: dict[str, TicketRow] = {}
+    seen: dict[tuple[str, str], Presence] = {}
+    connection = await session.connection()
+    for row in await connection.execute(query, values):
+        if list_ids and row.presence_list is not None:
+            seen[(row.id, row.presence_list)] = presence_row(row)
+        if row.id not in found:
+            found[row.id] = found[row.code] = _ticket_row(row)
+    return found, seen
+
+
+def _tickets_query(*, with_presence: bool) -> Select[Any]:
+    """The SELECT of `load_tickets_and_presence`, built once with expanding IN parameters: a
+    statement built per batch cost its construction and its cache key every time (SQLAlchemy
+    memoizes the key on the statement object)."""
     ticket, kind, presence = Ticket.__table__.c, TicketType.__table__.c, _PRESENCE.c
     query = (
         select(
@@ -180,30 +198,34 @@ async def load_tickets_and_presence(
             kind.valid_until,
         )
         .join_from(Ticket.__table__, TicketType.__table__, kind.id == ticket.ticket_type_id)
-        .where(or_(ticket.id.in_(list(ticket_ids)), ticket.code.in_(list(codes))))
-    )
-    if list_ids:
-        query = query.add_columns(
-            presence.list_id.label("presence_list"),
-            presence.entries,
-            presence.inside,
-            presence.first_scan_id,
-            presence.first_at,
-            presence.first_gate,
-            presence.first_device,
-        ).outerjoin(
-            _PRESENCE,
-            and_(presence.ticket_id == ticket.id, presence.list_id.in_(list(list_ids))),
+        .where(
+            or_(
+                ticket.id.in_(bindparam("ticket_ids", expanding=True)),
+                ticket.code.in_(bindparam("codes", expanding=True)),
+            )
         )
-    found: dict[str, TicketRow] = {}
-    seen: dict[tuple[str, str], Presence] = {}
-    connection = await session.connection()
-    for row in await connection.execute(query):
-        if list_ids and row.presence_list is not None:
-            seen[(row.id, row.presence_list)] = presence_row(row)
-        if row.id not in found:
-            found[row.id] = found[row.code] = _ticket_row(row)
-    return found, seen
+    )
+    if not with_presence:
+        return query
+    return query.add_columns(
+        presence.list_id.label("presence_list"),
+        presence.entries,
+        presence.inside,
+        presence.first_scan_id,
+        presence.first_at,
+        presence.first_gate,
+        presence.first_device,
+    ).outerjoin(
+        _PRESENCE,
+        and_(
+            presence.ticket_id == ticket.id,
+            presence.list_id.in_(bindparam("list_ids", expanding=True)),
+        ),
+    )
+
+
+_TICKETS = _tickets_query(with_presence=False)
+_TICKETS_WITH_PRESENCE = _tickets_query(with_presence=True)
 
 
 def _ticket_row(row: Any) -> TicketRow:
