@@ -12,6 +12,11 @@ Rules:
   `conflict` (carried whole in its notice) is not held behind a read of the log.
 - A `head` notice carries `committed_at` (epoch seconds, right after the commit): the rooms
   measure the fan-out delay from it.
+- A `head` notice may carry `items`: every change the transaction appended to that event, up to
+  its head, when the writer kept them (`committed_items`; the redeem writer does, at most
+  `ITEMS_IN_NOTICE`). They are for this process only: a room offers them without reading the log
+  when they join what it read (server/checkin/room.py), and the Redis fan-out strips them, so a
+  notice from another instance still only says "look".
 - A notice that cannot be published is logged and dropped: it only says "look", the change log is
   the truth, so a lost notice costs latency (the rooms' heal), never data.
 """
@@ -26,9 +31,11 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from server.changes.service import changed_events
+from server.changes.service import changed_events, committed_items
 
-__all__ = ["Publisher", "committing", "notify_after_commit", "publish_committed"]
+__all__ = ["ITEMS_IN_NOTICE", "Publisher", "committing", "notify_after_commit", "publish_committed"]
+
+ITEMS_IN_NOTICE = 500  # a page of the log (server.changes.feed.PAGE_SIZE) at most
 
 log = logging.getLogger("tessera.changes")
 
@@ -55,13 +62,18 @@ async def publish_committed(session: AsyncSession, fanout: Publisher) -> None:
     """Publish what the committed `session` must tell: the queued notices, then each changed
     event's head. Call it after the commit, once; it empties what it sent."""
     heads = changed_events(session)
+    items = committed_items(session)
     queued: list[tuple[str, dict[str, Any]]] = session.info.pop(_QUEUED, [])
     committed_at = time.time()  # the fan-out delay's start (server/metrics/fanout.py)
-    notices = [
-        (event_id, {"kind": "head", "head": h, "committed_at": committed_at})
-        for event_id, h in heads.items()
-    ]
+    notices = []
+    for event_id, h in heads.items():
+        notice: dict[str, Any] = {"kind": "head", "head": h, "committed_at": committed_at}
+        kept = items.get(event_id)
+        if kept and len(kept) <= ITEMS_IN_NOTICE and kept[-1]["seq"] == h:
+            notice["items"] = kept
+        notices.append((event_id, notice))
     heads.clear()
+    items.clear()
     for event_id, notice in [*queued, *notices]:
         try:
             await fanout.publish(event_id, notice)

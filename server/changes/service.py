@@ -21,9 +21,17 @@ from server.db import utcnow
 from server.db.fast_insert import FastInsert
 from server.events.models import Event
 
-__all__ = ["ChangeKind", "append_changes", "append_changes_on_driver", "changed_events", "head"]
+__all__ = [
+    "ChangeKind",
+    "append_changes",
+    "append_changes_on_driver",
+    "changed_events",
+    "committed_items",
+    "head",
+]
 
 _CHANGED = "tessera.changed_events"
+_ITEMS = "tessera.committed_items"
 
 
 class ChangeKind:
@@ -111,6 +119,14 @@ _FAST_FROM_POSTGRESQL = 100
 def _fast_insert(dialect: Dialect) -> FastInsert:
     columns = ["event_id", "seq", "kind", "payload", "created_at"]
     return FastInsert(Change.__table__, columns, dialect)
+
+
+def committed_items(session: AsyncSession) -> dict[str, list[dict[str, Any]]]:
+    """Change-log items this session appended, by event, as a page of the log shows them
+    (`{"seq", "kind", **payload}`), kept by a writer that wants its rooms to be offered them
+    without reading them back (server/changes/publish.py)."""
+    items: dict[str, list[dict[str, Any]]] = session.info.setdefault(_ITEMS, {})
+    return items
 
 
 def changed_events(session: AsyncSession) -> dict[str, int]:

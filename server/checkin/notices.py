@@ -3,10 +3,12 @@
 Rules: notices only say "look". `device_revoked` closes that device's sockets here at once and
 `conflict` is forwarded as it came, both in the order received; every other kind (`head`,
 `resync`, `heal`, or a kind from a newer instance) asks for one read of the change log, however
-many of them came. When nobody here follows the log the read is skipped and the room's read
-position moves to the highest head named: a socket that says hello later reads the log itself,
-and one whose cursor an offer does not join catches up alone, so a wrong head never skips a
-change.
+many of them came. A `head` notice of this process's own commit may carry the items it
+appended (server/changes/publish.py); when every notice asking for a read did, the room may
+offer those instead of reading (server/checkin/room.py decides whether they join). When nobody
+here follows the log the read is skipped and the room's read position moves to the highest head
+named: a socket that says hello later reads the log itself, and one whose cursor an offer does
+not join catches up alone, so a wrong head never skips a change.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class NoticePlan:
     highest_head: int | None = None  # the highest head a notice named
     heal: bool = False  # the room's silence timer fired: check its devices too
     committed: list[float] = field(default_factory=list)  # commit times the heads carried
+    # The change-log items the heads carried (this process's own commits), and whether every
+    # notice that asks for a read carried its items: only then may the room skip the read.
+    items: list[dict[str, Any]] = field(default_factory=list)
+    items_cover: bool = True
 
 
 def plan_notices(notices: Iterable[dict[str, Any]]) -> NoticePlan:
@@ -48,4 +54,9 @@ def plan_notices(notices: Iterable[dict[str, Any]]) -> NoticePlan:
             named = notice.get("head")
             if isinstance(named, int) and not isinstance(named, bool):
                 plan.highest_head = max(named, plan.highest_head or named)
+            carried = notice.get("items")
+            if kind == "head" and isinstance(named, int) and isinstance(carried, list) and carried:
+                plan.items.extend(carried)
+            else:
+                plan.items_cover = False
     return plan

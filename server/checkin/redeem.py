@@ -49,6 +49,7 @@ from server.changes.service import (
     append_changes,
     append_changes_on_driver,
     changed_events,
+    committed_items,
     head,
 )
 from server.checkin import store
@@ -376,6 +377,7 @@ async def _write(session: AsyncSession, batch: _Batch, *, optimistic: bool) -> d
             raise RepeatedScans
         for event_id, new_head in heads.items():
             changed_events(session)[event_id] = new_head
+        _keep_items(session, batch, heads)
         return heads
     heads: dict[str, int] = {}
     for event_id, entries in batch.changes.items():
@@ -392,7 +394,20 @@ async def _write(session: AsyncSession, batch: _Batch, *, optimistic: bool) -> d
     else:
         await store.insert_scans(session, batch.scan_rows)
     await store.save_presence(session, {k: batch.presence[k] for k in batch.touched})
+    _keep_items(session, batch, heads)
     return heads
+
+
+def _keep_items(session: AsyncSession, batch: _Batch, heads: Mapping[str, int]) -> None:
+    """The batch's changes as the log will show them, for this process's rooms to be offered
+    after the commit without reading them back (server/changes/publish.py)."""
+    kept = committed_items(session)
+    for event_id, entries in batch.changes.items():
+        first = heads[event_id] - len(entries) + 1
+        kept[event_id] = [
+            {"seq": first + offset, "kind": kind, **payload}
+            for offset, (kind, payload, _) in enumerate(entries)
+        ]
 
 
 def _write_on_driver(

@@ -111,7 +111,10 @@ class RedisFanout:
         self._local.deliver(event_id, notice)
         if self._client is None:
             return
-        message = _encoder.encode({"from": self.instance, "notice": notice})
+        # `items` are for this process's rooms only (server/changes/publish.py): a notice from
+        # another instance only says "look".
+        shared = {k: v for k, v in notice.items() if k != "items"}
+        message = _encoder.encode({"from": self.instance, "notice": shared})
         try:
             await self._client.publish(self.channel(event_id), message)
         except (RedisError, OSError) as exc:
@@ -267,6 +270,7 @@ class RedisFanout:
             log.warning("fan-out ignored a malformed message on %s", channel)
             return
         if origin != self.instance and isinstance(notice, dict):
+            notice.pop("items", None)  # never trusted from Redis: rooms read the log instead
             self._local.deliver(channel[len(self.prefix) + len("event:") :], notice)
 
     def _resync_all(self) -> None:

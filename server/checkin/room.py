@@ -8,6 +8,10 @@ Rules:
   room reads the change log after `read_seq`, the last seq it read, and offers the items to every
   socket; each socket sends what follows its own cursor and catches up from the change feed alone
   when the offer does not join its cursor. So a lost or forged notice never skips a change.
+- The one exception: `head` notices of this process's own commits may carry the items they
+  appended (never from Redis: server/checkin/redis_fanout.py). When every notice of a burst did,
+  and their items are exactly the seqs after `read_seq` up to the highest head named, the room
+  offers them without reading (`offer_carried`); anything else reads the log as above.
 - `device_revoked` closes that device's sockets here with 4403 at once; a periodic check of the
   devices in the room covers a revocation notice that Redis lost.
 - After a read on `head` notices the room records, per notice, the delay from its commit to
@@ -40,7 +44,7 @@ from server.checkin.config import HubConfig
 from server.checkin.connection import Connection
 from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed
-from server.checkin.notices import plan_notices
+from server.checkin.notices import NoticePlan, plan_notices
 from server.db.unavailable import is_database_unavailable
 from server.errors import SnapshotRequired
 from server.metrics.fanout import FanoutDelays
@@ -132,7 +136,8 @@ class EventRoom:
         for frame in plan.conflicts:
             self._forward_conflict(frame)
         if plan.must_read and self._has_listeners():
-            await self.read_and_offer()
+            if not self.offer_carried(plan):
+                await self.read_and_offer()
             if self.delays is not None and plan.committed:
                 self.delays.observe(plan.committed)
         elif plan.must_read:  # nobody here follows the log: skip the read (notices.py)
@@ -158,6 +163,30 @@ class EventRoom:
             return
         for connection in list(self.connections):
             connection.offer_frame(data)
+
+    def offer_carried(self, plan: NoticePlan) -> bool:
+        """Offer the items this process's own commits carried in their notices, when they are
+        exactly the changes after `read_seq` up to the highest head named; False when the log
+        must be read (a notice without items, a gap, or a commit of another instance between)."""
+        if not plan.items_cover or plan.highest_head is None:
+            return False
+        fresh: dict[int, dict[str, Any]] = {}
+        for item in plan.items:
+            seq = item.get("seq")
+            if isinstance(seq, int) and seq > self.read_seq:
+                fresh[seq] = item
+        if not fresh:
+            return plan.highest_head <= self.read_seq  # read already
+        if sorted(fresh) != list(range(self.read_seq + 1, plan.highest_head + 1)):
+            return False
+        run = [fresh[seq] for seq in sorted(fresh)]
+        size = self.config.page_size
+        for start in range(0, len(run), size):
+            for connection in list(self.connections):
+                connection.offer_changes(run[start : start + size])
+        self.read_seq = plan.highest_head
+        self.schedule_counters()
+        return True
 
     async def read_and_offer(self) -> None:
         """Read the change log after `read_seq` and offer it to every socket, page by page."""

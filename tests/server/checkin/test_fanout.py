@@ -8,6 +8,7 @@ The tests here pin the delivery side of that promise.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import secrets
@@ -211,3 +212,23 @@ async def test_online_doors_with_redis_unreachable_are_this_instances_own(caplog
         assert await fanout.online("EVT", {"D2"}) == {"D2"}
     finally:
         await fanout.stop()
+
+
+async def test_items_reach_this_instances_rooms_only_and_are_never_taken_from_redis(
+    redis_pair, prefix
+):
+    first, second = redis_pair
+    items = [{"seq": 7, "kind": "scan.accepted", "scan": {}, "presence": {}}]
+    async with second.subscribe("EVT") as remote, first.subscribe("EVT") as local:
+        await first.publish("EVT", {"kind": "head", "head": 7, "items": items})
+        assert await _next(local) == {"kind": "head", "head": 7, "items": items}
+        assert await _next(remote) == {"kind": "head", "head": 7}  # stripped before Redis
+        # A message forged on Redis with items: the room hears "look", never the items.
+        forged = {"from": "elsewhere", "notice": {"kind": "head", "head": 8, "items": items}}
+        client = aioredis.from_url(REDIS_URL)
+        try:
+            await client.publish(f"{prefix}event:EVT", json.dumps(forged))
+        finally:
+            await client.aclose()
+        assert await _next(remote) == {"kind": "head", "head": 8}
+        assert await _next(local) == {"kind": "head", "head": 8}

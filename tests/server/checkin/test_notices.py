@@ -34,3 +34,26 @@ def test_a_resync_heal_or_unknown_kind_looks_at_the_log_without_naming_a_head():
 def test_a_head_that_is_not_a_whole_number_is_no_head():
     plan = plan_notices([{"kind": "head", "head": "12"}, {"kind": "head", "head": True}])
     assert plan.must_read and plan.highest_head is None
+
+
+def test_heads_that_carry_their_items_let_the_room_skip_its_read():
+    first = [{"seq": 8, "kind": "scan.accepted"}]
+    second = [{"seq": 9, "kind": "scan.accepted"}]
+    plan = plan_notices(
+        [{"kind": "head", "head": 8, "items": first}, {"kind": "head", "head": 9, "items": second}]
+    )
+    assert plan.must_read and plan.items_cover and plan.items == first + second
+
+
+def test_any_notice_without_items_in_the_burst_means_the_log_is_read():
+    carried = {"kind": "head", "head": 8, "items": [{"seq": 8, "kind": "scan.accepted"}]}
+    for other in (
+        {"kind": "head", "head": 9},  # another instance's commit, or an organiser's change
+        {"kind": "resync"},
+        {"kind": "heal"},
+        {"kind": "head", "head": 9, "items": []},
+        {"kind": "head", "head": 9, "items": "not a list"},
+        {"kind": "head", "items": [{"seq": 9}]},  # no head named
+    ):
+        assert not plan_notices([carried, other]).items_cover, other
+    assert plan_notices([carried, {"kind": "device_revoked", "device_id": "D"}]).items_cover
