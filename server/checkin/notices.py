@@ -19,7 +19,7 @@ from typing import Any
 
 from server.metrics.fanout import commit_time
 
-__all__ = ["NoticePlan", "plan_notices"]
+__all__ = ["NoticePlan", "carried_run", "plan_notices"]
 
 
 @dataclass
@@ -60,3 +60,22 @@ def plan_notices(notices: Iterable[dict[str, Any]]) -> NoticePlan:
             else:
                 plan.items_cover = False
     return plan
+
+
+def carried_run(plan: NoticePlan, read_seq: int) -> list[dict[str, Any]] | None:
+    """The changes after `read_seq` up to the plan's highest head, taken from the items its
+    notices carried (in seq order, each once); [] when those seqs were read already; None when
+    the items cannot stand for a read of the log: a notice without items in the burst, or a seq
+    missing (another instance's commit, a lost notice)."""
+    if not plan.items_cover or plan.highest_head is None:
+        return None
+    fresh: dict[int, dict[str, Any]] = {}
+    for item in plan.items:
+        seq = item.get("seq")
+        if isinstance(seq, int) and seq > read_seq:
+            fresh[seq] = item
+    if not fresh:
+        return [] if plan.highest_head <= read_seq else None
+    if sorted(fresh) != list(range(read_seq + 1, plan.highest_head + 1)):
+        return None
+    return [fresh[seq] for seq in sorted(fresh)]

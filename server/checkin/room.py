@@ -44,7 +44,7 @@ from server.checkin.config import HubConfig
 from server.checkin.connection import Connection
 from server.checkin.fanout import Fanout
 from server.checkin.feed import ChangeFeed
-from server.checkin.notices import NoticePlan, plan_notices
+from server.checkin.notices import NoticePlan, carried_run, plan_notices
 from server.db.unavailable import is_database_unavailable
 from server.errors import SnapshotRequired
 from server.metrics.fanout import FanoutDelays
@@ -165,27 +165,18 @@ class EventRoom:
             connection.offer_frame(data)
 
     def offer_carried(self, plan: NoticePlan) -> bool:
-        """Offer the items this process's own commits carried in their notices, when they are
-        exactly the changes after `read_seq` up to the highest head named; False when the log
-        must be read (a notice without items, a gap, or a commit of another instance between)."""
-        if not plan.items_cover or plan.highest_head is None:
+        """Offer the items this process's own commits carried in their notices when they are
+        exactly the changes after `read_seq` (`notices.carried_run`); False: read the log."""
+        run = carried_run(plan, self.read_seq)
+        if run is None:
             return False
-        fresh: dict[int, dict[str, Any]] = {}
-        for item in plan.items:
-            seq = item.get("seq")
-            if isinstance(seq, int) and seq > self.read_seq:
-                fresh[seq] = item
-        if not fresh:
-            return plan.highest_head <= self.read_seq  # read already
-        if sorted(fresh) != list(range(self.read_seq + 1, plan.highest_head + 1)):
-            return False
-        run = [fresh[seq] for seq in sorted(fresh)]
         size = self.config.page_size
         for start in range(0, len(run), size):
             for connection in list(self.connections):
                 connection.offer_changes(run[start : start + size])
-        self.read_seq = plan.highest_head
-        self.schedule_counters()
+        if run:
+            self.read_seq = int(run[-1]["seq"])
+            self.schedule_counters()
         return True
 
     async def read_and_offer(self) -> None:

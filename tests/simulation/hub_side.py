@@ -25,7 +25,8 @@ What it calls, and from where (the same functions `server.checkin.hub` / `room` 
     and `catch_up` do); the socket's cursor is the hub's own `server.checkin.stream.ChangeStream`
     (`restart`, `offer`, `take`, `sent`);
   - fan-out: a `head` notice (or the heal after 5 s of silence) reads `DatabaseFeed.pages` once
-    after the room's `read_seq` and offers the items to every socket's `ChangeStream`; a stream
+    after the room's `read_seq` (or takes the items the notice carried, when they join it: the
+    room's `carried_run`) and offers the items to every socket's `ChangeStream`; a stream
     that answers None catches up from the log alone (the room's `read_and_offer` + the socket's
     pusher); `conflict` notices are forwarded whole to every socket of the event;
     `device_revoked` closes sockets; a read that found changes makes the counters due, and the
@@ -66,7 +67,7 @@ from server.checkin import service, store
 from server.checkin.config import HubConfig
 from server.checkin.core import Close, Dispatched, FrameCore, Reply
 from server.checkin.feed import DatabaseFeed
-from server.checkin.notices import plan_notices
+from server.checkin.notices import NoticePlan, carried_run, plan_notices
 from server.checkin.ratelimit import RateLimiter
 from server.checkin.redeem import decide_and_record
 from server.checkin.room import CLOSE_REVOKED
@@ -120,6 +121,7 @@ class HubSide:
         self._next = 0
         self.recorded_twice = 0  # the `dedupe` mutation's count of repeats recorded again
         self.skipped = 0  # the `skip_seq` mutation's count of changes left out
+        self.carried = 0  # notices whose own items were offered instead of a read of the log
         self._read_seq: dict[str, int] = {}  # the room's: the last seq it read of each event
         self._config = HubConfig()
         self._limiter = _limiter(self._config)
@@ -307,26 +309,33 @@ class HubSide:
             data = _json.encode(frame)
             out += [(k, data) for k, c in targets if k in self._conns]
         if plan.must_read:
-            out += self.heal(event_id)
+            out += self.heal(event_id, carried=plan)
         return out
 
     def take_closed(self) -> list[tuple[int, int]]:
         out, self.closed = self.closed, []
         return out
 
-    def heal(self, event_id: str) -> Outgoing:
+    def heal(self, event_id: str, carried: NoticePlan | None = None) -> Outgoing:
         """The room's `read_and_offer` after a `head` notice or 5 s of silence: the log is read
         once, after the room's `read_seq`, and offered to every socket's `ChangeStream`; a
         stream the offer does not join catches up from the log alone. When the read found
-        changes, the event's counters are due (`counters_wanted`, `push_counters`)."""
+        changes, the event's counters are due (`counters_wanted`, `push_counters`). A notice
+        whose items join `read_seq` is offered without the read, as the room's `offer_carried`
+        does (`carried_run`)."""
         targets = {k: c for k, c in self._conns.items() if c.device.event_id == event_id}
         if not any(c.sent_seq is not None for c in targets.values()):
             return []
         read_seq = self._read_seq.get(event_id)
         if read_seq is None:  # a room starts at the head (subscribed first, then read)
             read_seq = min(c.sent_seq for c in targets.values() if c.sent_seq is not None)
-        pages = self._run(_collect(self.feed.pages(event_id, read_seq, PAGE_SIZE)))
-        items = [item for page in pages for item in page.items]
+        run = carried_run(carried, read_seq) if carried is not None else None
+        if run is not None:
+            self.carried += 1
+            items = run
+        else:
+            pages = self._run(_collect(self.feed.pages(event_id, read_seq, PAGE_SIZE)))
+            items = [item for page in pages for item in page.items]
         if items:
             self._read_seq[event_id] = int(items[-1]["seq"])
         out: Outgoing = []

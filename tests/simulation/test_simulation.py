@@ -94,6 +94,14 @@ def test_the_simulated_room_keeps_the_rooms_timers() -> None:
         assert kind != "heal" or after - before >= HEAL_INTERVAL - 1e-9, (before, after)
 
 
+def test_notices_stand_for_a_read_when_their_items_join_and_not_otherwise() -> None:
+    """The room's `offer_carried`: a notice of the hub's own commit offers its items; a burst
+    after a lost notice does not join, and the log is read (both happen in one run)."""
+    sim = run_seed(Config(13, **SMALL))  # type: ignore[arg-type]
+    notices = sum(1 for _, kind, _ in sim.room_reads if kind == "notice")
+    assert 0 < sim.hub.carried < notices
+
+
 def test_worker_processes_run_each_seed_as_one_process_does() -> None:
     """`--jobs`: a seed run in a worker has the trace it has here (nothing a worker ran before
     leaks into the next seed), whatever order the seeds finish in."""
