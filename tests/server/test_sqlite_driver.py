@@ -1,5 +1,7 @@
 """SQLite statements through `server/db/sqlite_driver.py`: one call on aiosqlite's thread each,
-with the answers and errors SQLAlchemy's own adapter gives (decision 0018)."""
+with the answers and errors SQLAlchemy's own adapter gives; and a connection goes back to the
+pool without a ROLLBACK when its transaction ended, with one when it is still open
+(server/db/engine.py, `_on_reset`). Decision 0018."""
 
 from __future__ import annotations
 
@@ -120,3 +122,41 @@ async def test_an_integer_sqlite_cannot_hold_raises_as_with_sqlalchemys_adapter(
             await session.execute(text("INSERT INTO t (id, name) VALUES (:id, 'x')"), {"id": 2**64})
     async with database.transaction(read_only=True) as session:
         assert await session.scalar(text("SELECT count(*) FROM t")) == 0
+
+
+def _rollbacks(calls: list[object]) -> int:
+    return sum(1 for fn in calls if getattr(fn, "__name__", "") == "rollback")
+
+
+async def test_a_committed_transaction_returns_its_connection_without_a_rollback(
+    database, driver_calls
+):
+    for n in range(3):
+        async with database.transaction() as session:
+            await session.execute(text("INSERT INTO t (name) VALUES (:n)"), {"n": str(n)})
+        async with database.transaction(read_only=True) as session:
+            assert await session.scalar(text("SELECT count(*) FROM t")) == n + 1
+    assert _rollbacks(driver_calls) == 0
+
+
+async def test_a_failed_transaction_is_rolled_back(database, driver_calls):
+    with pytest.raises(RuntimeError):
+        async with database.transaction() as session:
+            await session.execute(text("INSERT INTO t (name) VALUES ('a')"))
+            raise RuntimeError("the caller failed")
+    assert _rollbacks(driver_calls) >= 1
+    async with database.transaction() as session:  # SQLite's write lock is free again
+        assert await session.scalar(text("SELECT count(*) FROM t")) == 0
+
+
+async def test_a_transaction_begun_behind_sqlalchemy_is_rolled_back_on_return(database):
+    async with database.engine.connect() as connection:
+        raw = await connection.get_raw_connection()
+        driver = raw.driver_connection
+        await driver.execute("BEGIN IMMEDIATE")
+        await driver.execute("INSERT INTO t (name) VALUES ('behind')")
+    async with database.transaction() as session:  # BEGIN IMMEDIATE again: none is open
+        assert await session.scalar(text("SELECT count(*) FROM t")) == 0
+        await session.execute(text("INSERT INTO t (name) VALUES ('after')"))
+    async with database.transaction(read_only=True) as session:
+        assert await session.scalar(text("SELECT name FROM t")) == "after"
