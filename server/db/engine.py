@@ -13,6 +13,10 @@ gets `NestedWriteTransaction` at once (the inner one could never get the lock it
 holds), and a wait longer than `WRITE_LOCK_TIMEOUT` raises `WriteLockTimeout`, as
 `busy_timeout` did. Other processes (a CLI, another server on the same file) still meet the
 busy handler.
+
+Each SQLite statement is one call on aiosqlite's thread (server/db/sqlite_driver.py), and a
+connection is rolled back on its return to the pool only when a transaction is still open
+(`_on_reset`): decision 0018.
 """
 
 from __future__ import annotations
@@ -186,7 +190,7 @@ def _install_sqlite_hooks(engine: AsyncEngine) -> None:
     def _on_reset(dbapi_connection: Any, _record: Any, _state: Any) -> None:
         # A connection comes back to the pool after its transaction committed or rolled back
         # nearly always; the default reset's ROLLBACK then costs a hop to aiosqlite's thread
-        # (about 1 of 7 of a redeem batch's) for nothing. Roll back only what is still open.
+        # (a redeem batch makes five in all) for nothing. Roll back only what is still open.
         # `_conn` is aiosqlite's sqlite3 connection; `in_transaction` is read while no call of
         # this connection runs (it is being returned), so reading it here is safe.
         raw = getattr(dbapi_connection.driver_connection, "_conn", None)
