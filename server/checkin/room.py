@@ -14,8 +14,8 @@ Rules:
   offers them without reading (`offer_carried`); anything else reads the log as above.
 - `device_revoked` closes that device's sockets here with 4403 at once; a periodic check of the
   devices in the room covers a revocation notice that Redis lost.
-- After a read on `head` notices the room records, per notice, the delay from its commit to
-  this push (`tessera_fanout_delay_seconds`).
+- After it offered the changes of `head` notices (read, or carried) the room records, per
+  notice, the delay from its commit to this push (`tessera_fanout_delay_seconds`).
 - `conflict` notices are forwarded as `conflict` frames to every socket of the event.
 - Counters are read once per room and pushed at most every `counters_interval` seconds.
 - When the log after `read_seq` was pruned (an idle room, retention), the room moves `read_seq`

@@ -128,6 +128,8 @@ class _OneHopConnection(AsyncAdapt_aiosqlite_connection):
 
 class _OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
     def connect(self, *arg: Any, **kw: Any) -> _OneHopConnection:
+        # SQLAlchemy's own connect opens the aiosqlite connection (its thread made a daemon);
+        # its adapter is only a lock around it, re-made here with our cursor class.
         adapted = super().connect(*arg, **kw)
         return _OneHopConnection(self, adapted._connection)
 
