@@ -202,14 +202,15 @@ def profiled(pid: int) -> Iterator[None]:
     """With BENCH_PYSPY=FILE, py-spy samples `pid` meanwhile (collapsed stacks into FILE).
 
     py-spy is a profiling tool installed into the venv by hand (`pip install py-spy`), not a
-    dependency; `--nonblocking` leaves the server running between samples.
+    dependency. Blocking sampling (py-spy pauses the server for each sample): `--nonblocking`
+    reads the stacks of a running interpreter and lost a third of the frames in our runs.
     """
     target = os.environ.get("BENCH_PYSPY")
     if not target:
         yield
         return
     spy = Path(sys.executable).with_name("py-spy")
-    command = [str(spy), "record", "--pid", str(pid), "--nonblocking", "--rate", "250"]
+    command = [str(spy), "record", "--pid", str(pid), "--rate", "200"]
     command += ["--format", "raw", "--output", target, "--threads"]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)  # attached

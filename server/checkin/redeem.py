@@ -42,7 +42,7 @@ from protocol.messages import Conflict, EarlierScan, FirstScan, ResultItem, Scan
 from protocol.reasons import Reason
 from protocol.rules import ListRules, Presence, ScanFacts, UnknownList, Verdict, apply, decide
 from protocol.sync import PresenceEntry, ScanEntry, to_wire, utc
-from protocol.token import verify_ticket_token
+from protocol.token import unverified_ticket_id, verify_ticket_token
 from server.changes.publish import notify_after_commit
 from server.changes.service import (
     ChangeKind,
@@ -147,19 +147,26 @@ async def decide_and_record(
     batch = _Batch(requests, now)
     if keys is None:
         keys = await store.verifying_keys(session)
-    parsed = [_parse(item.code, keys, device.event_id, now) for device, item in requests]
+    # Tickets are loaded before tokens are verified: a token identical to its ticket's stored
+    # one needs no signature computation (protocol/token.py, `issued`). The ids tokens name
+    # unverified only choose rows to load; what is decided uses verified claims alone.
+    named = [unverified_ticket_id(item.code) if "." in item.code else None for _, item in requests]
     scan_ids = [(device.device_id, item.scan_id) for device, item in requests]
     if not optimistic:
         batch.stored = await store.stored_scans(session, scan_ids)
-    ticket_ids = {p.ticket_id for p in parsed if p.ticket_id} | {
+    ticket_ids = {jti for jti in named if jti} | {
         s.ticket_id for s in batch.stored.values() if s.ticket_id
     }
-    codes = {p.code for p in parsed if p.code}
+    codes = {normalize_code(item.code) for _, item in requests if "." not in item.code} - {""}
     list_ids = {item.list_id for _, item in requests}
     is_sqlite = session.get_bind().dialect.name == "sqlite"
     batch.tickets, seen = await store.load_tickets_and_presence(
         session, ticket_ids, codes, list_ids if is_sqlite else ()
     )
+    parsed = [
+        _parse(item.code, keys, device.event_id, now, batch.tickets.get(jti) if jti else None)
+        for (device, item), jti in zip(requests, named, strict=True)
+    ]
     batch.lists = await store.list_rules(session, list_ids)
     pairs = _presence_pairs(batch, parsed)
     if is_sqlite:  # read with the tickets, under the IMMEDIATE transaction's write lock
@@ -188,12 +195,18 @@ async def decide_and_record(
 
 
 def _parse(
-    code: str, keys: Mapping[str, Ed25519PublicKey], event_id: str, now: datetime
+    code: str,
+    keys: Mapping[str, Ed25519PublicKey],
+    event_id: str,
+    now: datetime,
+    named: TicketRow | None,
 ) -> _Parsed:
-    """A QR token (it has dots) is verified here; anything else is a readable code."""
+    """A QR token (it has dots) is verified here, against `named`'s stored token when the
+    ticket it names was found; anything else is a readable code."""
     if "." not in code:
         return _Parsed(None, normalize_code(code), None, None)
-    claims = verify_ticket_token(code, keys, event_id=event_id, now=now.timestamp())
+    issued = named.token if named is not None else None
+    claims = verify_ticket_token(code, keys, event_id=event_id, now=now.timestamp(), issued=issued)
     if isinstance(claims, Reason):
         return _Parsed(None, None, claims, None)
     return _Parsed(claims.jti, None, None, claims.ver)

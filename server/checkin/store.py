@@ -70,6 +70,7 @@ class DeviceContext:
 class TicketRow:
     state: TicketState
     info: TicketInfo
+    token: str  # the ticket's current token, as issued (protocol.token: `issued`)
 
 
 @dataclass
@@ -190,6 +191,7 @@ def _tickets_query(*, with_presence: bool) -> Select[Any]:
             ticket.status,
             ticket.blocked,
             ticket.code,
+            ticket.token,
             ticket.holder_name,
             ticket.seat,
             kind.name.label("type_name"),
@@ -248,7 +250,7 @@ def _ticket_row(row: Any) -> TicketRow:
         seat=row.seat,
         persons=row.persons,
     )
-    return TicketRow(state, info)
+    return TicketRow(state, info, row.token)
 
 
 def presence_row(row: Any) -> Presence:

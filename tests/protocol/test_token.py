@@ -24,6 +24,7 @@ from protocol.token import (
     new_key_id,
     public_jwk,
     sign_ticket_token,
+    unverified_ticket_id,
     verify_ticket_token,
 )
 
@@ -351,6 +352,80 @@ def test_any_signed_claims_round_trip(
     assert result == original
 
 
+# `issued`: the token the issuer stored for the ticket. Identity with it stands in for the
+# signature computation, and for nothing else.
+
+
+def test_the_issued_token_itself_needs_no_signature_computation() -> None:
+    wrong = {KID: Ed25519PrivateKey.generate().public_key()}  # would fail any real check
+    assert verify(token(), keys=wrong) == Reason.INVALID
+    assert verify(token(), keys=wrong, issued=token()) == claims()
+    assert verify(token().encode(), keys=wrong, issued=token()) == claims()
+
+
+@pytest.mark.parametrize("make", [make for _, make in TAMPERED], ids=[i for i, _ in TAMPERED])
+def test_a_token_that_differs_from_the_issued_one_is_verified_in_full(
+    make: Callable[[], str],
+) -> None:
+    assert verify(make(), issued=token()) == Reason.INVALID
+
+
+@pytest.mark.parametrize(
+    ("overrides", "checks", "expected"),
+    [
+        pytest.param({}, {"keys": {}}, Reason.INVALID, id="retired-kid"),
+        pytest.param({"evt": "EVT0000002"}, {}, Reason.WRONG_EVENT, id="other-event"),
+        pytest.param({"nbf": 2**40}, {}, Reason.NOT_YET_VALID, id="not-yet-valid"),
+        pytest.param({"exp": 1}, {}, Reason.EXPIRED, id="expired"),
+        pytest.param({"ver": 1}, {"current_version": 2}, Reason.REVOKED, id="superseded"),
+        pytest.param({"ver": 3}, {"current_version": 2}, Reason.INVALID, id="above-current"),
+    ],
+)
+def test_the_issued_token_still_meets_every_other_check(
+    overrides: dict[str, int], checks: dict[str, object], expected: Reason
+) -> None:
+    tok = token(**overrides)
+    assert verify(tok, issued=tok, **checks) == verify(tok, **checks) == expected
+
+
+def test_an_older_version_beside_the_issued_one_is_verified_and_revoked() -> None:
+    wrong = {KID: Ed25519PrivateKey.generate().public_key()}
+    assert verify(token(ver=1), issued=token(ver=2), current_version=2) == Reason.REVOKED
+    assert verify(token(ver=1), keys=wrong, issued=token(ver=2)) == Reason.INVALID
+
+
+def test_an_issued_token_that_is_not_ascii_is_ignored() -> None:
+    assert verify(token(), issued=token()[:-1] + "é") == claims()
+    wrong = {KID: Ed25519PrivateKey.generate().public_key()}
+    assert verify(token(), keys=wrong, issued="é" * 10_000_000) == Reason.INVALID
+
+
+@given(jti=_ids, evt=_ids, ver=st.integers(min_value=1, max_value=2**62), nbf=_times, exp=_times)
+def test_issued_or_not_the_verdict_is_the_same(
+    jti: str, evt: str, ver: int, nbf: int | None, exp: int | None
+) -> None:
+    tok = sign_ticket_token(
+        TicketClaims(jti=jti, evt=evt, ver=ver, nbf=nbf, exp=exp), PRIVATE_KEY, KID
+    )
+    for now in (0.0, NOW, -(2.0**62), 2.0**62):
+        assert verify(tok, event_id=evt, now=now, issued=tok) == verify(tok, event_id=evt, now=now)
+
+
+def test_unverified_ticket_id_reads_the_jti_and_trusts_nothing() -> None:
+    assert unverified_ticket_id(token()) == "T" * TICKET_ID_LENGTH
+    assert unverified_ticket_id(token().encode()) == "T" * TICKET_ID_LENGTH
+    assert unverified_ticket_id(_tamper_signature()) == "T" * TICKET_ID_LENGTH  # unverified
+    for junk in ("", "..", "a.b.c", "x" * 10_000_000, "é.é.é", token() + ".AAAA", 42, None):
+        assert unverified_ticket_id(junk) is None, repr(junk)[:40]
+    assert unverified_ticket_id(with_payload(b'{"jti":"T","evt":"E"}')) is None
+
+
+@given(st.text(max_size=2000) | st.binary(max_size=2000))
+def test_unverified_ticket_id_never_raises(data: str | bytes) -> None:
+    found = unverified_ticket_id(data)
+    assert found is None or isinstance(found, str)
+
+
 def test_longest_usual_token_fits_qr_version_10_at_level_m() -> None:
     tok = sign_ticket_token(
         TicketClaims(jti=new_id(TICKET_ID_LENGTH), evt=new_id(EVENT_ID_LENGTH), ver=999),
@@ -409,5 +484,6 @@ def test_public_names_are_pinned() -> None:
         "new_key_id",
         "public_jwk",
         "sign_ticket_token",
+        "unverified_ticket_id",
         "verify_ticket_token",
     ]

@@ -87,6 +87,30 @@ async def test_a_tampered_token_is_invalid_and_names_no_ticket(api):
     assert response.json()["ticket"] is None
 
 
+async def test_the_stored_token_of_a_retired_key_is_invalid(api, settings):
+    """The hub skips the signature of a token identical to its ticket's stored one, never the
+    kid: a key taken out of service refuses its tickets even though the hub issued them."""
+    from server.checkin.redeem import decide_and_record
+
+    v = await venue(api)
+    device = DeviceContext(v.door.device_id, v.event_id, "Door 1", "A")
+    item = ScanItem(scan_id="retired-1", code=v.tickets[0]["token"], list_id=v.list_id)
+    database = Database(settings.database_url)
+    try:
+        async with database.transaction() as session:
+            results, _, _ = await decide_and_record(
+                session, [(device, item)], now=utcnow(), keys={}
+            )
+    finally:
+        await database.dispose()
+    assert (results[0].verdict, results[0].reason, results[0].ticket) == (
+        "rejected",
+        "invalid",
+        None,
+    )
+    assert (await _stats(api, v.event_id))["checked_in"] == 0
+
+
 async def test_a_token_of_a_superseded_version_is_revoked(api):
     v = await venue(api)
     ticket = v.tickets[0]
